@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   create .venv if absent, install dsc, run the main job on the embedded default
+#   make test   the same install, then the test suite (default selection: not slow)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Exact pins for this install step only; pyproject.toml keeps ranges so other torch builds work.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.dsc-installed
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-all bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_PINS) "numpy<2"
+	$(PY) -m pip install --quiet -e ".[test]" $(TORCH_PINS) "numpy<2"
+	touch $(STAMP)
+
+demo: install
+	$(PY) evaluate.py
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-all: install
+	$(PY) -m pytest -m "" $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m benchmarks.bench_coding
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -1,0 +1,439 @@
+"""Throughput of dsc's counter-based randomness and of the importance-sampled GLS coder.
+
+Run from the repository root (``make bench`` does the same)::
+
+    .venv/bin/python -m benchmarks.bench_coding            # full run on every available device
+    .venv/bin/python -m benchmarks.bench_coding --quick    # tiny sizes, a smoke test (seconds)
+    .venv/bin/python -m benchmarks.bench_coding --device cuda --compile --batch 4096
+
+Every figure is the median over ``--repeats`` timed runs after one untimed warm-up run, timed
+with ``time.perf_counter`` (with ``torch.cuda.synchronize`` before and after on CUDA).
+
+What the numbers mean:
+
+1. Generators (:mod:`dsc.coding.randomness`): values per second for ``--size`` indices
+   (``torch.arange(size)``, built once and not timed). "vs torch.rand" is our throughput divided
+   by ``torch.rand``'s (a stateful ``torch.Generator``) for the same size, of the row's float
+   dtype (float32 for the integer-valued rows): below 1 is the cost of counter-based,
+   device-independent randomness. With ``--compile`` the same function wrapped in
+   ``torch.compile`` is timed as well; "compile s" is the first call (compiling included) and
+   "compiled/eager" is the throughput ratio.
+2. Coder (:class:`dsc.coding.importance.ImportanceCoder`, scheme ``gls``): a Gaussian source
+   A ~ N(0, 1), K side informations T_k = A + N(0, 0.5), a test channel U = A + N(0, s2) with
+   s2 = 0.005 and N candidates from the prior N(0, 1 + s2). The encoder weighs candidate u by
+   N(u; a, s2) / N(u; 0, 1 + s2); decoder k by N(u; t_k / 1.5, 1 + s2 - 1 / 1.5) / N(u; 0, 1 + s2).
+
+   - encode Mcand/s: B * N / encode time (candidates scored, all K exponential rows included);
+   - decode Mpair/s: B * N * K / decode time, candidate-decoder pairs. With balanced labels a
+     decoder scans only the received bin (N / L_max candidates), so that rate is an *effective*
+     one, L_max times the pairs actually scanned;
+   - trials/s: B / (encode + decode time);
+   - match: fraction of trials whose encoded index is in the decoders' list (any k), over all
+     timed trials (B * repeats, distinct message ids) - a sanity figure, not a speed;
+   - peak MiB (CUDA only): ``torch.cuda.max_memory_allocated`` during the timed trials. A last
+     line runs N = 2**13, 2**15, 2**17 at a fixed chunk_size to show that peak memory does not
+     grow with N (the coder scans candidates in chunks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from dsc.coding import randomness
+from dsc.coding.importance import Encoded, GaussianPrior, ImportanceCoder, Scheme
+from dsc.coding.randomness import CounterRandomness
+from dsc.coding.streams import Purpose, stream_id
+
+SEED = 20240917
+STREAM = 12345
+INTEGERS_HIGH = 1000
+
+NUM_DECODERS = 4
+LABEL_COUNTS = (2, 64)  # 1 and 6 bits
+CHUNK_SIZE = 4096
+MEMORY_SWEEP = (2**13, 2**15, 2**17)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Problem sizes of one run (full or --quick)."""
+
+    size: int
+    repeats: int
+    num_candidates: int
+    chunk_size: int
+    memory_sweep: tuple[int, ...]
+    batch: int | None  # None: the device default
+
+
+FULL = Sizes(10**7, 5, 2**15, CHUNK_SIZE, MEMORY_SWEEP, None)
+QUICK = Sizes(10**5, 2, 2**10, 256, (2**9, 2**10, 2**11), 16)
+DEFAULT_BATCH = {"cpu": 256, "cuda": 8192}
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
+    """Seconds taken by ``fn()`` (device work included) and its result."""
+    synchronize(device)
+    start = time.perf_counter()
+    result = fn()
+    synchronize(device)
+    return time.perf_counter() - start, result
+
+
+def median_seconds(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
+    """Median time of ``repeats`` calls after one untimed warm-up call."""
+    timed(fn, device)
+    return statistics.median(timed(fn, device)[0] for _ in range(repeats))
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """First column left-aligned, the others right-aligned."""
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = (cell.rjust(width) for cell, width in zip(cells[1:], widths[1:]))
+        return "  ".join([first, *rest])
+
+    print(line(headers))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print(line(row))
+
+
+def millions(count: float, seconds: float) -> str:
+    return f"{count / seconds / 1e6:,.1f}"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def print_machine(devices: Sequence[torch.device]) -> None:
+    print("Machine")
+    print(f"  CPU     : {cpu_model()} ({torch.get_num_threads()} torch threads, "
+          f"{__import__('os').cpu_count()} logical cores)")
+    print(f"  torch   : {torch.__version__} (python {platform.python_version()})")
+    if torch.cuda.is_available():
+        names = sorted({torch.cuda.get_device_name(d) for d in devices if d.type == "cuda"})
+        print(f"  GPU     : {', '.join(names) or torch.cuda.get_device_name(0)} "
+              f"(CUDA {torch.version.cuda})")
+    else:
+        print("  GPU     : none (CUDA not available)")
+    print(f"  devices : {', '.join(str(d) for d in devices)}")
+
+
+# ----------------------------------------------------------------------------- generators
+
+GENERATORS: dict[str, tuple[Callable[[Tensor], Tensor], torch.dtype]] = {
+    # name: (function of the index tensor, torch.rand dtype it is compared with)
+    "random_words": (lambda i: randomness.random_words(SEED, STREAM, i), torch.float32),
+    "uniform float32": (lambda i: randomness.uniform(SEED, STREAM, i, torch.float32), torch.float32),
+    "uniform float64": (lambda i: randomness.uniform(SEED, STREAM, i, torch.float64), torch.float64),
+    "exponential float32": (
+        lambda i: randomness.exponential(SEED, STREAM, i, torch.float32),
+        torch.float32,
+    ),
+    "normal float32": (lambda i: randomness.normal(SEED, STREAM, i, torch.float32), torch.float32),
+    f"integers(high={INTEGERS_HIGH})": (
+        lambda i: randomness.integers(SEED, STREAM, i, INTEGERS_HIGH),
+        torch.float32,
+    ),
+}
+
+
+def torch_rand_seconds(device: torch.device, size: int, dtype: torch.dtype, repeats: int) -> float:
+    generator = torch.Generator(device=device)
+    generator.manual_seed(SEED)
+    return median_seconds(
+        lambda: torch.rand(size, generator=generator, device=device, dtype=dtype), device, repeats
+    )
+
+
+def compiled_seconds(
+    fn: Callable[[Tensor], Tensor], index: Tensor, repeats: int
+) -> tuple[float, float] | str:
+    """(first-call seconds, median seconds) of ``torch.compile(fn)``, or why it failed."""
+    compiled = torch.compile(fn, dynamic=False)
+    try:
+        first, _ = timed(lambda: compiled(index), index.device)
+    except Exception as error:  # a missing compiler or backend must not end the benchmark
+        return f"failed: {type(error).__name__}"
+    return first, median_seconds(lambda: compiled(index), index.device, repeats)
+
+
+def bench_generators(device: torch.device, sizes: Sizes, compile_too: bool) -> None:
+    size, repeats = sizes.size, sizes.repeats
+    print(f"\n[{device}] shared-randomness generators: {size:,} indices, "
+          f"median of {repeats}, M values/s")
+    index = torch.arange(size, device=device)
+    reference = {
+        dtype: torch_rand_seconds(device, size, dtype, repeats)
+        for dtype in (torch.float32, torch.float64)
+    }
+    headers = ["function", "eager Mval/s", "vs torch.rand"]
+    if compile_too:
+        headers += ["compiled Mval/s", "compiled/eager", "compile s"]
+    rows = []
+    for name, (fn, ref_dtype) in GENERATORS.items():
+        eager = median_seconds(lambda: fn(index), device, repeats)
+        row = [name, millions(size, eager), f"{reference[ref_dtype] / eager:.3f}"]
+        if compile_too:
+            result = compiled_seconds(fn, index, repeats)
+            if isinstance(result, str):
+                row += [result, "-", "-"]
+            else:
+                first, median = result
+                row += [millions(size, median), f"{eager / median:.2f}", f"{first:.1f}"]
+        rows.append(row)
+    for dtype, seconds in reference.items():
+        name = f"torch.rand {str(dtype).removeprefix('torch.')} (reference)"
+        rows.append([name, millions(size, seconds), "1.000"] + ["-"] * (len(headers) - 3))
+    print_table(headers, rows)
+
+
+# ----------------------------------------------------------------------------- coder
+
+
+def log_normal(x: Tensor, mean: Tensor | float, var: float) -> Tensor:
+    """Log density of N(mean, var) at x."""
+    return -0.5 * (x - mean) ** 2 / var - 0.5 * math.log(2 * math.pi * var)
+
+
+@dataclass(frozen=True)
+class GaussianSetup:
+    """A ~ N(0, 1); T_k = A + N(0, side_var); test channel U = A + N(0, s2)."""
+
+    s2: float = 0.005
+    side_var: float = 0.5
+
+    @property
+    def prior(self) -> GaussianPrior:
+        return GaussianPrior(dim=1, std=math.sqrt(1 + self.s2))
+
+    def sources(self, messages: Tensor, num_decoders: int) -> tuple[Tensor, Tensor]:
+        """Source ``a`` ``[B]`` and side information ``t`` ``[B, K]`` from the SOURCE streams."""
+        rng = CounterRandomness(SEED)
+        zero = torch.zeros(1, dtype=torch.long, device=messages.device)
+        a = rng.normal(stream_id(Purpose.SOURCE, messages[:, None], 0), zero)[:, 0]
+        decoders = torch.arange(num_decoders, device=messages.device)
+        noise = rng.normal(stream_id(Purpose.SOURCE, messages[:, None], 1), decoders)
+        return a, a[:, None] + math.sqrt(self.side_var) * noise
+
+    def encoder_log_weight(self, a: Tensor) -> Callable[[Tensor], Tensor]:
+        """log N(u; a, s2) - log N(u; 0, 1 + s2): ``[B, n, 1]`` -> ``[B, n]``."""
+
+        def log_weight(u: Tensor) -> Tensor:
+            u = u[..., 0]
+            return log_normal(u, a[:, None], self.s2) - log_normal(u, 0.0, 1 + self.s2)
+
+        return log_weight
+
+    def decoder_log_weight(self, t: Tensor) -> Callable[[Tensor], Tensor]:
+        """log N(u; E[U | t_k], Var[U | T]) - log N(u; 0, 1 + s2): ``[B, n, 1]`` -> ``[B, K, n]``."""
+        var_t = 1 + self.side_var
+        posterior_var = (1 + self.s2) - 1 / var_t
+
+        def log_weight(u: Tensor) -> Tensor:
+            u = u[:, None, :, 0]
+            posterior_mean = (t / var_t)[:, :, None]
+            return log_normal(u, posterior_mean, posterior_var) - log_normal(u, 0.0, 1 + self.s2)
+
+        return log_weight
+
+
+@dataclass
+class TrialTimes:
+    encode: float
+    decode: float
+    matches: int
+
+
+def run_trials(coder: ImportanceCoder, setup: GaussianSetup, messages: Tensor) -> TrialTimes:
+    """Encode and decode one batch of messages (sources drawn outside the timings)."""
+    device = messages.device
+    a, t = setup.sources(messages, coder.num_decoders)
+    encode_s, encoded = timed(lambda: coder.encode(messages, setup.encoder_log_weight(a)), device)
+    assert isinstance(encoded, Encoded)
+    decode_s, decoded = timed(
+        lambda: coder.decode(messages, encoded.label, setup.decoder_log_weight(t)), device
+    )
+    matches = (decoded.index == encoded.index[:, None]).any(-1).sum()
+    return TrialTimes(encode_s, decode_s, int(matches))
+
+
+def make_coder(num_candidates: int, num_labels: int, balanced: bool, chunk_size: int):
+    return ImportanceCoder(
+        seed=SEED,
+        prior=GaussianSetup().prior,
+        num_candidates=num_candidates,
+        num_labels=num_labels,
+        num_decoders=NUM_DECODERS,
+        scheme=Scheme.GLS,
+        balanced_labels=balanced,
+        chunk_size=chunk_size,
+    )
+
+
+def message_batch(batch: int, which: int, device: torch.device) -> Tensor:
+    """Distinct message ids for each batch: ``which * batch + arange(batch)``."""
+    return torch.arange(which * batch, (which + 1) * batch, device=device)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_mib(device: torch.device) -> str:
+    return f"{torch.cuda.max_memory_allocated(device) / 2**20:,.0f}"
+
+
+def bench_config(coder: ImportanceCoder, batch: int, repeats: int, device: torch.device) -> list[str]:
+    """One table row: warm-up batch 0, then timed batches 1..repeats."""
+    setup = GaussianSetup()
+    run_trials(coder, setup, message_batch(batch, 0, device))
+    reset_peak_memory(device)
+    trials = [run_trials(coder, setup, message_batch(batch, r + 1, device)) for r in range(repeats)]
+    n, k = coder.num_candidates, coder.num_decoders
+    encode = statistics.median(t.encode for t in trials)
+    decode = statistics.median(t.decode for t in trials)
+    total = statistics.median(t.encode + t.decode for t in trials)
+    match = sum(t.matches for t in trials) / (batch * repeats)
+    row = [
+        f"{coder.num_labels:>3} ({coder.rate_bits:.0f} bit{'s' if coder.rate_bits != 1 else ''})",
+        "yes" if coder.balanced_labels else "no",
+        millions(batch * n, encode),
+        millions(batch * n * k, decode),
+        f"{batch / total:,.0f}",
+        f"{match:.3f}",
+    ]
+    if device.type == "cuda":
+        row.append(peak_mib(device))
+    return row
+
+
+def bench_coder(device: torch.device, sizes: Sizes, batch: int) -> None:
+    n, repeats = sizes.num_candidates, sizes.repeats
+    print(f"\n[{device}] importance-sampled GLS: N = {n:,} candidates, K = {NUM_DECODERS} "
+          f"decoders, B = {batch:,} messages, chunk_size = {sizes.chunk_size}, "
+          f"median of {repeats}")
+    headers = ["L_max (rate)", "balanced", "encode Mcand/s", "decode Mpair/s", "trials/s", "match"]
+    if device.type == "cuda":
+        headers.append("peak MiB")
+    rows = [
+        bench_config(make_coder(n, labels, balanced, sizes.chunk_size), batch, repeats, device)
+        for labels in LABEL_COUNTS
+        for balanced in (False, True)
+    ]
+    print_table(headers, rows)
+    print("  decode Mpair/s counts B*N*K candidate-decoder pairs; with balanced labels only the "
+          "received bin (N/L_max) is scanned, so that rate is effective, not scanned.")
+    print(f"  match: encoded index in the decoders' list (any k), over {batch * repeats:,} trials.")
+
+
+def bench_memory_sweep(device: torch.device, sizes: Sizes, batch: int) -> None:
+    """Peak CUDA memory of one encode + decode for growing N at a fixed chunk size."""
+    if device.type != "cuda":
+        return
+    setup = GaussianSetup()
+    peaks = []
+    for n in sizes.memory_sweep:
+        coder = make_coder(n, LABEL_COUNTS[0], False, sizes.chunk_size)
+        run_trials(coder, setup, message_batch(batch, 0, device))  # warm-up
+        reset_peak_memory(device)
+        run_trials(coder, setup, message_batch(batch, 1, device))
+        peaks.append(f"N = {n:,}: {peak_mib(device)} MiB")
+    print(f"  peak memory vs N (L_max = {LABEL_COUNTS[0]}, chunk_size = {sizes.chunk_size}, "
+          f"B = {batch:,}): " + ", ".join(peaks))
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_coding",
+        description="Throughput of dsc's counter-based randomness and importance-sampled GLS.",
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
+                        help="where to run (default: all available devices)")
+    parser.add_argument("--size", type=int, default=None,
+                        help=f"indices per generator call (default {FULL.size:,}; quick {QUICK.size:,})")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help=f"timed repeats, median quoted (default {FULL.repeats}; quick {QUICK.repeats})")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="messages B per coder call (default: 256 on cpu, 8192 on cuda)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time torch.compile'd generators (slow to compile on CPU)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes: a smoke test that runs in seconds")
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: CUDA is not available on this machine")
+    for name in ("size", "repeats", "batch"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name} must be >= 1, got {value}")
+    return args
+
+
+def select_devices(choice: str) -> list[torch.device]:
+    if choice == "all":
+        return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    return [torch.device(choice)]
+
+
+def resolve_sizes(args: argparse.Namespace) -> Sizes:
+    base = QUICK if args.quick else FULL
+    return Sizes(
+        size=args.size or base.size,
+        repeats=args.repeats or base.repeats,
+        num_candidates=base.num_candidates,
+        chunk_size=base.chunk_size,
+        memory_sweep=base.memory_sweep,
+        batch=args.batch or base.batch,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    sizes = resolve_sizes(args)
+    devices = select_devices(args.device)
+    print_machine(devices)
+    for device in devices:
+        batch = sizes.batch or DEFAULT_BATCH[device.type]
+        bench_generators(device, sizes, args.compile)
+        bench_coder(device, sizes, batch)
+        bench_memory_sweep(device, sizes, batch)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+"""Importance-sampled conditional GLS over N shared candidates: the compression coder.
+
+Per message b, the shared randomness defines N candidates U_i ~ prior, a label l_i in
+[0, L_max) for each, and K rows of exponentials E_i^(k) (layout: :mod:`dsc.coding.streams`).
+
+- Encoder (observes a): ``Y = argmin_i min_k E_i^(k) / w_i`` with ``log w_i = log p(U_i | a) -
+  log p(U_i)``; it sends the label ``l_Y`` (log2 L_max bits).
+- Decoder k (observes t_k and the label m): ``X^(k) = argmin_{i: l_i = m} E_i^(k) / v_i^(k)``
+  with its own row k and its own log-weights ``log v_i^(k)``.
+- Scheme ``shared_randomness`` (the baseline): encoder and every decoder use row 0 only.
+
+Everything is batched over messages ``[B]`` and scanned in chunks of candidates, so peak memory
+is ``O(B * chunk_size * (dim + K))`` whatever N is. Candidates are regenerated from their index
+rather than stored. Chunking changes no result: a running first-occurrence argmin over chunks
+equals the global argmin.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Callable, NamedTuple, Protocol, Sequence
+
+import torch
+from torch import Tensor
+
+from dsc.coding.randomness import CounterRandomness
+from dsc.coding.streams import candidate_labels, candidate_normals, check_messages, exponential_rows
+from dsc.coding.validation import check_positive_int
+from dsc.errors import InvalidArgumentError, InvalidProbabilityError, ShapeMismatchError
+
+LogWeightFn = Callable[[Tensor], Tensor]
+"""Maps candidates ``[B, n, dim]`` to log importance weights: ``[B, n]`` for the encoder,
+``[B, R, n]`` for R decoders. ``-inf`` means weight zero; NaN and ``+inf`` are errors."""
+
+
+class Scheme(str, Enum):
+    """Which exponential rows the parties use."""
+
+    GLS = "gls"  # K rows: encoder takes the row-wise minimum, decoder k uses row k
+    SHARED_RANDOMNESS = "shared_randomness"  # baseline: everyone uses row 0
+
+
+class CandidatePrior(Protocol):
+    """A prior that candidates are drawn from, as a transform of standard normals."""
+
+    dim: int
+
+    def from_standard_normal(self, z: Tensor) -> Tensor:
+        """``[..., dim]`` standard normals -> ``[..., dim]`` prior samples."""
+
+
+@dataclass(frozen=True)
+class GaussianPrior:
+    """Diagonal Gaussian prior N(mean, std**2 I) in ``dim`` dimensions (scalars broadcast)."""
+
+    dim: int = 1
+    mean: float = 0.0
+    std: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.dim, "prior dim")
+        if not self.std > 0:
+            raise InvalidArgumentError(f"prior std must be > 0, got {self.std}")
+
+    def from_standard_normal(self, z: Tensor) -> Tensor:
+        return self.mean + self.std * z
+
+    def log_prob(self, u: Tensor) -> Tensor:
+        """Log density of ``u`` ``[..., dim]`` -> ``[...]``."""
+        z = (u - self.mean) / self.std
+        return (-0.5 * z**2 - math.log(self.std) - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+class Encoded(NamedTuple):
+    """Encoder output per message: chosen candidate ``index`` ``[B]``, its ``label`` ``[B]``
+    (the message that is sent) and the ``candidate`` itself ``[B, dim]``."""
+
+    index: Tensor
+    label: Tensor
+    candidate: Tensor
+
+
+class Decoded(NamedTuple):
+    """Decoder outputs for R decoders: ``index`` ``[B, R]``, ``candidate`` ``[B, R, dim]`` and
+    ``found`` ``[B, R]`` (False when the received bin held no candidate of positive weight; the
+    index is then -1 and the candidate is the prior's value at z = 0)."""
+
+    index: Tensor
+    candidate: Tensor
+    found: Tensor
+
+
+class _RunningArgmin:
+    """First-occurrence argmin of scores ``[..., n]`` accumulated over chunks."""
+
+    def __init__(self) -> None:
+        self.score: Tensor | None = None
+        self.index: Tensor | None = None
+
+    def update(self, scores: Tensor, index: Tensor) -> None:
+        pos = torch.argmin(scores, dim=-1, keepdim=True)
+        score = scores.gather(-1, pos).squeeze(-1)
+        idx = index.expand(scores.shape).gather(-1, pos).squeeze(-1)
+        if self.score is None:
+            self.score, self.index = score, idx
+            return
+        better = score < self.score
+        self.score = torch.where(better, score, self.score)
+        self.index = torch.where(better, idx, self.index)
+
+
+def _bad_weights(log_w: Tensor) -> Tensor:
+    return (torch.isnan(log_w) | (log_w == float("inf"))).any()
+
+
+@dataclass(frozen=True)
+class ImportanceCoder:
+    """Shared configuration of the encoder and the K decoders of one coding session.
+
+    Args:
+        seed: shared seed; all randomness is keyed by (seed, message, row, candidate).
+        prior: the candidates' distribution p_W (``dim`` coordinates).
+        num_candidates: N.
+        num_labels: L_max; the message costs log2(L_max) bits.
+        num_decoders: K.
+        scheme: ``gls`` or ``shared_randomness`` (the baseline that shares row 0).
+        balanced_labels: label of candidate i is ``i mod L_max`` (each label gets exactly
+            N / L_max candidates) instead of i.i.d. uniform labels.
+        chunk_size: candidates scored at once; bounds memory, never changes results.
+        dtype: float32 or float64 for candidates and exponentials.
+    """
+
+    seed: int
+    prior: CandidatePrior
+    num_candidates: int
+    num_labels: int
+    num_decoders: int = 1
+    scheme: Scheme = Scheme.GLS
+    balanced_labels: bool = False
+    chunk_size: int = 4096
+    dtype: torch.dtype = torch.float32
+    rng: CounterRandomness = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rng", CounterRandomness(self.seed))
+        check_positive_int(self.num_candidates, "num_candidates (N)")
+        check_positive_int(self.num_labels, "num_labels (L_max)")
+        check_positive_int(self.num_decoders, "num_decoders (K)")
+        check_positive_int(self.chunk_size, "chunk_size")
+        try:
+            object.__setattr__(self, "scheme", Scheme(self.scheme))
+        except ValueError:
+            choices = ", ".join(s.value for s in Scheme)
+            raise InvalidArgumentError(f"scheme must be one of {choices}; got {self.scheme!r}")
+        if self.balanced_labels and self.num_candidates % self.num_labels:
+            raise InvalidArgumentError(
+                f"balanced labels need num_candidates divisible by num_labels; got N = "
+                f"{self.num_candidates}, L_max = {self.num_labels}. Use a multiple of L_max "
+                "or balanced_labels=False."
+            )
+        if self.dtype not in (torch.float32, torch.float64):
+            raise InvalidArgumentError(f"dtype must be float32 or float64, got {self.dtype}")
+
+    @property
+    def rate_bits(self) -> float:
+        """Bits per message: log2(L_max)."""
+        return math.log2(self.num_labels)
+
+    def _rows(self, decoders: Sequence[int], device: torch.device) -> Tensor:
+        for k in decoders:
+            if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < self.num_decoders:
+                raise InvalidArgumentError(
+                    f"decoder ids must be integers in [0, {self.num_decoders}), got {k!r}"
+                )
+        if self.scheme is Scheme.SHARED_RANDOMNESS:
+            return torch.zeros(len(decoders), dtype=torch.long, device=device)
+        return torch.tensor(list(decoders), dtype=torch.long, device=device)
+
+    def _candidates(self, messages: Tensor, index: Tensor) -> Tensor:
+        z = candidate_normals(self.rng, messages, index, self.prior.dim, self.dtype)
+        return self.prior.from_standard_normal(z)
+
+    def labels_of(self, messages: Tensor, index: Tensor) -> Tensor:
+        """Labels of candidates ``index`` (``[n]`` or ``[B, n]``) of messages ``[B]`` -> ``[B, n]``."""
+        if self.balanced_labels:
+            index = index[None, :] if index.dim() == 1 else index
+            return (index % self.num_labels).expand(messages.shape[0], -1)
+        return candidate_labels(self.rng, messages, index, self.num_labels)
+
+    def candidates_at(self, messages: Tensor, index: Tensor) -> Tensor:
+        """Regenerate candidates ``[B, n, dim]`` at indices ``[B, n]`` of messages ``[B]``."""
+        return self._candidates(check_messages(messages), index)
+
+    def encode(self, messages: Tensor, log_weight: LogWeightFn) -> Encoded:
+        """Encode messages ``[B]``; ``log_weight`` maps ``[B, n, dim]`` -> ``[B, n]``."""
+        messages = check_messages(messages)
+        device = messages.device
+        rows = self._rows(range(self.num_decoders), device).unique()
+        best = _RunningArgmin()
+        bad = torch.zeros((), dtype=torch.bool, device=device)
+        for start in range(0, self.num_candidates, self.chunk_size):
+            index = torch.arange(start, min(start + self.chunk_size, self.num_candidates), device=device)
+            log_w = log_weight(self._candidates(messages, index))
+            _check_weight_shape(log_w, (messages.shape[0], index.shape[0]), "encoder log_weight")
+            bad |= _bad_weights(log_w)
+            noise = exponential_rows(self.rng, messages, rows, index, self.dtype).amin(dim=1)
+            best.update(torch.log(noise) - log_w, index)
+        if bad:
+            raise InvalidProbabilityError(
+                "the encoder's log_weight returned NaN or +inf; it must return finite values or -inf"
+            )
+        index = best.index
+        label = self.labels_of(messages, index[:, None])[:, 0]
+        candidate = self._candidates(messages, index[:, None])[:, 0]
+        return Encoded(index, label, candidate)
+
+    def decode(
+        self,
+        messages: Tensor,
+        labels: Tensor,
+        log_weight: LogWeightFn,
+        decoders: Sequence[int] | None = None,
+    ) -> Decoded:
+        """Decode received labels ``[B]`` of messages ``[B]`` at decoders ``decoders``
+        (default: all K). ``log_weight`` maps ``[B, n, dim]`` -> ``[B, R, n]``."""
+        messages = check_messages(messages)
+        device = messages.device
+        decoders = list(range(self.num_decoders)) if decoders is None else list(decoders)
+        if not decoders:
+            raise InvalidArgumentError("decoders must name at least one decoder")
+        rows = self._rows(decoders, device)
+        labels = self._check_labels(labels, messages)
+        batch, num_rows = messages.shape[0], len(decoders)
+        best = _RunningArgmin()
+        bad = torch.zeros((), dtype=torch.bool, device=device)
+        bin_size = self.num_candidates // self.num_labels
+        stop = bin_size if self.balanced_labels else self.num_candidates
+        for start in range(0, stop, self.chunk_size):
+            span = torch.arange(start, min(start + self.chunk_size, stop), device=device)
+            if self.balanced_labels:  # enumerate the received bin only: i = m + L_max * j
+                index = labels[:, None] + self.num_labels * span[None, :]
+                in_bin = None
+            else:
+                index = span
+                in_bin = self.labels_of(messages, span) == labels[:, None]
+            log_w = log_weight(self._candidates(messages, index))
+            _check_weight_shape(log_w, (batch, num_rows, index.shape[-1]), "decoder log_weight")
+            bad |= _bad_weights(log_w)
+            unique_rows, which = rows.unique(return_inverse=True)
+            noise = exponential_rows(self.rng, messages, unique_rows, index, self.dtype)
+            scores = torch.log(noise)[:, which] - log_w
+            if in_bin is not None:
+                scores = scores.masked_fill(~in_bin[:, None, :], float("inf"))
+            best.update(scores, index if index.dim() == 1 else index[:, None, :])
+        if bad:
+            raise InvalidProbabilityError(
+                "the decoder's log_weight returned NaN or +inf; it must return finite values or -inf"
+            )
+        found = best.score < float("inf")
+        index = torch.where(found, best.index, torch.full_like(best.index, -1))
+        candidate = self._candidates(messages, index.clamp(min=0))
+        fallback = self.prior.from_standard_normal(torch.zeros_like(candidate))
+        candidate = torch.where(found[..., None], candidate, fallback)
+        return Decoded(index, candidate, found)
+
+    def _check_labels(self, labels: Tensor, messages: Tensor) -> Tensor:
+        if not isinstance(labels, Tensor) or labels.shape != messages.shape:
+            raise ShapeMismatchError(
+                f"labels must be an integer tensor [B] matching messages {tuple(messages.shape)}"
+            )
+        if labels.is_floating_point():
+            raise InvalidArgumentError("labels must be integers in [0, L_max)")
+        labels = labels.to(device=messages.device, dtype=torch.long)
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_labels):
+            raise InvalidArgumentError(f"labels must be in [0, {self.num_labels}) (L_max)")
+        return labels
+
+
+def _check_weight_shape(log_w: Tensor, expected: tuple[int, ...], name: str) -> None:
+    if not isinstance(log_w, Tensor) or tuple(log_w.shape) != expected:
+        got = tuple(log_w.shape) if isinstance(log_w, Tensor) else type(log_w).__name__
+        raise ShapeMismatchError(f"{name} must return shape {expected}, got {got}")

@@ -1,0 +1,199 @@
+"""Counter-based shared randomness: every value is a pure function of (seed, stream, index).
+
+Encoder and decoders must see the same random numbers without exchanging them, possibly on
+different devices and in different chunk orders. ``torch.Generator`` streams differ between CPU
+and CUDA and cannot be indexed, so dsc derives every shared value from an integer hash instead:
+
+    word(seed, stream, index, w) = H(index; keys(seed, stream, w))            in [0, 2**32)
+
+``H`` is three rounds of a 32-bit xorshift-multiply mixer keyed by ``keys``. All arithmetic is
+on int64 tensors holding values below 2**32, with multipliers below 2**31, so no product
+overflows: the words are exact integers and therefore bit-identical on every device.
+
+Derived values (all elementwise, any index shape, any index range without generating the rest):
+
+- ``uniform`` float32: ``(2 * (w0 >> 9) + 1) * 2**-24``, 2**23 levels, open interval (0, 1);
+- ``uniform`` float64: 52 bits from two words, ``(2 * m + 1) * 2**-53``, open interval (0, 1);
+- ``exponential``: ``-log(u)``; ``normal``: ``ndtri(u)`` (inverse normal CDF, one uniform each);
+- ``integers(high)``: ``(w0 * high) >> 32``, exactly uniform when ``high`` is a power of two.
+
+Integer words and uniforms are bit-identical across devices. Exponentials and normals apply
+torch's ``log`` / ``ndtri`` to those uniforms; CPU and CUDA math libraries may differ in the
+last unit of precision there.
+
+What each stream id means is defined in one place: :mod:`dsc.coding.streams`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+import torch
+from torch import Tensor
+
+from dsc.errors import InvalidArgumentError
+
+MASK32 = 0xFFFFFFFF
+_MUL1 = 0x21F0AAAD  # both multipliers are odd and below 2**31: x * m < 2**63 for x < 2**32
+_MUL2 = 0x735A2D97
+_KEY_SALTS = (0x9E3779B9, 0x85EBCA6B, 0xC2B2AE35, 0x27D4EB2F, 0x165667B1, 0x61C88647)
+
+MAX_SEED = 2**63 - 1
+MAX_INTEGERS_HIGH = 2**31
+
+IntOrTensor = Union[int, Tensor]
+
+
+def mix32(x: IntOrTensor) -> IntOrTensor:
+    """Bijective 32-bit mixer (xorshift-multiply); works on Python ints and int64 tensors.
+
+    ``x`` must hold values in [0, 2**32); the result does too. A tensor argument is not
+    modified (the first step allocates; the rest runs in place on that buffer).
+    """
+    if isinstance(x, Tensor):
+        x = x ^ (x >> 16)
+        x.mul_(_MUL1).bitwise_and_(MASK32)
+        x.bitwise_xor_(x >> 15)
+        x.mul_(_MUL2).bitwise_and_(MASK32)
+        return x.bitwise_xor_(x >> 15)
+    x = x ^ (x >> 16)
+    x = (x * _MUL1) & MASK32
+    x = x ^ (x >> 15)
+    x = (x * _MUL2) & MASK32
+    return x ^ (x >> 15)
+
+
+def _stream_keys(seed: int, stream: IntOrTensor, word: int) -> tuple[IntOrTensor, ...]:
+    """Three 32-bit round keys for (seed, stream, word); Python ints or int64 tensors."""
+    h = mix32((seed & MASK32) ^ _KEY_SALTS[0])
+    h = mix32(h ^ (seed >> 32) ^ _KEY_SALTS[1])
+    h = mix32(h ^ ((word * _KEY_SALTS[2]) & MASK32))
+    h = mix32(h ^ (stream & MASK32))
+    h = mix32(h ^ (stream >> 32) ^ _KEY_SALTS[3])
+    return mix32(h ^ _KEY_SALTS[3]), mix32(h ^ _KEY_SALTS[4]), mix32(h ^ _KEY_SALTS[5])
+
+
+def _check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise InvalidArgumentError(
+            f"seed must be an integer in [0, 2**63 - 1], got {seed!r}; pass e.g. seed=0."
+        )
+    return seed
+
+
+def _check_index(index: Tensor) -> Tensor:
+    if not isinstance(index, Tensor) or index.dtype not in (torch.int64, torch.int32):
+        raise InvalidArgumentError(
+            "index must be an integer tensor (torch.int64), e.g. torch.arange(a, b); "
+            f"got {type(index).__name__}"
+            + (f" of dtype {index.dtype}" if isinstance(index, Tensor) else "")
+        )
+    return index.long()
+
+
+def _check_stream(stream: IntOrTensor, device: torch.device) -> IntOrTensor:
+    if isinstance(stream, Tensor):
+        if stream.dtype not in (torch.int64, torch.int32):
+            raise InvalidArgumentError(f"stream tensor must be int64, got {stream.dtype}")
+        return stream.to(device=device, dtype=torch.int64)
+    if isinstance(stream, bool) or not isinstance(stream, int) or stream < 0:
+        raise InvalidArgumentError(f"stream must be a non-negative integer, got {stream!r}")
+    if stream > MAX_SEED:
+        raise InvalidArgumentError(f"stream must be below 2**63, got {stream}")
+    return stream
+
+
+def random_words(seed: int, stream: IntOrTensor, index: Tensor, word: int = 0) -> Tensor:
+    """32-bit random words for each counter.
+
+    Args:
+        seed: shared seed in [0, 2**63).
+        stream: stream id, an int or an int64 tensor broadcastable against ``index``.
+        index: non-negative int64 counters, any shape ``[...]``.
+        word: which independent word of the counter (0, 1, ...).
+
+    Returns:
+        int64 tensor of the broadcast shape, values in [0, 2**32).
+    """
+    seed = _check_seed(seed)
+    index = _check_index(index)
+    stream = _check_stream(stream, index.device)
+    k0, k1, k2 = _stream_keys(seed, stream, word)
+    x = mix32((index & MASK32) ^ k0)
+    x = mix32(x ^ (index >> 32) ^ k1)
+    return mix32(x ^ k2)
+
+
+def uniform(
+    seed: int, stream: IntOrTensor, index: Tensor, dtype: torch.dtype = torch.float32
+) -> Tensor:
+    """Uniforms in the open interval (0, 1), bit-identical on every device.
+
+    Shapes as in :func:`random_words`; ``dtype`` is ``torch.float32`` (2**23 levels) or
+    ``torch.float64`` (2**52 levels).
+    """
+    if dtype == torch.float32:
+        odd = (random_words(seed, stream, index, 0) >> 9).mul_(2).add_(1)
+        return odd.to(torch.float32).mul_(2.0**-24)
+    if dtype == torch.float64:
+        high = random_words(seed, stream, index, 0) << 20
+        low = random_words(seed, stream, index, 1) >> 12
+        odd = high.bitwise_or_(low).mul_(2).add_(1)
+        return odd.to(torch.float64).mul_(2.0**-53)
+    raise InvalidArgumentError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+
+
+def exponential(
+    seed: int, stream: IntOrTensor, index: Tensor, dtype: torch.dtype = torch.float32
+) -> Tensor:
+    """Exp(1) samples ``-log(u)``, strictly positive and finite; shapes as in :func:`uniform`."""
+    return uniform(seed, stream, index, dtype).log_().neg_()
+
+
+def normal(
+    seed: int, stream: IntOrTensor, index: Tensor, dtype: torch.dtype = torch.float32
+) -> Tensor:
+    """Standard normal samples by inverse CDF (one uniform each); shapes as in :func:`uniform`.
+
+    float32 tails reach about 5.3 standard deviations, float64 tails about 8.1.
+    """
+    return torch.special.ndtri(uniform(seed, stream, index, dtype))
+
+
+def integers(seed: int, stream: IntOrTensor, index: Tensor, high: int) -> Tensor:
+    """Integers in [0, high) (int64); exactly uniform when ``high`` is a power of two.
+
+    For other ``high`` the bias is below ``high / 2**32``. ``high`` must be in [1, 2**31].
+    """
+    if isinstance(high, bool) or not isinstance(high, int) or not 1 <= high <= MAX_INTEGERS_HIGH:
+        raise InvalidArgumentError(f"high must be an integer in [1, 2**31], got {high!r}")
+    return (random_words(seed, stream, index, 0) * high) >> 32
+
+
+@dataclass(frozen=True)
+class CounterRandomness:
+    """The shared-randomness source of one coding session: a seed and the functions above.
+
+    Stateless: calling a method twice with the same arguments returns the same values.
+    """
+
+    seed: int
+
+    def __post_init__(self) -> None:
+        _check_seed(self.seed)
+
+    def words(self, stream: IntOrTensor, index: Tensor, word: int = 0) -> Tensor:
+        return random_words(self.seed, stream, index, word)
+
+    def uniform(self, stream: IntOrTensor, index: Tensor, dtype=torch.float32) -> Tensor:
+        return uniform(self.seed, stream, index, dtype)
+
+    def exponential(self, stream: IntOrTensor, index: Tensor, dtype=torch.float32) -> Tensor:
+        return exponential(self.seed, stream, index, dtype)
+
+    def normal(self, stream: IntOrTensor, index: Tensor, dtype=torch.float32) -> Tensor:
+        return normal(self.seed, stream, index, dtype)
+
+    def integers(self, stream: IntOrTensor, index: Tensor, high: int) -> Tensor:
+        return integers(self.seed, stream, index, high)

@@ -1,0 +1,62 @@
+"""Where a run happened: device choice and an environment record saved with every result."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+import dsc
+from dsc.errors import ConfigError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; ``cpu``; ``cuda`` (or ``cuda:N``)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if isinstance(name, str) and name.split(":")[0] == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={name} was requested but no CUDA device is present; use device=cpu or auto")
+        return torch.device(name)
+    raise ConfigError(f"device must be one of {', '.join(DEVICE_CHOICES)} (or cuda:N), got {name!r}")
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def git_commit() -> str:
+    """The commit of the dsc source tree, with ``-dirty`` when it has local changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (commit + ("-dirty" if dirty else "")) if commit else "unknown"
+
+
+def environment_record(device: torch.device) -> dict:
+    """Versions, commit and device, for metrics.json."""
+    return {
+        "dsc": dsc.__version__,
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(device),
+        "device_name": device_name(device),
+        "cpu_threads": torch.get_num_threads(),
+    }

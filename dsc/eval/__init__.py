@@ -1,0 +1,1 @@
+"""Evaluation jobs: real encode/decode runs, their metrics and figures."""

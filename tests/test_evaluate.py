@@ -1,0 +1,60 @@
+"""The evaluation entry point: the real Hydra configs, shrunk, run end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+import dsc
+from dsc.eval.runner import run_evaluation
+from tests._stats import binomial_margin
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = ["experiment.trials=4000", "experiment.pairs=2", "experiment.max_rows=4", "device=cpu"]
+
+
+def compose_evaluate(overrides):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="evaluate", overrides=overrides)
+
+
+def test_coupling_demo_writes_metrics_and_plot(tmp_path):
+    cfg = compose_evaluate(SMALL + [f"paths.output_dir={tmp_path}"])
+    metrics = run_evaluation(cfg)
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk == json.loads(json.dumps(metrics))
+    assert on_disk["environment"]["torch"] and on_disk["environment"]["device"] == "cpu"
+    assert on_disk["config"]["experiment"]["trials"] == 4000
+    points = on_disk["points"]
+    assert [(p["pair"], p["num_rows"]) for p in points] == [(i, k) for i in range(2) for k in range(1, 5)]
+    for p in points:
+        assert p["match_prob"] >= p["lml_bound"] - binomial_margin(p["lml_bound"], p["trials"])
+        if p["num_rows"] == 1:
+            assert abs(p["match_prob"] - p["exact_k1"]) <= binomial_margin(p["exact_k1"], p["trials"])
+            assert p["daliri_bound"] <= p["exact_k1"] + 1e-12
+    png = (tmp_path / "coupling_demo.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_bad_configuration_is_a_dsc_error(tmp_path):
+    with pytest.raises(dsc.DscError, match="experiment.trials"):
+        run_evaluation(compose_evaluate(SMALL + ["experiment.trials=0", f"paths.output_dir={tmp_path}"]))
+    with pytest.raises(dsc.DscError, match="device"):
+        run_evaluation(compose_evaluate(SMALL + ["device=tpu", f"paths.output_dir={tmp_path}"]))
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_evaluate_command_line(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "evaluate.py", *SMALL, "experiment.pairs=1", f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "LML bound" in run.stderr + run.stdout
+    assert len(json.loads((tmp_path / "metrics.json").read_text())["points"]) == 4
