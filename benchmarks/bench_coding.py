@@ -6,8 +6,14 @@ Run from the repository root (``make bench`` does the same)::
     .venv/bin/python -m benchmarks.bench_coding --quick    # tiny sizes, a smoke test (seconds)
     .venv/bin/python -m benchmarks.bench_coding --device cuda --compile --batch 4096
 
-Every figure is the median over ``--repeats`` timed runs after one untimed warm-up run, timed
-with ``time.perf_counter`` (with ``torch.cuda.synchronize`` before and after on CUDA).
+Flags: ``--device cpu|cuda|all``, ``--size``, ``--repeats``, ``--batch``, ``--threads``,
+``--compile``, ``--quick``; see ``--help``. CPU figures are only meaningful on an otherwise idle
+machine: the header prints the load average, and with other processes on the cores torch's
+intra-op threads wait on each other (``--threads 1`` is then the steadier measurement).
+
+Every figure is the median of ``--repeats`` timed runs after one untimed warm-up run (for the
+coder on CPU the warm-up uses at most 32 messages), timed with ``time.perf_counter`` and, on
+CUDA, ``torch.cuda.synchronize`` before and after.
 
 What the numbers mean:
 
@@ -16,8 +22,9 @@ What the numbers mean:
    by ``torch.rand``'s (a stateful ``torch.Generator``) for the same size, of the row's float
    dtype (float32 for the integer-valued rows): below 1 is the cost of counter-based,
    device-independent randomness. With ``--compile`` the same function wrapped in
-   ``torch.compile`` is timed as well; "compile s" is the first call (compiling included) and
-   "compiled/eager" is the throughput ratio.
+   ``torch.compile`` is timed as well: "compiled/eager" is the throughput ratio, "compile s" the
+   first call, compiling included (inductor's on-disk cache shortens it on later runs), and
+   "same bits" whether the compiled output equals the eager one bit for bit.
 2. Coder (:class:`dsc.coding.importance.ImportanceCoder`, scheme ``gls``): a Gaussian source
    A ~ N(0, 1), K side informations T_k = A + N(0, 0.5), a test channel U = A + N(0, s2) with
    s2 = 0.005 and N candidates from the prior N(0, 1 + s2). The encoder weighs candidate u by
@@ -39,17 +46,18 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TypeVar
 
 import torch
 from torch import Tensor
 
 from dsc.coding import randomness
-from dsc.coding.importance import Encoded, GaussianPrior, ImportanceCoder, Scheme
+from dsc.coding.importance import GaussianPrior, ImportanceCoder, Scheme
 from dsc.coding.randomness import CounterRandomness
 from dsc.coding.streams import Purpose, stream_id
 
@@ -78,6 +86,9 @@ class Sizes:
 FULL = Sizes(10**7, 5, 2**15, CHUNK_SIZE, MEMORY_SWEEP, None)
 QUICK = Sizes(10**5, 2, 2**10, 256, (2**9, 2**10, 2**11), 16)
 DEFAULT_BATCH = {"cpu": 256, "cuda": 8192}
+CPU_WARMUP_BATCH = 32  # a full-size warm-up batch would only add minutes on CPU
+
+T = TypeVar("T")
 
 
 # ----------------------------------------------------------------------------- timing
@@ -88,7 +99,7 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
+def timed(fn: Callable[[], T], device: torch.device) -> tuple[float, T]:
     """Seconds taken by ``fn()`` (device work included) and its result."""
     synchronize(device)
     start = time.perf_counter()
@@ -138,8 +149,12 @@ def cpu_model() -> str:
 
 def print_machine(devices: Sequence[torch.device]) -> None:
     print("Machine")
-    print(f"  CPU     : {cpu_model()} ({torch.get_num_threads()} torch threads, "
-          f"{__import__('os').cpu_count()} logical cores)")
+    print(f"  CPU     : {cpu_model()}, {os.cpu_count()} logical cores, "
+          f"torch intra-op threads: {torch.get_num_threads()}")
+    if hasattr(os, "getloadavg"):
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"  load    : {load} (1/5/15-min load average at start; above the core count, "
+              "other work shares the CPUs)")
     print(f"  torch   : {torch.__version__} (python {platform.python_version()})")
     if torch.cuda.is_available():
         names = sorted({torch.cuda.get_device_name(d) for d in devices if d.type == "cuda"})
@@ -152,20 +167,20 @@ def print_machine(devices: Sequence[torch.device]) -> None:
 
 # ----------------------------------------------------------------------------- generators
 
+def _keyed(fn: Callable[..., Tensor], *args: object) -> Callable[[Tensor], Tensor]:
+    """``index -> fn(SEED, STREAM, index, *args)``."""
+    return lambda index: fn(SEED, STREAM, index, *args)
+
+
+F32, F64 = torch.float32, torch.float64
 GENERATORS: dict[str, tuple[Callable[[Tensor], Tensor], torch.dtype]] = {
-    # name: (function of the index tensor, torch.rand dtype it is compared with)
-    "random_words": (lambda i: randomness.random_words(SEED, STREAM, i), torch.float32),
-    "uniform float32": (lambda i: randomness.uniform(SEED, STREAM, i, torch.float32), torch.float32),
-    "uniform float64": (lambda i: randomness.uniform(SEED, STREAM, i, torch.float64), torch.float64),
-    "exponential float32": (
-        lambda i: randomness.exponential(SEED, STREAM, i, torch.float32),
-        torch.float32,
-    ),
-    "normal float32": (lambda i: randomness.normal(SEED, STREAM, i, torch.float32), torch.float32),
-    f"integers(high={INTEGERS_HIGH})": (
-        lambda i: randomness.integers(SEED, STREAM, i, INTEGERS_HIGH),
-        torch.float32,
-    ),
+    # name: (function of the index tensor, dtype of the torch.rand it is compared with)
+    "random_words": (_keyed(randomness.random_words), F32),
+    "uniform float32": (_keyed(randomness.uniform, F32), F32),
+    "uniform float64": (_keyed(randomness.uniform, F64), F64),
+    "exponential float32": (_keyed(randomness.exponential, F32), F32),
+    "normal float32": (_keyed(randomness.normal, F32), F32),
+    f"integers(high={INTEGERS_HIGH})": (_keyed(randomness.integers, INTEGERS_HIGH), F32),
 }
 
 
@@ -177,16 +192,27 @@ def torch_rand_seconds(device: torch.device, size: int, dtype: torch.dtype, repe
     )
 
 
-def compiled_seconds(
+@dataclass(frozen=True)
+class CompiledTiming:
+    first: float  # seconds of the first call, compiling included
+    median: float
+    identical: bool  # bit-identical to the eager output
+
+
+def time_compiled(
     fn: Callable[[Tensor], Tensor], index: Tensor, repeats: int
-) -> tuple[float, float] | str:
-    """(first-call seconds, median seconds) of ``torch.compile(fn)``, or why it failed."""
+) -> CompiledTiming | str:
+    """Time ``torch.compile(fn)`` on ``index``, or say why compiling failed."""
+    # All generators share the code object of _keyed's lambda: start from empty compile caches
+    # so that no run hits dynamo's recompile limit and silently falls back to eager.
+    torch.compiler.reset()
     compiled = torch.compile(fn, dynamic=False)
     try:
-        first, _ = timed(lambda: compiled(index), index.device)
+        first, out = timed(lambda: compiled(index), index.device)
     except Exception as error:  # a missing compiler or backend must not end the benchmark
         return f"failed: {type(error).__name__}"
-    return first, median_seconds(lambda: compiled(index), index.device, repeats)
+    median = median_seconds(lambda: compiled(index), index.device, repeats)
+    return CompiledTiming(first, median, torch.equal(out, fn(index)))
 
 
 def bench_generators(device: torch.device, sizes: Sizes, compile_too: bool) -> None:
@@ -200,23 +226,30 @@ def bench_generators(device: torch.device, sizes: Sizes, compile_too: bool) -> N
     }
     headers = ["function", "eager Mval/s", "vs torch.rand"]
     if compile_too:
-        headers += ["compiled Mval/s", "compiled/eager", "compile s"]
+        headers += ["compiled Mval/s", "compiled/eager", "compile s", "same bits"]
     rows = []
     for name, (fn, ref_dtype) in GENERATORS.items():
         eager = median_seconds(lambda: fn(index), device, repeats)
         row = [name, millions(size, eager), f"{reference[ref_dtype] / eager:.3f}"]
         if compile_too:
-            result = compiled_seconds(fn, index, repeats)
+            result = time_compiled(fn, index, repeats)
             if isinstance(result, str):
-                row += [result, "-", "-"]
+                row += [result, "-", "-", "-"]
             else:
-                first, median = result
-                row += [millions(size, median), f"{eager / median:.2f}", f"{first:.1f}"]
+                row += [
+                    millions(size, result.median),
+                    f"{eager / result.median:.2f}",
+                    f"{result.first:.1f}",
+                    "yes" if result.identical else "NO",
+                ]
         rows.append(row)
     for dtype, seconds in reference.items():
         name = f"torch.rand {str(dtype).removeprefix('torch.')} (reference)"
         rows.append([name, millions(size, seconds), "1.000"] + ["-"] * (len(headers) - 3))
     print_table(headers, rows)
+    if compile_too:
+        print("  same bits: the compiled output equals the eager one bit for bit (parties that "
+              "mix compiled and eager code need this).")
 
 
 # ----------------------------------------------------------------------------- coder
@@ -257,7 +290,10 @@ class GaussianSetup:
         return log_weight
 
     def decoder_log_weight(self, t: Tensor) -> Callable[[Tensor], Tensor]:
-        """log N(u; E[U | t_k], Var[U | T]) - log N(u; 0, 1 + s2): ``[B, n, 1]`` -> ``[B, K, n]``."""
+        """log N(u; E[U | t_k], Var[U | T]) - log N(u; 0, 1 + s2): ``[B, n, 1]`` -> ``[B, K, n]``.
+
+        With Var[T] = 1 + side_var: E[U | t] = t / Var[T], Var[U | T] = 1 + s2 - 1 / Var[T].
+        """
         var_t = 1 + self.side_var
         posterior_var = (1 + self.s2) - 1 / var_t
 
@@ -281,7 +317,6 @@ def run_trials(coder: ImportanceCoder, setup: GaussianSetup, messages: Tensor) -
     device = messages.device
     a, t = setup.sources(messages, coder.num_decoders)
     encode_s, encoded = timed(lambda: coder.encode(messages, setup.encoder_log_weight(a)), device)
-    assert isinstance(encoded, Encoded)
     decode_s, decoded = timed(
         lambda: coder.decode(messages, encoded.label, setup.decoder_log_weight(t)), device
     )
@@ -289,7 +324,9 @@ def run_trials(coder: ImportanceCoder, setup: GaussianSetup, messages: Tensor) -
     return TrialTimes(encode_s, decode_s, int(matches))
 
 
-def make_coder(num_candidates: int, num_labels: int, balanced: bool, chunk_size: int):
+def make_coder(
+    num_candidates: int, num_labels: int, balanced: bool, chunk_size: int
+) -> ImportanceCoder:
     return ImportanceCoder(
         seed=SEED,
         prior=GaussianSetup().prior,
@@ -316,10 +353,13 @@ def peak_mib(device: torch.device) -> str:
     return f"{torch.cuda.max_memory_allocated(device) / 2**20:,.0f}"
 
 
-def bench_config(coder: ImportanceCoder, batch: int, repeats: int, device: torch.device) -> list[str]:
-    """One table row: warm-up batch 0, then timed batches 1..repeats."""
+def bench_config(
+    coder: ImportanceCoder, batch: int, repeats: int, device: torch.device
+) -> list[str]:
+    """One table row: an untimed warm-up batch, then timed batches 1..repeats."""
     setup = GaussianSetup()
-    run_trials(coder, setup, message_batch(batch, 0, device))
+    warmup = batch if device.type == "cuda" else min(batch, CPU_WARMUP_BATCH)
+    run_trials(coder, setup, message_batch(warmup, 0, device))
     reset_peak_memory(device)
     trials = [run_trials(coder, setup, message_batch(batch, r + 1, device)) for r in range(repeats)]
     n, k = coder.num_candidates, coder.num_decoders
@@ -367,8 +407,7 @@ def bench_memory_sweep(device: torch.device, sizes: Sizes, batch: int) -> None:
     peaks = []
     for n in sizes.memory_sweep:
         coder = make_coder(n, LABEL_COUNTS[0], False, sizes.chunk_size)
-        run_trials(coder, setup, message_batch(batch, 0, device))  # warm-up
-        reset_peak_memory(device)
+        reset_peak_memory(device)  # allocated bytes need no warm-up
         run_trials(coder, setup, message_batch(batch, 1, device))
         peaks.append(f"N = {n:,}: {peak_mib(device)} MiB")
     print(f"  peak memory vs N (L_max = {LABEL_COUNTS[0]}, chunk_size = {sizes.chunk_size}, "
@@ -386,19 +425,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
                         help="where to run (default: all available devices)")
     parser.add_argument("--size", type=int, default=None,
-                        help=f"indices per generator call (default {FULL.size:,}; quick {QUICK.size:,})")
+                        help=f"indices per generator call (default {FULL.size:,}, "
+                        f"quick {QUICK.size:,})")
     parser.add_argument("--repeats", type=int, default=None,
-                        help=f"timed repeats, median quoted (default {FULL.repeats}; quick {QUICK.repeats})")
+                        help=f"timed repeats, the median is quoted (default {FULL.repeats}, "
+                        f"quick {QUICK.repeats})")
     parser.add_argument("--batch", type=int, default=None,
                         help="messages B per coder call (default: 256 on cpu, 8192 on cuda)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op CPU threads (default: torch's choice)")
     parser.add_argument("--compile", action="store_true",
-                        help="also time torch.compile'd generators (slow to compile on CPU)")
+                        help="also time torch.compile'd generators (compiling takes about a "
+                        "minute on a small CPU, --quick included)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes: a smoke test that runs in seconds")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available on this machine")
-    for name in ("size", "repeats", "batch"):
+    for name in ("size", "repeats", "batch", "threads"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name} must be >= 1, got {value}")
@@ -425,6 +469,8 @@ def resolve_sizes(args: argparse.Namespace) -> Sizes:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sizes = resolve_sizes(args)
     devices = select_devices(args.device)
     print_machine(devices)

@@ -188,7 +188,8 @@ def test_different_words_of_a_counter_differ():
 
 
 @pytest.mark.parametrize(
-    "a, b, prefix", [(0, 1, 10), (0, 1000, 1000), (17, 18, 100), (123, 4567, 5000), (999, 1000, 1000)]
+    "a, b, prefix",
+    [(0, 1, 10), (0, 1000, 1000), (17, 18, 100), (123, 4567, 5000), (999, 1000, 1000)],
 )
 def test_range_equals_slice_of_prefix(a, b, prefix):
     """Counters [a, b) give the same values as positions a..b-1 of a generation over
@@ -297,7 +298,8 @@ def test_stream_id_tensor_matches_int_layout():
     """stream_id packs (message, row, purpose) identically for ints and int64 tensors, with
     the documented layout message * 2**20 + row * 2**4 + purpose, and distinct triples give
     distinct ids."""
-    cases = [(p, m, r) for p in Purpose for m in (0, 1, 2**12, MAX_MESSAGE) for r in (0, 1, MAX_ROW)]
+    messages, rows = (0, 1, 2**12, MAX_MESSAGE), (0, 1, MAX_ROW)
+    cases = [(p, m, r) for p in Purpose for m in messages for r in rows]
     ids = set()
     for p, m, r in cases:
         sid = stream_id(p, m, r)
@@ -397,7 +399,9 @@ def test_kolmogorov_smirnov(kind):
     _check_ks(kind, N)
 
 
-@pytest.mark.parametrize("start", [2**32 - N // 2, 2**40, 2**63 - N - 1], ids=["2**32", "2**40", "2**63"])
+@pytest.mark.parametrize(
+    "start", [2**32 - N // 2, 2**40, 2**63 - N - 1], ids=["2**32", "2**40", "2**63"]
+)
 def test_kolmogorov_smirnov_at_large_counters(start):
     """Float32 uniforms at counters across 2**32, at 2**40 and just below 2**63 are U(0, 1)."""
     _check_ks("uniform32", N, start)
@@ -780,3 +784,38 @@ def test_arguments_are_not_modified():
     CounterRandomness(SEED).uniform(streams, index)
     assert torch.equal(index, index_before)
     assert torch.equal(streams, streams_before)
+
+
+@pytest.mark.parametrize(
+    "message, row",
+    [
+        (torch.tensor([0]), torch.tensor([MAX_ROW + 1])),
+        (torch.tensor([MAX_MESSAGE + 1]), 0),
+        (torch.tensor([-1]), 0),
+        (0, torch.tensor([-2])),
+        (torch.tensor([0.5]), 0),
+    ],
+)
+def test_stream_id_rejects_tensor_parts_that_would_collide(message, row):
+    """Out-of-range tensor parts would alias other streams; they are errors, not ids."""
+    with pytest.raises(dsc.DscError):
+        stream_id(Purpose.EXPONENTIAL, message, row)
+
+
+def test_stream_id_widens_int32_tensors_instead_of_overflowing():
+    row = torch.tensor([1], dtype=torch.int32)
+    packed = stream_id(Purpose.LABEL, 3000, row)
+    assert packed.dtype == torch.int64
+    assert packed.item() == stream_id(Purpose.LABEL, 3000, 1) == 3000 * 2**20 + 1 * 2**4 + 2
+
+
+def test_negative_stream_tensors_and_counters_are_rejected():
+    with pytest.raises(dsc.DscError):
+        random_words(0, torch.tensor([-5]), torch.arange(2))
+    with pytest.raises(dsc.DscError):
+        random_words(0, 1, torch.tensor([3, -1]))
+
+
+def test_numpy_integer_seeds_are_accepted():
+    index = torch.arange(10)
+    assert torch.equal(random_words(np.int64(7), 1, index), random_words(7, 1, index))

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from dsc.coding.randomness import CounterRandomness
-from dsc.coding.streams import check_messages, exponential_rows
+from dsc.coding.streams import check_messages, check_num_rows, exponential_rows
 from dsc.coding.validation import check_noise, check_positive_int, check_probs
 from dsc.errors import ShapeMismatchError
 
@@ -135,7 +135,7 @@ def shared_exponentials(
 ) -> Tensor:
     """Shared Exp(1) noise ``[B, K, N]`` for messages ``[B]``: rows 0..K-1 of each message."""
     messages = check_messages(messages)
-    check_positive_int(num_rows, "num_rows (K)")
+    check_num_rows(num_rows)
     check_positive_int(alphabet_size, "alphabet_size (N)")
     device = messages.device
     rows = torch.arange(num_rows, device=device)

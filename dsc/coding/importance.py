@@ -26,7 +26,13 @@ import torch
 from torch import Tensor
 
 from dsc.coding.randomness import CounterRandomness
-from dsc.coding.streams import candidate_labels, candidate_normals, check_messages, exponential_rows
+from dsc.coding.streams import (
+    candidate_labels,
+    candidate_normals,
+    check_messages,
+    check_num_rows,
+    exponential_rows,
+)
 from dsc.coding.validation import check_positive_int
 from dsc.errors import InvalidArgumentError, InvalidProbabilityError, ShapeMismatchError
 
@@ -147,7 +153,7 @@ class ImportanceCoder:
         object.__setattr__(self, "rng", CounterRandomness(self.seed))
         check_positive_int(self.num_candidates, "num_candidates (N)")
         check_positive_int(self.num_labels, "num_labels (L_max)")
-        check_positive_int(self.num_decoders, "num_decoders (K)")
+        check_num_rows(self.num_decoders, "num_decoders (K)")
         check_positive_int(self.chunk_size, "chunk_size")
         try:
             object.__setattr__(self, "scheme", Scheme(self.scheme))
@@ -230,7 +236,7 @@ class ImportanceCoder:
         decoders = list(range(self.num_decoders)) if decoders is None else list(decoders)
         if not decoders:
             raise InvalidArgumentError("decoders must name at least one decoder")
-        rows = self._rows(decoders, device)
+        unique_rows, which = self._rows(decoders, device).unique(return_inverse=True)
         labels = self._check_labels(labels, messages)
         batch, num_rows = messages.shape[0], len(decoders)
         best = _RunningArgmin()
@@ -248,7 +254,6 @@ class ImportanceCoder:
             log_w = log_weight(self._candidates(messages, index))
             _check_weight_shape(log_w, (batch, num_rows, index.shape[-1]), "decoder log_weight")
             bad |= _bad_weights(log_w)
-            unique_rows, which = rows.unique(return_inverse=True)
             noise = exponential_rows(self.rng, messages, unique_rows, index, self.dtype)
             scores = torch.log(noise)[:, which] - log_w
             if in_bin is not None:

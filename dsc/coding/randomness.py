@@ -26,6 +26,7 @@ What each stream id means is defined in one place: :mod:`dsc.coding.streams`.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Union
 
@@ -75,11 +76,15 @@ def _stream_keys(seed: int, stream: IntOrTensor, word: int) -> tuple[IntOrTensor
 
 
 def _check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+    try:
+        value = operator.index(seed)
+    except TypeError:
+        value = None
+    if isinstance(seed, (bool, Tensor)) or value is None or not 0 <= value <= MAX_SEED:
         raise InvalidArgumentError(
             f"seed must be an integer in [0, 2**63 - 1], got {seed!r}; pass e.g. seed=0."
         )
-    return seed
+    return value
 
 
 def _check_index(index: Tensor) -> Tensor:
@@ -89,14 +94,20 @@ def _check_index(index: Tensor) -> Tensor:
             f"got {type(index).__name__}"
             + (f" of dtype {index.dtype}" if isinstance(index, Tensor) else "")
         )
-    return index.long()
+    index = index.long()
+    if index.numel() and int(index.min()) < 0:
+        raise InvalidArgumentError("index (the counters) must be non-negative")
+    return index
 
 
 def _check_stream(stream: IntOrTensor, device: torch.device) -> IntOrTensor:
     if isinstance(stream, Tensor):
         if stream.dtype not in (torch.int64, torch.int32):
             raise InvalidArgumentError(f"stream tensor must be int64, got {stream.dtype}")
-        return stream.to(device=device, dtype=torch.int64)
+        stream = stream.to(device=device, dtype=torch.int64)
+        if stream.numel() and int(stream.min()) < 0:
+            raise InvalidArgumentError("stream ids must be non-negative")
+        return stream
     if isinstance(stream, bool) or not isinstance(stream, int) or stream < 0:
         raise InvalidArgumentError(f"stream must be a non-negative integer, got {stream!r}")
     if stream > MAX_SEED:
@@ -104,8 +115,65 @@ def _check_stream(stream: IntOrTensor, device: torch.device) -> IntOrTensor:
     return stream
 
 
+def _check_dtype(dtype: torch.dtype) -> torch.dtype:
+    if dtype not in (torch.float32, torch.float64):
+        raise InvalidArgumentError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    return dtype
+
+
+def _check_high(high: int) -> int:
+    if isinstance(high, bool) or not isinstance(high, int) or not 1 <= high <= MAX_INTEGERS_HIGH:
+        raise InvalidArgumentError(f"high must be an integer in [1, 2**31], got {high!r}")
+    return high
+
+
+# Unchecked kernels: callers pass a valid seed, non-negative int64 streams and counters.
+
+
+def _words(seed: int, stream: IntOrTensor, index: Tensor, word: int) -> Tensor:
+    k0, k1, k2 = _stream_keys(seed, stream, word)
+    x = mix32((index & MASK32) ^ k0)
+    x = mix32(x ^ (index >> 32) ^ k1)
+    return mix32(x ^ k2)
+
+
+def _uniform(seed: int, stream: IntOrTensor, index: Tensor, dtype: torch.dtype) -> Tensor:
+    if dtype == torch.float32:
+        odd = (_words(seed, stream, index, 0) >> 9).mul_(2).add_(1)
+        return odd.to(torch.float32).mul_(2.0**-24)
+    high = _words(seed, stream, index, 0) << 20
+    low = _words(seed, stream, index, 1) >> 12
+    odd = high.bitwise_or_(low).mul_(2).add_(1)
+    return odd.to(torch.float64).mul_(2.0**-53)
+
+
+def _exponential(seed: int, stream: IntOrTensor, index: Tensor, dtype: torch.dtype) -> Tensor:
+    return _uniform(seed, stream, index, dtype).log_().neg_()
+
+
+def _normal(seed: int, stream: IntOrTensor, index: Tensor, dtype: torch.dtype) -> Tensor:
+    return torch.special.ndtri(_uniform(seed, stream, index, dtype))
+
+
+def _integers(seed: int, stream: IntOrTensor, index: Tensor, high: int) -> Tensor:
+    return (_words(seed, stream, index, 0) * high) >> 32
+
+
+def _checked(seed: int, stream: IntOrTensor, index: Tensor) -> tuple[int, IntOrTensor, Tensor]:
+    seed = _check_seed(seed)
+    index = _check_index(index)
+    return seed, _check_stream(stream, index.device), index
+
+
+# Public functions: validate, then run the kernels.
+
+
 def random_words(seed: int, stream: IntOrTensor, index: Tensor, word: int = 0) -> Tensor:
     """32-bit random words for each counter.
+
+    Within one stream and one block of 2**32 counters the words are a keyed permutation of
+    the counter (no word repeats); derived values use at most 23 bits of a word, or combine
+    two words, so this is invisible in them.
 
     Args:
         seed: shared seed in [0, 2**63).
@@ -116,13 +184,9 @@ def random_words(seed: int, stream: IntOrTensor, index: Tensor, word: int = 0) -
     Returns:
         int64 tensor of the broadcast shape, values in [0, 2**32).
     """
-    seed = _check_seed(seed)
-    index = _check_index(index)
-    stream = _check_stream(stream, index.device)
-    k0, k1, k2 = _stream_keys(seed, stream, word)
-    x = mix32((index & MASK32) ^ k0)
-    x = mix32(x ^ (index >> 32) ^ k1)
-    return mix32(x ^ k2)
+    if isinstance(word, bool) or not isinstance(word, int) or not 0 <= word <= MASK32:
+        raise InvalidArgumentError(f"word must be an integer in [0, 2**32), got {word!r}")
+    return _words(*_checked(seed, stream, index), word)
 
 
 def uniform(
@@ -133,22 +197,14 @@ def uniform(
     Shapes as in :func:`random_words`; ``dtype`` is ``torch.float32`` (2**23 levels) or
     ``torch.float64`` (2**52 levels).
     """
-    if dtype == torch.float32:
-        odd = (random_words(seed, stream, index, 0) >> 9).mul_(2).add_(1)
-        return odd.to(torch.float32).mul_(2.0**-24)
-    if dtype == torch.float64:
-        high = random_words(seed, stream, index, 0) << 20
-        low = random_words(seed, stream, index, 1) >> 12
-        odd = high.bitwise_or_(low).mul_(2).add_(1)
-        return odd.to(torch.float64).mul_(2.0**-53)
-    raise InvalidArgumentError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    return _uniform(*_checked(seed, stream, index), _check_dtype(dtype))
 
 
 def exponential(
     seed: int, stream: IntOrTensor, index: Tensor, dtype: torch.dtype = torch.float32
 ) -> Tensor:
     """Exp(1) samples ``-log(u)``, strictly positive and finite; shapes as in :func:`uniform`."""
-    return uniform(seed, stream, index, dtype).log_().neg_()
+    return _exponential(*_checked(seed, stream, index), _check_dtype(dtype))
 
 
 def normal(
@@ -158,7 +214,7 @@ def normal(
 
     float32 tails reach about 5.3 standard deviations, float64 tails about 8.1.
     """
-    return torch.special.ndtri(uniform(seed, stream, index, dtype))
+    return _normal(*_checked(seed, stream, index), _check_dtype(dtype))
 
 
 def integers(seed: int, stream: IntOrTensor, index: Tensor, high: int) -> Tensor:
@@ -166,9 +222,7 @@ def integers(seed: int, stream: IntOrTensor, index: Tensor, high: int) -> Tensor
 
     For other ``high`` the bias is below ``high / 2**32``. ``high`` must be in [1, 2**31].
     """
-    if isinstance(high, bool) or not isinstance(high, int) or not 1 <= high <= MAX_INTEGERS_HIGH:
-        raise InvalidArgumentError(f"high must be an integer in [1, 2**31], got {high!r}")
-    return (random_words(seed, stream, index, 0) * high) >> 32
+    return _integers(*_checked(seed, stream, index), _check_high(high))
 
 
 @dataclass(frozen=True)
@@ -181,7 +235,7 @@ class CounterRandomness:
     seed: int
 
     def __post_init__(self) -> None:
-        _check_seed(self.seed)
+        object.__setattr__(self, "seed", _check_seed(self.seed))
 
     def words(self, stream: IntOrTensor, index: Tensor, word: int = 0) -> Tensor:
         return random_words(self.seed, stream, index, word)

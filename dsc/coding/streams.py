@@ -35,7 +35,7 @@ from enum import IntEnum
 import torch
 from torch import Tensor
 
-from dsc.coding.randomness import CounterRandomness, IntOrTensor
+from dsc.coding.randomness import CounterRandomness, IntOrTensor, _exponential, _integers, _normal
 from dsc.errors import InvalidArgumentError
 
 MESSAGE_SHIFT = 20
@@ -53,15 +53,31 @@ class Purpose(IntEnum):
     SOURCE = 4
 
 
-def stream_id(purpose: Purpose, message: IntOrTensor, row: IntOrTensor = 0) -> IntOrTensor:
-    """Pack (message, row, purpose) into a stream id; tensors broadcast, ints stay ints."""
-    if isinstance(row, int) and not 0 <= row <= MAX_ROW:
-        raise InvalidArgumentError(f"row must be in [0, {MAX_ROW}], got {row}")
-    if isinstance(message, int) and not 0 <= message <= MAX_MESSAGE:
-        raise InvalidArgumentError(f"message id must be in [0, 2**43), got {message}")
-    if isinstance(message, Tensor):
-        message = message.long()
+def _pack(purpose: Purpose, message: IntOrTensor, row: IntOrTensor = 0) -> IntOrTensor:
+    """Unchecked packing for hot paths whose message ids and rows are already validated."""
     return (message << MESSAGE_SHIFT) | (row << ROW_SHIFT) | int(purpose)
+
+
+def _check_part(value: IntOrTensor, name: str, limit: int) -> IntOrTensor:
+    if isinstance(value, Tensor):
+        if value.is_floating_point() or value.dtype == torch.bool:
+            raise InvalidArgumentError(f"{name} must be an integer tensor, got {value.dtype}")
+        value = value.long()
+        if value.numel() and (int(value.min()) < 0 or int(value.max()) > limit):
+            raise InvalidArgumentError(f"{name} must be in [0, {limit}]")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+        raise InvalidArgumentError(f"{name} must be an integer in [0, {limit}], got {value!r}")
+    return value
+
+
+def stream_id(purpose: Purpose, message: IntOrTensor, row: IntOrTensor = 0) -> IntOrTensor:
+    """Pack (message, row, purpose) into a stream id; tensors broadcast (int64), ints stay
+    ints. Out-of-range parts raise InvalidArgumentError instead of colliding."""
+    purpose = Purpose(purpose)
+    message = _check_part(message, "message id", MAX_MESSAGE)
+    row = _check_part(row, "row", MAX_ROW)
+    return _pack(purpose, message, row)
 
 
 def check_messages(messages: Tensor) -> Tensor:
@@ -75,6 +91,17 @@ def check_messages(messages: Tensor) -> Tensor:
     if messages.numel() and (int(messages.min()) < 0 or int(messages.max()) > MAX_MESSAGE):
         raise InvalidArgumentError("message ids must be in [0, 2**43)")
     return messages.long()
+
+
+def check_num_rows(num_rows: int, name: str = "number of rows (K)") -> int:
+    """K must be in [1, 2**16]: rows 0..K-1 each have a stream."""
+    if isinstance(num_rows, bool) or not isinstance(num_rows, int) or not 1 <= num_rows <= MAX_ROW + 1:
+        raise InvalidArgumentError(f"{name} must be an integer in [1, {MAX_ROW + 1}], got {num_rows!r}")
+    return num_rows
+
+
+# The helpers below run once per chunk; they trust their inputs: message ids from
+# check_messages, rows in [0, MAX_ROW], non-negative candidate indices.
 
 
 def exponential_rows(
@@ -94,9 +121,9 @@ def exponential_rows(
     Returns:
         ``[B, R, n]`` Exp(1) values.
     """
-    streams = stream_id(Purpose.EXPONENTIAL, messages[:, None, None], rows[None, :, None])
+    streams = _pack(Purpose.EXPONENTIAL, messages[:, None, None], rows[None, :, None])
     index = index[None, None, :] if index.dim() == 1 else index[:, None, :]
-    return rng.exponential(streams, index, dtype)
+    return _exponential(rng.seed, streams, index, dtype)
 
 
 def candidate_normals(
@@ -104,10 +131,10 @@ def candidate_normals(
 ) -> Tensor:
     """Standard-normal coordinates of candidates: ``[B]`` messages, ``[n]`` or ``[B, n]``
     candidate indices -> ``[B, n, dim]``."""
-    streams = stream_id(Purpose.CANDIDATE, messages)[:, None, None]
+    streams = _pack(Purpose.CANDIDATE, messages)[:, None, None]
     index = index[None, :] if index.dim() == 1 else index
     counters = index[..., None] * dim + torch.arange(dim, device=index.device)
-    return rng.normal(streams, counters, dtype)
+    return _normal(rng.seed, streams, counters, dtype)
 
 
 def candidate_labels(
@@ -115,6 +142,6 @@ def candidate_labels(
 ) -> Tensor:
     """i.i.d. uniform labels of candidates: ``[B]`` messages, ``[n]`` or ``[B, n]`` indices
     -> ``[B, n]`` int64 in [0, num_labels)."""
-    streams = stream_id(Purpose.LABEL, messages)[:, None]
+    streams = _pack(Purpose.LABEL, messages)[:, None]
     index = index[None, :] if index.dim() == 1 else index
-    return rng.integers(streams, index, num_labels)
+    return _integers(rng.seed, streams, index, num_labels)
