@@ -67,7 +67,6 @@ INTEGERS_HIGH = 1000
 
 NUM_DECODERS = 4
 LABEL_COUNTS = (2, 64)  # 1 and 6 bits
-CHUNK_SIZE = 4096
 MEMORY_SWEEP = (2**13, 2**15, 2**17)
 
 
@@ -78,12 +77,12 @@ class Sizes:
     size: int
     repeats: int
     num_candidates: int
-    chunk_size: int
+    chunk_size: int | None  # None: the coder's automatic, device-dependent choice
     memory_sweep: tuple[int, ...]
     batch: int | None  # None: the device default
 
 
-FULL = Sizes(10**7, 5, 2**15, CHUNK_SIZE, MEMORY_SWEEP, None)
+FULL = Sizes(10**7, 5, 2**15, None, MEMORY_SWEEP, None)
 QUICK = Sizes(10**5, 2, 2**10, 256, (2**9, 2**10, 2**11), 16)
 DEFAULT_BATCH = {"cpu": 256, "cuda": 8192}
 CPU_WARMUP_BATCH = 32  # a full-size warm-up batch would only add minutes on CPU
@@ -325,7 +324,7 @@ def run_trials(coder: ImportanceCoder, setup: GaussianSetup, messages: Tensor) -
 
 
 def make_coder(
-    num_candidates: int, num_labels: int, balanced: bool, chunk_size: int
+    num_candidates: int, num_labels: int, balanced: bool, chunk_size: int | None
 ) -> ImportanceCoder:
     return ImportanceCoder(
         seed=SEED,
@@ -383,7 +382,7 @@ def bench_config(
 def bench_coder(device: torch.device, sizes: Sizes, batch: int) -> None:
     n, repeats = sizes.num_candidates, sizes.repeats
     print(f"\n[{device}] importance-sampled GLS: N = {n:,} candidates, K = {NUM_DECODERS} "
-          f"decoders, B = {batch:,} messages, chunk_size = {sizes.chunk_size}, "
+          f"decoders, B = {batch:,} messages, chunk_size = {sizes.chunk_size or 'auto'}, "
           f"median of {repeats}")
     headers = ["L_max (rate)", "balanced", "encode Mcand/s", "decode Mpair/s", "trials/s", "match"]
     if device.type == "cuda":
@@ -410,7 +409,7 @@ def bench_memory_sweep(device: torch.device, sizes: Sizes, batch: int) -> None:
         reset_peak_memory(device)  # allocated bytes need no warm-up
         run_trials(coder, setup, message_batch(batch, 1, device))
         peaks.append(f"N = {n:,}: {peak_mib(device)} MiB")
-    print(f"  peak memory vs N (L_max = {LABEL_COUNTS[0]}, chunk_size = {sizes.chunk_size}, "
+    print(f"  peak memory vs N (L_max = {LABEL_COUNTS[0]}, chunk_size = {sizes.chunk_size or 'auto'}, "
           f"B = {batch:,}): " + ", ".join(peaks))
 
 
@@ -432,6 +431,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         f"quick {QUICK.repeats})")
     parser.add_argument("--batch", type=int, default=None,
                         help="messages B per coder call (default: 256 on cpu, 8192 on cuda)")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="candidates per chunk in the coder (default: the coder's automatic choice)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op CPU threads (default: torch's choice)")
     parser.add_argument("--compile", action="store_true",
@@ -442,7 +443,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available on this machine")
-    for name in ("size", "repeats", "batch", "threads"):
+    for name in ("size", "repeats", "batch", "threads", "chunk_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name} must be >= 1, got {value}")
@@ -461,7 +462,7 @@ def resolve_sizes(args: argparse.Namespace) -> Sizes:
         size=args.size or base.size,
         repeats=args.repeats or base.repeats,
         num_candidates=base.num_candidates,
-        chunk_size=base.chunk_size,
+        chunk_size=args.chunk_size or base.chunk_size,
         memory_sweep=base.memory_sweep,
         batch=args.batch or base.batch,
     )

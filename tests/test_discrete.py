@@ -199,3 +199,5 @@ def test_bad_input_messages_say_what_to_fix():
         gls(torch.tensor([0.5, 0.5, 0.0]), torch.tensor([0.5, 0.5]), torch.ones(1, 2))
     with pytest.raises(dsc.InvalidArgumentError, match="K"):
         shared_exponentials(CounterRandomness(0), torch.arange(3), 0, 4)
+    with pytest.raises(dsc.InvalidArgumentError, match="dtype"):
+        shared_exponentials(CounterRandomness(0), torch.arange(3), 2, 4, dtype=torch.float16)

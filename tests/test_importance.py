@@ -120,7 +120,7 @@ def test_chunk_size_changes_no_result(balanced, scheme):
     setup = GaussianSetup(batch=16, num_decoders=3, s2=0.01)
     messages = torch.arange(100, 116)
     results = []
-    for chunk in (97, 1000, 2**11):
+    for chunk in (None, 97, 1000, 2**11):
         coder = setup.coder(num_candidates=2**11, num_labels=8, chunk_size=chunk,
                             balanced_labels=balanced, scheme=scheme)
         encoded = coder.encode(messages, setup.encoder_log_weight)
@@ -242,6 +242,8 @@ def test_a_bin_without_positive_weight_is_reported_not_guessed():
         dict(num_candidates=64, num_labels=2, chunk_size=0),
         dict(num_candidates=64, num_labels=2, seed=-1),
         dict(num_candidates=64, num_labels=2, dtype=torch.float16),
+        dict(num_candidates=64, num_labels=2**33),
+        dict(num_candidates=64, num_labels=2, num_decoders=2**16 + 1),
     ],
 )
 def test_bad_configuration_raises_a_dsc_error(kwargs):
@@ -267,6 +269,12 @@ def test_bad_calls_raise_dsc_errors_that_name_the_problem():
         coder.encode(torch.zeros(2, 2, dtype=torch.long), setup.encoder_log_weight)
     with pytest.raises(dsc.InvalidArgumentError, match="num_labels"):
         ImportanceCoder(seed=0, prior=GaussianPrior(), num_candidates=100, num_labels=8, balanced_labels=True)
+    with pytest.raises(dsc.InvalidArgumentError, match="message ids"):
+        coder.labels_of(torch.tensor([2**44]), torch.arange(4))
+    with pytest.raises(dsc.InvalidArgumentError, match="candidate indices"):
+        coder.candidates_at(messages[:1], torch.tensor([[-1]]))
+    with pytest.raises(dsc.InvalidArgumentError, match="candidate indices"):
+        coder.labels_of(messages[:1], torch.tensor([64]))
 
 
 @pytest.mark.gpu

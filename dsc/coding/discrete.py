@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from dsc.coding.randomness import CounterRandomness
+from dsc.coding.randomness import CounterRandomness, check_dtype
 from dsc.coding.streams import check_messages, check_num_rows, exponential_rows
 from dsc.coding.validation import check_noise, check_positive_int, check_probs
 from dsc.errors import ShapeMismatchError
@@ -137,6 +137,7 @@ def shared_exponentials(
     messages = check_messages(messages)
     check_num_rows(num_rows)
     check_positive_int(alphabet_size, "alphabet_size (N)")
+    check_dtype(dtype)
     device = messages.device
     rows = torch.arange(num_rows, device=device)
     index = torch.arange(alphabet_size, device=device)

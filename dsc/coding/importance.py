@@ -25,7 +25,7 @@ from typing import Callable, NamedTuple, Protocol, Sequence
 import torch
 from torch import Tensor
 
-from dsc.coding.randomness import CounterRandomness
+from dsc.coding.randomness import MAX_INTEGERS_HIGH, CounterRandomness
 from dsc.coding.streams import (
     candidate_labels,
     candidate_normals,
@@ -35,6 +35,10 @@ from dsc.coding.streams import (
 )
 from dsc.coding.validation import check_positive_int
 from dsc.errors import InvalidArgumentError, InvalidProbabilityError, ShapeMismatchError
+
+AUTO_CHUNK_PAIRS_CPU = 2**16  # candidate-message pairs per chunk: fits the CPU caches
+AUTO_CHUNK_PAIRS_CUDA = 2**22  # large enough to fill a GPU
+AUTO_CHUNK_MIN = 64
 
 LogWeightFn = Callable[[Tensor], Tensor]
 """Maps candidates ``[B, n, dim]`` to log importance weights: ``[B, n]`` for the encoder,
@@ -134,7 +138,9 @@ class ImportanceCoder:
         scheme: ``gls`` or ``shared_randomness`` (the baseline that shares row 0).
         balanced_labels: label of candidate i is ``i mod L_max`` (each label gets exactly
             N / L_max candidates) instead of i.i.d. uniform labels.
-        chunk_size: candidates scored at once; bounds memory, never changes results.
+        chunk_size: candidates scored at once per message; bounds memory, never changes
+            results. ``None`` (default) picks it from the batch size and device so that a chunk
+            holds about 2**16 (CPU, cache-sized) or 2**22 (GPU) candidate-message pairs.
         dtype: float32 or float64 for candidates and exponentials.
     """
 
@@ -145,7 +151,7 @@ class ImportanceCoder:
     num_decoders: int = 1
     scheme: Scheme = Scheme.GLS
     balanced_labels: bool = False
-    chunk_size: int = 4096
+    chunk_size: int | None = None
     dtype: torch.dtype = torch.float32
     rng: CounterRandomness = field(init=False, repr=False)
 
@@ -153,8 +159,11 @@ class ImportanceCoder:
         object.__setattr__(self, "rng", CounterRandomness(self.seed))
         check_positive_int(self.num_candidates, "num_candidates (N)")
         check_positive_int(self.num_labels, "num_labels (L_max)")
+        if self.num_labels > MAX_INTEGERS_HIGH:
+            raise InvalidArgumentError(f"num_labels (L_max) must be at most 2**31, got {self.num_labels}")
         check_num_rows(self.num_decoders, "num_decoders (K)")
-        check_positive_int(self.chunk_size, "chunk_size")
+        if self.chunk_size is not None:
+            check_positive_int(self.chunk_size, "chunk_size")
         try:
             object.__setattr__(self, "scheme", Scheme(self.scheme))
         except ValueError:
@@ -184,20 +193,37 @@ class ImportanceCoder:
             return torch.zeros(len(decoders), dtype=torch.long, device=device)
         return torch.tensor(list(decoders), dtype=torch.long, device=device)
 
+    def _chunk_for(self, messages: Tensor) -> int:
+        if self.chunk_size is not None:
+            return self.chunk_size
+        pairs = AUTO_CHUNK_PAIRS_CUDA if messages.is_cuda else AUTO_CHUNK_PAIRS_CPU
+        return max(AUTO_CHUNK_MIN, pairs // max(1, messages.shape[0]))
+
     def _candidates(self, messages: Tensor, index: Tensor) -> Tensor:
         z = candidate_normals(self.rng, messages, index, self.prior.dim, self.dtype)
         return self.prior.from_standard_normal(z)
 
     def labels_of(self, messages: Tensor, index: Tensor) -> Tensor:
         """Labels of candidates ``index`` (``[n]`` or ``[B, n]``) of messages ``[B]`` -> ``[B, n]``."""
+        return self._labels(check_messages(messages), self._check_index(index))
+
+    def candidates_at(self, messages: Tensor, index: Tensor) -> Tensor:
+        """Regenerate candidates ``[B, n, dim]`` at indices ``[B, n]`` of messages ``[B]``."""
+        return self._candidates(check_messages(messages), self._check_index(index))
+
+    def _check_index(self, index: Tensor) -> Tensor:
+        if not isinstance(index, Tensor) or index.is_floating_point() or index.dim() not in (1, 2):
+            raise InvalidArgumentError("candidate indices must be an integer tensor [n] or [B, n]")
+        index = index.long()
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= self.num_candidates):
+            raise InvalidArgumentError(f"candidate indices must be in [0, {self.num_candidates})")
+        return index
+
+    def _labels(self, messages: Tensor, index: Tensor) -> Tensor:
         if self.balanced_labels:
             index = index[None, :] if index.dim() == 1 else index
             return (index % self.num_labels).expand(messages.shape[0], -1)
         return candidate_labels(self.rng, messages, index, self.num_labels)
-
-    def candidates_at(self, messages: Tensor, index: Tensor) -> Tensor:
-        """Regenerate candidates ``[B, n, dim]`` at indices ``[B, n]`` of messages ``[B]``."""
-        return self._candidates(check_messages(messages), index)
 
     def encode(self, messages: Tensor, log_weight: LogWeightFn) -> Encoded:
         """Encode messages ``[B]``; ``log_weight`` maps ``[B, n, dim]`` -> ``[B, n]``."""
@@ -206,8 +232,9 @@ class ImportanceCoder:
         rows = self._rows(range(self.num_decoders), device).unique()
         best = _RunningArgmin()
         bad = torch.zeros((), dtype=torch.bool, device=device)
-        for start in range(0, self.num_candidates, self.chunk_size):
-            index = torch.arange(start, min(start + self.chunk_size, self.num_candidates), device=device)
+        chunk = self._chunk_for(messages)
+        for start in range(0, self.num_candidates, chunk):
+            index = torch.arange(start, min(start + chunk, self.num_candidates), device=device)
             log_w = log_weight(self._candidates(messages, index))
             _check_weight_shape(log_w, (messages.shape[0], index.shape[0]), "encoder log_weight")
             bad |= _bad_weights(log_w)
@@ -218,7 +245,7 @@ class ImportanceCoder:
                 "the encoder's log_weight returned NaN or +inf; it must return finite values or -inf"
             )
         index = best.index
-        label = self.labels_of(messages, index[:, None])[:, 0]
+        label = self._labels(messages, index[:, None])[:, 0]
         candidate = self._candidates(messages, index[:, None])[:, 0]
         return Encoded(index, label, candidate)
 
@@ -243,14 +270,15 @@ class ImportanceCoder:
         bad = torch.zeros((), dtype=torch.bool, device=device)
         bin_size = self.num_candidates // self.num_labels
         stop = bin_size if self.balanced_labels else self.num_candidates
-        for start in range(0, stop, self.chunk_size):
-            span = torch.arange(start, min(start + self.chunk_size, stop), device=device)
+        chunk = self._chunk_for(messages)
+        for start in range(0, stop, chunk):
+            span = torch.arange(start, min(start + chunk, stop), device=device)
             if self.balanced_labels:  # enumerate the received bin only: i = m + L_max * j
                 index = labels[:, None] + self.num_labels * span[None, :]
                 in_bin = None
             else:
                 index = span
-                in_bin = self.labels_of(messages, span) == labels[:, None]
+                in_bin = self._labels(messages, span) == labels[:, None]
             log_w = log_weight(self._candidates(messages, index))
             _check_weight_shape(log_w, (batch, num_rows, index.shape[-1]), "decoder log_weight")
             bad |= _bad_weights(log_w)
