@@ -265,6 +265,10 @@ def test_bad_calls_raise_dsc_errors_that_name_the_problem():
         coder.decode(messages, torch.zeros(3, dtype=torch.long), setup.decoder_log_weight)
     with pytest.raises(dsc.InvalidArgumentError, match="decoder ids"):
         coder.decode(messages, torch.zeros(4, dtype=torch.long), setup.decoder_log_weight, decoders=[5])
+    with pytest.raises(dsc.InvalidProbabilityError, match="no candidate has positive weight"):
+        coder.encode(messages, lambda u: torch.full(u.shape[:2], float("-inf")))
+    with pytest.raises(dsc.InvalidArgumentError, match="at least one"):
+        coder.encode(torch.arange(0), setup.encoder_log_weight)
     with pytest.raises(dsc.InvalidArgumentError, match="1-D"):
         coder.encode(torch.zeros(2, 2, dtype=torch.long), setup.encoder_log_weight)
     with pytest.raises(dsc.InvalidArgumentError, match="num_labels"):

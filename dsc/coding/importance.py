@@ -25,7 +25,7 @@ from typing import Callable, NamedTuple, Protocol, Sequence
 import torch
 from torch import Tensor
 
-from dsc.coding.randomness import MAX_INTEGERS_HIGH, CounterRandomness
+from dsc.coding.randomness import MAX_INTEGERS_HIGH, CounterRandomness, check_dtype
 from dsc.coding.streams import (
     candidate_labels,
     candidate_normals,
@@ -175,8 +175,7 @@ class ImportanceCoder:
                 f"{self.num_candidates}, L_max = {self.num_labels}. Use a multiple of L_max "
                 "or balanced_labels=False."
             )
-        if self.dtype not in (torch.float32, torch.float64):
-            raise InvalidArgumentError(f"dtype must be float32 or float64, got {self.dtype}")
+        check_dtype(self.dtype)
 
     @property
     def rate_bits(self) -> float:
@@ -243,6 +242,11 @@ class ImportanceCoder:
         if bad:
             raise InvalidProbabilityError(
                 "the encoder's log_weight returned NaN or +inf; it must return finite values or -inf"
+            )
+        if (best.score == float("inf")).any():
+            raise InvalidProbabilityError(
+                "for some messages no candidate has positive weight under the encoder's "
+                "log_weight (all -inf); check the weights or use more candidates"
             )
         index = best.index
         label = self._labels(messages, index[:, None])[:, 0]

@@ -88,7 +88,9 @@ def check_messages(messages: Tensor) -> Tensor:
         )
     if messages.dtype not in (torch.int64, torch.int32):
         raise InvalidArgumentError(f"messages must be int64, got {messages.dtype}")
-    if messages.numel() and (int(messages.min()) < 0 or int(messages.max()) > MAX_MESSAGE):
+    if messages.numel() == 0:
+        raise InvalidArgumentError("messages must hold at least one message id")
+    if int(messages.min()) < 0 or int(messages.max()) > MAX_MESSAGE:
         raise InvalidArgumentError("message ids must be in [0, 2**43)")
     return messages.long()
 
