@@ -819,3 +819,22 @@ def test_negative_stream_tensors_and_counters_are_rejected():
 def test_numpy_integer_seeds_are_accepted():
     index = torch.arange(10)
     assert torch.equal(random_words(np.int64(7), 1, index), random_words(7, 1, index))
+
+
+@pytest.mark.parametrize(
+    "stream_shape, index_shape",
+    [((1,), (300_000,)), ((7, 3, 1), (1, 1, 20_000)), ((1, 5, 1), (40_000,)), ((1, 1), (2, 200_000))],
+)
+def test_cache_sized_slices_equal_whole_tensor_generation(stream_shape, index_shape):
+    """The CPU slicing of large outputs changes no value, whatever the broadcast layout."""
+    from dsc.coding import randomness as r
+
+    streams = torch.arange(math.prod(stream_shape)).reshape(stream_shape) * 977 + 5
+    index = torch.arange(math.prod(index_shape)).reshape(index_shape) + 2**33
+    for sliced, whole, arg in [
+        (r._exponential, r._exponential_whole, torch.float32),
+        (r._uniform, r._uniform_whole, torch.float64),
+        (r._normal, r._normal_whole, torch.float32),
+        (r._integers, r._integers_whole, 10),
+    ]:
+        assert torch.equal(sliced(SEED, streams, index, arg), whole(SEED, streams, index, arg))
