@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: install
-	$(PY) evaluate.py
+	$(PY) evaluate.py -m experiment=gaussian_demo
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

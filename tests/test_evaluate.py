@@ -15,7 +15,7 @@ from dsc.eval.runner import run_evaluation
 from tests._stats import binomial_margin
 
 ROOT = Path(__file__).resolve().parent.parent
-SMALL = ["experiment.trials=4000", "experiment.pairs=2", "experiment.max_rows=4", "device=cpu"]
+SMALL = ["experiment=coupling_demo", "job.trials=4000", "job.pairs=2", "job.max_rows=4", "device=cpu"]
 
 
 def compose_evaluate(overrides):
@@ -29,7 +29,7 @@ def test_coupling_demo_writes_metrics_and_plot(tmp_path):
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert on_disk == json.loads(json.dumps(metrics))
     assert on_disk["environment"]["torch"] and on_disk["environment"]["device"] == "cpu"
-    assert on_disk["config"]["experiment"]["trials"] == 4000
+    assert on_disk["config"]["job"]["trials"] == 4000
     points = on_disk["points"]
     assert [(p["pair"], p["num_rows"]) for p in points] == [(i, k) for i in range(2) for k in range(1, 5)]
     for p in points:
@@ -43,8 +43,8 @@ def test_coupling_demo_writes_metrics_and_plot(tmp_path):
 
 
 def test_bad_configuration_is_a_dsc_error(tmp_path):
-    with pytest.raises(dsc.DscError, match="experiment.trials"):
-        run_evaluation(compose_evaluate(SMALL + ["experiment.trials=0", f"paths.output_dir={tmp_path}"]))
+    with pytest.raises(dsc.DscError, match="job.trials"):
+        run_evaluation(compose_evaluate(SMALL + ["job.trials=0", f"paths.output_dir={tmp_path}"]))
     with pytest.raises(dsc.DscError, match="device"):
         run_evaluation(compose_evaluate(SMALL + ["device=tpu", f"paths.output_dir={tmp_path}"]))
     assert not (tmp_path / "metrics.json").exists()
@@ -52,7 +52,7 @@ def test_bad_configuration_is_a_dsc_error(tmp_path):
 
 def test_evaluate_command_line(tmp_path):
     run = subprocess.run(
-        [sys.executable, "evaluate.py", *SMALL, "experiment.pairs=1", f"hydra.run.dir={tmp_path}"],
+        [sys.executable, "evaluate.py", *SMALL, "job.pairs=1", f"hydra.run.dir={tmp_path}"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]

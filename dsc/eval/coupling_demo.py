@@ -45,9 +45,9 @@ class CouplingDemo:
 
     def __post_init__(self) -> None:
         for name in ("alphabet_size", "max_rows", "pairs", "trials", "batch_trials"):
-            check_positive_int(getattr(self, name), f"experiment.{name}")
+            check_positive_int(getattr(self, name), f"job.{name}")
         if not self.concentration > 0:
-            raise ConfigError(f"experiment.concentration must be > 0, got {self.concentration}")
+            raise ConfigError(f"job.concentration must be > 0, got {self.concentration}")
 
     def distributions(self, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The random (p, q) pairs, Dirichlet(concentration) over the alphabet, float64."""

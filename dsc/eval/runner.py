@@ -10,6 +10,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from dsc.config import build
+from dsc.errors import ConfigError
 from dsc.environment import device_name, environment_record, resolve_device
 from dsc.io import atomic_write_json
 
@@ -17,12 +18,14 @@ log = logging.getLogger(__name__)
 
 
 def run_evaluation(cfg: DictConfig) -> dict:
-    """Instantiate ``cfg.experiment``, call its ``run(seed, device, output_dir)`` and save
+    """Instantiate ``cfg.job``, call its ``run(seed, device, output_dir)`` and save
     ``{config, environment, elapsed_s, points}`` to ``<output_dir>/metrics.json``."""
     device = resolve_device(cfg.device)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    job = build(cfg.experiment, "experiment")
+    if cfg.get("job") is None:
+        raise ConfigError("nothing to run: choose a source (source=gaussian) or an experiment")
+    job = build(cfg.job, "job")
     log.info(
         "job %s | device %s (%s) | seed %d | torch %s | output %s",
         type(job).__name__, device, device_name(device), cfg.seed, torch.__version__, output_dir,

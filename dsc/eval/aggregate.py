@@ -1,0 +1,182 @@
+"""Aggregate a sweep directory into one tidy ``results.csv`` and an RD plot ``rd_plot.png``.
+
+Runs automatically at the end of every Hydra multirun (a Hydra callback) and by hand on an
+existing directory::
+
+    python -m dsc.eval.aggregate multirun/evaluate/2026-01-01_12-00-00
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import math
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from dsc.errors import DscError
+from dsc.io import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+LEADING_COLUMNS = (
+    "scheme", "num_decoders", "rate_bits", "num_candidates",
+    "distortion_db", "distortion_db_se", "mse_db", "mse_db_se",
+    "per_decoder_mse_db", "per_decoder_mse_db_se", "match_prob", "match_prob_se",
+    "prop4_error_bound", "s2", "trials", "repetitions", "se_over",
+)
+WYNER_ZIV = "wyner_ziv_bound"
+
+
+class Aggregate(NamedTuple):
+    """What an aggregation wrote: the CSV, the plot (None without RD points), row count."""
+
+    csv_path: Path
+    plot_path: Path | None
+    rows: int
+
+
+def collect_points(sweep_dir: Path) -> list[dict]:
+    """Every point of every ``metrics.json`` under ``sweep_dir``, tagged with its job dir."""
+    points = []
+    for path in sorted(sweep_dir.rglob("metrics.json")):
+        try:
+            metrics = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            log.warning("skipping unreadable %s: %s", path, error)
+            continue
+        for point in metrics.get("points", []):
+            points.append({**point, "job_dir": str(path.parent.relative_to(sweep_dir))})
+    return sorted(points, key=_point_order)
+
+
+def _point_order(point: dict) -> tuple:
+    return tuple((key not in point, str(point.get(key, ""))) if key == "scheme" else
+                 (key not in point, point.get(key, 0)) for key in ("scheme", "num_decoders", "rate_bits"))
+
+
+def wyner_ziv_rows(points: list[dict]) -> list[dict]:
+    """Theory rows: D_WZ(R) = var(A|T) 2^(-2R) for every (rate, noise) among the points."""
+    pairs = sorted({(p["rate_bits"], p["noise_var"]) for p in points if "wyner_ziv_mse_db" in p})
+    rows = []
+    for rate, noise_var in pairs:
+        posterior_var = noise_var / (1 + noise_var)
+        rows.append({
+            "scheme": WYNER_ZIV, "rate_bits": rate, "noise_var": noise_var,
+            "mse_db": 10 * math.log10(posterior_var * 2.0 ** (-2 * rate)),
+        })
+    return rows
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def to_csv(rows: list[dict]) -> bytes:
+    """One row per point; leading columns first, the rest in order of appearance."""
+    columns = [c for c in LEADING_COLUMNS if any(c in r for r in rows)]
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    return buffer.getvalue().encode()
+
+
+def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
+    """Two panels vs rate: the paper's distortion (mean per-trial dB) and dB of the mean MSE
+    with the Wyner-Ziv bound. One curve per (scheme, K). None when no RD points exist."""
+    rd = [p for p in points if "distortion_db" in p and "rate_bits" in p]
+    if not rd:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    schemes = sorted({p["scheme"] for p in rd})
+    styles = dict(zip(schemes, ("-", "--", ":", "-.")))
+    ks = sorted({p["num_decoders"] for p in rd})
+    colors = {k: plt.cm.viridis(i / max(1, len(ks) - 1) * 0.85) for i, k in enumerate(ks)}
+    for scheme in schemes:
+        for k in ks:
+            curve = sorted((p for p in rd if p["scheme"] == scheme and p["num_decoders"] == k),
+                           key=lambda p: p["rate_bits"])
+            if not curve:
+                continue
+            rates = [p["rate_bits"] for p in curve]
+            for ax, key in zip(axes, ("distortion_db", "mse_db")):
+                ax.errorbar(rates, [p[key] for p in curve], yerr=[2 * p.get(f"{key}_se", 0) for p in curve],
+                            linestyle=styles[scheme], color=colors[k], marker="o", markersize=3,
+                            capsize=2, label=f"{scheme}, K={k}")
+    if theory:
+        axes[1].plot([r["rate_bits"] for r in theory], [r["mse_db"] for r in theory], "k-", linewidth=2,
+                     label="Wyner-Ziv bound")
+    axes[0].set_title("paper metric: mean over trials of best-of-K dB")
+    axes[1].set_title("10 log10(mean best-of-K MSE)")
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("rate (bits per source sample)")
+        ax.set_ylabel("distortion (dB)")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def aggregate(sweep_dir: str | Path) -> Aggregate:
+    """Write ``results.csv`` and (for RD points) ``rd_plot.png`` into ``sweep_dir``."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise DscError(f"no sweep directory at {sweep_dir}; pass the folder of a multirun")
+    points = collect_points(sweep_dir)
+    if not points:
+        raise DscError(f"no metrics.json with points under {sweep_dir}; did the sweep's jobs finish?")
+    theory = wyner_ziv_rows(points)
+    csv_path = atomic_write_bytes(sweep_dir / "results.csv", to_csv(points + theory))
+    plot_path = plot_rd(points, theory, sweep_dir / "rd_plot.png")
+    return Aggregate(csv_path, plot_path, len(points) + len(theory))
+
+
+class AggregateOnMultirunEnd(Callback):
+    """Hydra callback: aggregate the sweep directory when a multirun ends."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        result = aggregate(config.hydra.sweep.dir)
+        log.info("results: %s (%d rows)", result.csv_path, result.rows)
+        if result.plot_path is not None:
+            log.info("RD plot: %s", result.plot_path)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m dsc.eval.aggregate", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", help="a multirun directory holding */metrics.json")
+    args = parser.parse_args(argv)
+    try:
+        result = aggregate(args.sweep_dir)
+    except DscError as error:
+        parser.exit(2, f"error: {error}\n")
+    print(f"results: {result.csv_path} ({result.rows} rows)")
+    if result.plot_path is not None:
+        print(f"RD plot: {result.plot_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""The Gaussian K-decoder rate-distortion point: the paper's protocol through the coding core.
+
+One job evaluates one (scheme, K, rate) point. Per repetition it chooses the test-channel
+variance s2 from a grid by the lowest paper distortion over ``selection_trials`` trials (the
+same trials for every s2), then evaluates the chosen s2 on ``trials`` fresh trials (other
+message ids, hence other sources and other shared randomness).
+
+Metrics per point (means over repetitions; ``*_se`` over repetitions when there are several,
+otherwise over trials, as ``se_over`` says):
+
+- ``distortion_db``: mean over trials of 10 log10(min_k (A - Ahat_k)^2), the paper's metric;
+- ``mse_db``: 10 log10 of the mean best-of-K squared error (comparable with Wyner-Ziv);
+- ``per_decoder_mse_db``: 10 log10 of the squared error averaged over decoders (no oracle);
+- ``match_prob``: some decoder recovered the encoder's candidate;
+- ``prop4_error_bound``: Prop. 4's bound on 1 - match_prob at the chosen s2 (for the
+  shared-randomness baseline the K = 1 bound, which its decoder 0 alone already meets);
+- ``wyner_ziv_mse_db``: the quadratic-Gaussian Wyner-Ziv bound var(A|T) 2^(-2R) in dB.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from dsc.coding import CounterRandomness, ImportanceCoder, Scheme, prop4_error_bound
+from dsc.coding.streams import MAX_MESSAGE
+from dsc.coding.validation import check_positive_int
+from dsc.errors import ConfigError
+from dsc.models.gaussian import AnalyticGaussianModel
+from dsc.sources.gaussian import GaussianSource
+
+log = logging.getLogger(__name__)
+
+PAPER_TEST_CHANNEL_VARIANCES = (0.01, 0.008, 0.006, 0.005, 0.003, 0.002, 0.001)
+SELECTION, EVALUATION = 0, 1  # phases: their trials use disjoint message ids
+MAX_RATE_BITS = 31
+
+
+def _db(x: float) -> float:
+    return 10 * math.log10(x) if x > 0 else float("-inf")
+
+
+class TrialTotals(NamedTuple):
+    """Sums over trials of one (repetition, s2) run; float64 scalars."""
+
+    count: int
+    db: float  # sum of per-trial best-of-K dB
+    db_sq: float
+    best: float  # sum of best-of-K squared errors
+    best_sq: float
+    per_decoder: float  # sum over trials of the decoder-averaged squared error
+    per_decoder_sq: float
+    matches: int
+
+    def add(self, other: "TrialTotals") -> "TrialTotals":
+        return TrialTotals(*(a + b for a, b in zip(self, other)))
+
+    @property
+    def distortion_db(self) -> float:
+        return self.db / self.count
+
+    def summary(self) -> dict:
+        n = self.count
+
+        def se_of_mean(total: float, total_sq: float) -> float:
+            mean = total / n
+            return math.sqrt(max(total_sq / n - mean**2, 0.0) / max(n - 1, 1))
+
+        def se_of_db(total: float, total_sq: float) -> float:  # delta method for 10 log10(mean)
+            mean = total / n
+            return 10 / math.log(10) * se_of_mean(total, total_sq) / mean if mean > 0 else 0.0
+
+        match = self.matches / n
+        return {
+            "distortion_db": self.distortion_db,
+            "mse_db": _db(self.best / n),
+            "per_decoder_mse_db": _db(self.per_decoder / n),
+            "match_prob": match,
+            "distortion_db_se": se_of_mean(self.db, self.db_sq),
+            "mse_db_se": se_of_db(self.best, self.best_sq),
+            "per_decoder_mse_db_se": se_of_db(self.per_decoder, self.per_decoder_sq),
+            "match_prob_se": math.sqrt(match * (1 - match) / n),
+        }
+
+
+def trial_totals(source: Tensor, reconstructions: Tensor, match: Tensor) -> TrialTotals:
+    """Totals for sources ``[B]``, reconstructions ``[B, K]`` and matches ``[B]``."""
+    errors = (source[:, None] - reconstructions) ** 2  # [B, K]
+    best = errors.min(dim=1).values
+    per_decoder = errors.mean(dim=1)
+    db = 10 * torch.log10(best.clamp_min(torch.finfo(torch.float64).tiny))  # guard log 0
+    return TrialTotals(
+        count=source.shape[0],
+        db=db.sum().item(),
+        db_sq=(db**2).sum().item(),
+        best=best.sum().item(),
+        best_sq=(best**2).sum().item(),
+        per_decoder=per_decoder.sum().item(),
+        per_decoder_sq=(per_decoder**2).sum().item(),
+        matches=int(match.sum()),
+    )
+
+
+@dataclass
+class GaussianRateDistortion:
+    """One (scheme, K, rate) point of the Gaussian experiment (see the module docstring)."""
+
+    scheme: str = "gls"
+    num_decoders: int = 4
+    rate_bits: int = 1
+    num_candidates: int = 2**15
+    trials: int = 100_000
+    selection_trials: int = 10_000
+    repetitions: int = 1
+    test_channel_variances: list = field(default_factory=lambda: list(PAPER_TEST_CHANNEL_VARIANCES))
+    noise_var: float = 0.5
+    balanced_labels: bool = False
+    batch_trials: int = 2048
+    bound_samples: int = 200_000
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        schemes = [s.value for s in Scheme]
+        if self.scheme not in schemes:
+            raise ConfigError(f"scheme must be one of {', '.join(schemes)}; got {self.scheme!r}")
+        check_positive_int(self.num_decoders, "num_decoders (K)")
+        check_positive_int(self.rate_bits, "rate_bits (log2 L_max)")
+        if self.rate_bits > MAX_RATE_BITS:
+            raise ConfigError(f"rate_bits must be at most {MAX_RATE_BITS}, got {self.rate_bits}")
+        for name in ("num_candidates", "trials", "selection_trials", "repetitions", "batch_trials", "bound_samples"):
+            check_positive_int(getattr(self, name), name)
+        if self.num_candidates < self.num_labels:
+            raise ConfigError(
+                f"num_candidates (N = {self.num_candidates}) must be at least L_max = 2**rate_bits "
+                f"= {self.num_labels}; raise num_candidates or lower rate_bits"
+            )
+        grid = list(self.test_channel_variances or [])
+        if not grid:
+            raise ConfigError("test_channel_variances is empty: give at least one s2, e.g. [0.005]")
+        if any(not isinstance(s2, (int, float)) or s2 <= 0 for s2 in grid):
+            raise ConfigError(f"test_channel_variances must all be > 0, got {grid}")
+        self.test_channel_variances = [float(s2) for s2 in grid]
+        self.source = GaussianSource(self.noise_var)  # validates noise_var
+        if self._message_stride() * 2 * self.repetitions > MAX_MESSAGE:
+            raise ConfigError("too many trials x repetitions for the message-id space (2**43)")
+
+    @property
+    def num_labels(self) -> int:
+        return 2**self.rate_bits
+
+    def _message_stride(self) -> int:
+        return max(self.trials, self.selection_trials)
+
+    def _first_message(self, repetition: int, phase: int) -> int:
+        return (repetition * 2 + phase) * self._message_stride()
+
+    def _coder(self, model: AnalyticGaussianModel, seed: int) -> ImportanceCoder:
+        return ImportanceCoder(
+            seed=seed,
+            prior=model.prior,
+            num_candidates=self.num_candidates,
+            num_labels=self.num_labels,
+            num_decoders=self.num_decoders,
+            scheme=self.scheme,
+            balanced_labels=self.balanced_labels,
+        )
+
+    def simulate(self, s2: float, seed: int, first_message: int, trials: int, device, desc: str) -> TrialTotals:
+        """Encode and decode ``trials`` messages from ``first_message`` on with s2."""
+        model = AnalyticGaussianModel(s2, self.noise_var)
+        coder = self._coder(model, seed)
+        rng = CounterRandomness(seed)
+        totals = TrialTotals(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
+        bar = tqdm(total=trials, desc=desc, unit="trial", disable=not self.progress, leave=False)
+        for start in range(0, trials, self.batch_trials):
+            messages = torch.arange(
+                first_message + start, first_message + min(start + self.batch_trials, trials), device=device
+            )
+            draw = self.source.sample(rng, messages, self.num_decoders)
+            sent = coder.encode(messages, model.encoder_log_weight(draw.source))
+            got = coder.decode(messages, sent.label, model.decoder_log_weight(draw.side_info))
+            reconstructions = model.reconstruct(got.candidate[..., 0].double(), draw.side_info)
+            match = (got.index == sent.index[:, None]).any(dim=1)
+            totals = totals.add(trial_totals(draw.source, reconstructions, match))
+            bar.update(messages.shape[0])
+        bar.close()
+        return totals
+
+    def select(self, seed: int, repetition: int, device) -> tuple[float, dict]:
+        """Choose s2 by the lowest paper distortion on the selection trials."""
+        if len(self.test_channel_variances) == 1:
+            return self.test_channel_variances[0], {}
+        first = self._first_message(repetition, SELECTION)
+        scores = {}
+        for s2 in self.test_channel_variances:
+            desc = f"{self.label} rep {repetition} select s2={s2:g}"
+            scores[s2] = self.simulate(s2, seed, first, self.selection_trials, device, desc).distortion_db
+        return min(scores, key=scores.get), scores
+
+    def prop4_bound(self, s2: float, seed: int) -> float:
+        """Prop. 4's error bound at s2, by Monte Carlo over (A, T, W) from the model."""
+        g = torch.Generator().manual_seed(seed)
+        n = self.bound_samples
+        a = torch.randn(n, generator=g, dtype=torch.float64)
+        t = a + math.sqrt(self.noise_var) * torch.randn(n, generator=g, dtype=torch.float64)
+        w = a + math.sqrt(s2) * torch.randn(n, generator=g, dtype=torch.float64)
+        info = AnalyticGaussianModel(s2, self.noise_var).info_density_bits(a, t, w)
+        # The baseline's encoder and decoder 0 form exactly the K = 1 scheme, so its error is
+        # at most the K = 1 bound; the K-decoder bound holds for GLS only.
+        rows = self.num_decoders if self.scheme == Scheme.GLS.value else 1
+        return prop4_error_bound(info, rows, self.num_labels).item()
+
+    @property
+    def label(self) -> str:
+        return f"{self.scheme} K={self.num_decoders} R={self.rate_bits}"
+
+    def run(self, seed: int, device: torch.device, output_dir: Path) -> list[dict]:
+        runs = []
+        for repetition in range(self.repetitions):
+            s2, selection = self.select(seed, repetition, device)
+            first = self._first_message(repetition, EVALUATION)
+            totals = self.simulate(s2, seed, first, self.trials, device, f"{self.label} rep {repetition} s2={s2:g}")
+            runs.append({**totals.summary(), "s2": s2, "selection": selection})
+            log.info(
+                "%s rep %d: s2 %g, distortion %.2f dB (paper metric), mse %.2f dB, match %.4f",
+                self.label, repetition, s2, runs[-1]["distortion_db"], runs[-1]["mse_db"], runs[-1]["match_prob"],
+            )
+        point = self._point(runs, seed)
+        log.info(
+            "%s: distortion %.2f +- %.2f dB, mse %.2f dB, per-decoder mse %.2f dB, match %.4f "
+            "(Prop. 4 error bound %.4f), Wyner-Ziv %.2f dB",
+            self.label, point["distortion_db"], point["distortion_db_se"], point["mse_db"],
+            point["per_decoder_mse_db"], point["match_prob"], point["prop4_error_bound"], point["wyner_ziv_mse_db"],
+        )
+        return [point]
+
+    def _point(self, runs: list[dict], seed: int) -> dict:
+        metrics = ("distortion_db", "mse_db", "per_decoder_mse_db", "match_prob")
+        point = {
+            "scheme": self.scheme,
+            "num_decoders": self.num_decoders,
+            "rate_bits": self.rate_bits,
+            "num_candidates": self.num_candidates,
+            "trials": self.trials,
+            "selection_trials": self.selection_trials if len(self.test_channel_variances) > 1 else 0,
+            "repetitions": self.repetitions,
+            "balanced_labels": self.balanced_labels,
+            "noise_var": self.noise_var,
+        }
+        for name in metrics:
+            values = [run[name] for run in runs]
+            point[name] = statistics.fmean(values)
+            if len(runs) > 1:
+                point[f"{name}_se"] = statistics.stdev(values) / math.sqrt(len(runs))
+            else:
+                point[f"{name}_se"] = runs[0][f"{name}_se"]
+        point["se_over"] = "repetitions" if len(runs) > 1 else "trials"
+        chosen = [run["s2"] for run in runs]
+        point["s2"] = statistics.mode(chosen)
+        point["s2_per_repetition"] = chosen
+        point["prop4_error_bound"] = statistics.fmean(self.prop4_bound(s2, seed) for s2 in chosen)
+        point["wyner_ziv_mse_db"] = _db(self.source.posterior_var * 2.0 ** (-2 * self.rate_bits))
+        point["selection_distortion_db"] = [run["selection"] for run in runs]
+        return point

@@ -1,0 +1,1 @@
+"""Models: the analytic Gaussian model and (later) learned networks."""

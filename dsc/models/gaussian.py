@@ -1,0 +1,87 @@
+"""The analytic model of the Gaussian experiment: test channel, decoder target, MMSE decoder.
+
+With A ~ N(0, 1), T = A + N(0, noise_var) and the test channel W | A ~ N(A, s2):
+
+- prior p_W = N(0, 1 + s2) (the candidates' law);
+- encoder weight p(w | a) / p(w);
+- decoder target p(w | t) = N(t / (1 + noise_var), noise_var / (1 + noise_var) + s2) and
+  weight p(w | t) / p(w);
+- reconstruction E[A | W, T] = (W / s2 + T / noise_var) / (1 + 1 / s2 + 1 / noise_var).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from dsc.coding.importance import GaussianPrior, LogWeightFn
+from dsc.errors import InvalidArgumentError
+
+
+def _log_normal(x: Tensor, mean: Tensor | float, var: float) -> Tensor:
+    return -0.5 * (x - mean) ** 2 / var - 0.5 * math.log(2 * math.pi * var)
+
+
+@dataclass(frozen=True)
+class AnalyticGaussianModel:
+    """Closed-form encoder / decoder weights and reconstruction for one test-channel variance."""
+
+    test_channel_var: float
+    noise_var: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("test_channel_var", "noise_var"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value > 0):
+                raise InvalidArgumentError(f"{name} must be > 0, got {value!r}")
+
+    @property
+    def prior_var(self) -> float:
+        return 1 + self.test_channel_var
+
+    @property
+    def prior(self) -> GaussianPrior:
+        return GaussianPrior(dim=1, std=math.sqrt(self.prior_var))
+
+    @property
+    def decoder_var(self) -> float:
+        """var(W | T)."""
+        return self.noise_var / (1 + self.noise_var) + self.test_channel_var
+
+    def decoder_mean(self, side_info: Tensor) -> Tensor:
+        """E[W | T] = T / (1 + noise_var), same shape as ``side_info``."""
+        return side_info / (1 + self.noise_var)
+
+    def encoder_log_weight(self, source: Tensor) -> LogWeightFn:
+        """For sources ``[B]``: candidates ``[B, n, 1]`` -> log p(u|a) - log p(u), ``[B, n]``."""
+
+        def log_weight(u: Tensor) -> Tensor:
+            u = u[..., 0]
+            a = source[:, None].to(u.dtype)
+            return _log_normal(u, a, self.test_channel_var) - _log_normal(u, 0.0, self.prior_var)
+
+        return log_weight
+
+    def decoder_log_weight(self, side_info: Tensor) -> LogWeightFn:
+        """For side information ``[B, R]``: candidates ``[B, n, 1]`` -> ``[B, R, n]``."""
+
+        def log_weight(u: Tensor) -> Tensor:
+            u = u[..., 0][:, None, :]
+            mean = self.decoder_mean(side_info)[..., None].to(u.dtype)
+            return _log_normal(u, mean, self.decoder_var) - _log_normal(u, 0.0, self.prior_var)
+
+        return log_weight
+
+    def reconstruct(self, w: Tensor, side_info: Tensor) -> Tensor:
+        """MMSE estimate of A from W and T (broadcasting shapes, e.g. ``[B, K]``)."""
+        precision = 1 + 1 / self.test_channel_var + 1 / self.noise_var
+        return (w / self.test_channel_var + side_info / self.noise_var) / precision
+
+    def info_density_bits(self, source: Tensor, side_info: Tensor, w: Tensor) -> Tensor:
+        """i(w; a | t) = log2 p(w|a) / p(w|t), elementwise."""
+        log_ratio = _log_normal(w, source, self.test_channel_var) - _log_normal(
+            w, self.decoder_mean(side_info), self.decoder_var
+        )
+        return log_ratio / math.log(2)
