@@ -290,3 +290,46 @@ def test_cpu_and_cuda_pick_the_same_candidates():
     setup.a = setup.a.cuda()
     gpu = coder.encode(messages.cuda(), setup.encoder_log_weight)
     assert torch.equal(cpu.index, gpu.index.cpu())
+
+
+def test_declared_weight_bounds_stop_early_with_exactly_the_full_scan_result():
+    """The closed-form maxima of the Gaussian log-weights let both sides stop scanning; the
+    picks must equal those of a full scan, and far fewer candidates are scored."""
+    from dsc.models.gaussian import AnalyticGaussianModel
+
+    torch.manual_seed(0)
+    a = torch.randn(64, dtype=torch.float64)
+    t = a[:, None] + math.sqrt(NOISE_VAR) * torch.randn(64, 3, dtype=torch.float64)
+    model = AnalyticGaussianModel(0.005)
+    messages = torch.arange(64)
+    for scheme in Scheme:
+        for balanced in (False, True):
+            coder = ImportanceCoder(seed=4, prior=model.prior, num_candidates=2**14, num_labels=4,
+                                    num_decoders=3, scheme=scheme, balanced_labels=balanced, chunk_size=128)
+            scored = []
+
+            def counting(fn):
+                def wrapped(u):
+                    scored.append(u.shape[1])
+                    return fn(u)
+                return wrapped
+
+            full = coder.encode(messages, model.encoder_log_weight(a))
+            fast = coder.encode(messages, counting(model.encoder_log_weight(a)), model.encoder_log_weight_max(a))
+            assert torch.equal(full.index, fast.index) and torch.equal(full.label, fast.label)
+            assert sum(scored) < 2**14 / 4
+            scored.clear()
+            full_d = coder.decode(messages, full.label, model.decoder_log_weight(t))
+            fast_d = coder.decode(messages, full.label, counting(model.decoder_log_weight(t)),
+                                  log_weight_max=model.decoder_log_weight_max(t))
+            assert torch.equal(full_d.index, fast_d.index)
+            assert sum(scored) < 2**14
+
+
+def test_a_bound_the_weights_exceed_is_refused():
+    setup = GaussianSetup(batch=8, num_decoders=2, s2=0.01)
+    coder = setup.coder(num_candidates=256, num_labels=2)
+    with pytest.raises(dsc.InvalidProbabilityError, match="bound"):
+        coder.encode(torch.arange(8), setup.encoder_log_weight, torch.zeros(8, dtype=torch.float64) - 5)
+    with pytest.raises(dsc.ShapeMismatchError, match="log_weight_max"):
+        coder.encode(torch.arange(8), setup.encoder_log_weight, torch.zeros(3))

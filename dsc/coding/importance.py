@@ -1,18 +1,21 @@
 """Importance-sampled conditional GLS over N shared candidates: the compression coder.
 
-Per message b, the shared randomness defines N candidates U_i ~ prior, a label l_i in
-[0, L_max) for each, and K rows of exponentials E_i^(k) (layout: :mod:`dsc.coding.streams`).
+Per message b, the shared randomness defines N candidates U_j ~ prior, a label l_j in
+[0, L_max) for each, and K rows of exponentials E_j^(k) (layout: :mod:`dsc.coding.streams`).
 
-- Encoder (observes a): ``Y = argmin_i min_k E_i^(k) / w_i`` with ``log w_i = log p(U_i | a) -
-  log p(U_i)``; it sends the label ``l_Y`` (log2 L_max bits).
-- Decoder k (observes t_k and the label m): ``X^(k) = argmin_{i: l_i = m} E_i^(k) / v_i^(k)``
-  with its own row k and its own log-weights ``log v_i^(k)``.
+- Encoder (observes a): ``Y = argmin_j min_k E_j^(k) / w_j`` with ``log w_j = log p(U_j | a) -
+  log p(U_j)``; it sends the label ``l_Y`` (log2 L_max bits).
+- Decoder k (observes t_k and the label m): ``X^(k) = argmin_{j: l_j = m} E_j^(k) / v_j^(k)``
+  with its own row k and its own log-weights ``log v_j^(k)``.
 - Scheme ``shared_randomness`` (the baseline): encoder and every decoder use row 0 only.
 
-Everything is batched over messages ``[B]`` and scanned in chunks of candidates, so peak memory
-is ``O(B * chunk_size * (dim + K))`` whatever N is. Candidates are regenerated from their index
-rather than stored. Chunking changes no result: a running first-occurrence argmin over chunks
-equals the global argmin.
+Candidates are indexed by arrival order: the row-wise minima M_(j) increase with j (see
+:mod:`dsc.coding.streams`). Every party scans arrivals in chunks and keeps a running
+first-occurrence argmin. Given an upper bound on its log-weights (``log_weight_max``), a party
+stops as soon as ``log M_(next) - log_weight_max`` exceeds its best score: no later arrival can
+win, so the result equals the full scan's exactly, at a fraction of the cost. Without a bound it
+scans all N. Everything is batched over messages ``[B]``; peak memory is
+``O(B * chunk_size * (dim + K))`` whatever N is, and chunking changes no result.
 """
 
 from __future__ import annotations
@@ -27,11 +30,15 @@ from torch import Tensor
 
 from dsc.coding.randomness import MAX_INTEGERS_HIGH, CounterRandomness, check_dtype
 from dsc.coding.streams import (
+    ARRIVAL_FRACTION_BITS,
+    arrival_increments,
+    balanced_labels,
     candidate_labels,
     candidate_normals,
     check_messages,
     check_num_rows,
     exponential_rows,
+    winning_rows,
 )
 from dsc.coding.validation import check_positive_int
 from dsc.errors import InvalidArgumentError, InvalidProbabilityError, ShapeMismatchError
@@ -39,6 +46,8 @@ from dsc.errors import InvalidArgumentError, InvalidProbabilityError, ShapeMisma
 AUTO_CHUNK_PAIRS_CPU = 2**16  # candidate-message pairs per chunk: fits the CPU caches
 AUTO_CHUNK_PAIRS_CUDA = 2**22  # large enough to fill a GPU
 AUTO_CHUNK_MIN = 64
+
+WEIGHT_BOUND_SLACK = 1e-3  # absorbs rounding in log-weights computed near their maximum
 
 LogWeightFn = Callable[[Tensor], Tensor]
 """Maps candidates ``[B, n, dim]`` to log importance weights: ``[B, n]`` for the encoder,
@@ -121,8 +130,49 @@ class _RunningArgmin:
         self.index = torch.where(better, idx, self.index)
 
 
-def _bad_weights(log_w: Tensor) -> Tensor:
-    return (torch.isnan(log_w) | (log_w == float("inf"))).any()
+def _bad_weights(log_w: Tensor, bound: Tensor | None) -> Tensor:
+    """True when log-weights hold NaN or +inf, or exceed their declared bound."""
+    bad = torch.isnan(log_w) | (log_w == float("inf"))
+    if bound is not None:  # the bound already includes WEIGHT_BOUND_SLACK
+        bad |= log_w > bound
+    return bad.any()
+
+
+def _raise_if_bad(bad: Tensor, party: str, bounded: bool) -> None:
+    if bool(bad):
+        extra = ", and never above log_weight_max" if bounded else ""
+        raise InvalidProbabilityError(
+            f"the {party}'s log_weight returned NaN or +inf or exceeded its bound; it must "
+            f"return finite values or -inf{extra}"
+        )
+
+
+def _check_bound(bound: Tensor | None, shape: tuple[int, ...], name: str) -> Tensor | None:
+    if bound is None:
+        return None
+    if not isinstance(bound, Tensor) or tuple(bound.shape) != shape:
+        got = tuple(bound.shape) if isinstance(bound, Tensor) else type(bound).__name__
+        raise ShapeMismatchError(f"{name} must have shape {shape}, got {got}")
+    if torch.isnan(bound).any():
+        raise InvalidProbabilityError(f"{name} contains NaN")
+    return bound.to(torch.float64) + WEIGHT_BOUND_SLACK
+
+
+class _Arrivals:
+    """Iterate over arrivals in chunks: ``(index [n], M_(index) [B, n] float64)``."""
+
+    def __init__(self, coder: "ImportanceCoder", messages: Tensor, chunk: int) -> None:
+        self.coder, self.messages, self.chunk = coder, messages, chunk
+
+    def __iter__(self):
+        coder, device = self.coder, self.messages.device
+        carry = torch.zeros(self.messages.shape[0], dtype=torch.int64, device=device)
+        for start in range(0, coder.num_candidates, self.chunk):
+            index = torch.arange(start, min(start + self.chunk, coder.num_candidates), device=device)
+            steps = arrival_increments(coder.rng, self.messages, index, coder.num_candidates, coder.num_rows)
+            times = steps.cumsum(dim=1) + carry[:, None]
+            carry = times[:, -1]
+            yield index, times.to(torch.float64) * 2.0**-ARRIVAL_FRACTION_BITS
 
 
 @dataclass(frozen=True)
@@ -136,8 +186,8 @@ class ImportanceCoder:
         num_labels: L_max; the message costs log2(L_max) bits.
         num_decoders: K.
         scheme: ``gls`` or ``shared_randomness`` (the baseline that shares row 0).
-        balanced_labels: label of candidate i is ``i mod L_max`` (each label gets exactly
-            N / L_max candidates) instead of i.i.d. uniform labels.
+        balanced_labels: each label gets exactly N / L_max candidates (a keyed random
+            permutation) instead of i.i.d. uniform labels.
         chunk_size: candidates scored at once per message; bounds memory, never changes
             results. ``None`` (default) picks it from the batch size and device so that a chunk
             holds about 2**16 (CPU, cache-sized) or 2**22 (GPU) candidate-message pairs.
@@ -220,29 +270,39 @@ class ImportanceCoder:
 
     def _labels(self, messages: Tensor, index: Tensor) -> Tensor:
         if self.balanced_labels:
-            index = index[None, :] if index.dim() == 1 else index
-            return (index % self.num_labels).expand(messages.shape[0], -1)
+            return balanced_labels(self.rng, messages, index, self.num_candidates, self.num_labels)
         return candidate_labels(self.rng, messages, index, self.num_labels)
 
-    def encode(self, messages: Tensor, log_weight: LogWeightFn) -> Encoded:
-        """Encode messages ``[B]``; ``log_weight`` maps ``[B, n, dim]`` -> ``[B, n]``."""
+    @property
+    def num_rows(self) -> int:
+        """R: rows of exponentials per candidate (K for GLS, 1 for the baseline)."""
+        return self.num_decoders if self.scheme is Scheme.GLS else 1
+
+    def _arrivals(self, messages: Tensor) -> "_Arrivals":
+        return _Arrivals(self, messages, self._chunk_for(messages))
+
+    def encode(
+        self, messages: Tensor, log_weight: LogWeightFn, log_weight_max: Tensor | None = None
+    ) -> Encoded:
+        """Encode messages ``[B]``; ``log_weight`` maps ``[B, n, dim]`` -> ``[B, n]``.
+
+        ``log_weight_max`` ``[B]``, optional: an upper bound of each message's log-weight over
+        all candidates; it lets the scan stop early with exactly the full scan's result.
+        """
         messages = check_messages(messages)
-        device = messages.device
-        rows = self._rows(range(self.num_decoders), device).unique()
+        bound = _check_bound(log_weight_max, (messages.shape[0],), "encoder log_weight_max")
         best = _RunningArgmin()
-        bad = torch.zeros((), dtype=torch.bool, device=device)
-        chunk = self._chunk_for(messages)
-        for start in range(0, self.num_candidates, chunk):
-            index = torch.arange(start, min(start + chunk, self.num_candidates), device=device)
+        bad = torch.zeros((), dtype=torch.bool, device=messages.device)
+        for index, times in self._arrivals(messages):
+            log_m = torch.log(times)
+            if bound is not None and best.score is not None:
+                if bool((log_m[:, 0] - bound > best.score).all()):
+                    break
             log_w = log_weight(self._candidates(messages, index))
             _check_weight_shape(log_w, (messages.shape[0], index.shape[0]), "encoder log_weight")
-            bad |= _bad_weights(log_w)
-            noise = exponential_rows(self.rng, messages, rows, index, self.dtype).amin(dim=1)
-            best.update(torch.log(noise) - log_w, index)
-        if bad:
-            raise InvalidProbabilityError(
-                "the encoder's log_weight returned NaN or +inf; it must return finite values or -inf"
-            )
+            bad |= _bad_weights(log_w, None if bound is None else bound[:, None])
+            best.update(log_m - log_w, index)
+        _raise_if_bad(bad, "encoder", bound is not None)
         if (best.score == float("inf")).any():
             raise InvalidProbabilityError(
                 "for some messages no candidate has positive weight under the encoder's "
@@ -259,48 +319,53 @@ class ImportanceCoder:
         labels: Tensor,
         log_weight: LogWeightFn,
         decoders: Sequence[int] | None = None,
+        log_weight_max: Tensor | None = None,
     ) -> Decoded:
         """Decode received labels ``[B]`` of messages ``[B]`` at decoders ``decoders``
-        (default: all K). ``log_weight`` maps ``[B, n, dim]`` -> ``[B, R, n]``."""
+        (default: all K). ``log_weight`` maps ``[B, n, dim]`` -> ``[B, R, n]``;
+        ``log_weight_max`` ``[B, R]``, optional, bounds it (early, exact stopping)."""
         messages = check_messages(messages)
         device = messages.device
         decoders = list(range(self.num_decoders)) if decoders is None else list(decoders)
         if not decoders:
             raise InvalidArgumentError("decoders must name at least one decoder")
-        unique_rows, which = self._rows(decoders, device).unique(return_inverse=True)
+        rows = self._rows(decoders, device)
         labels = self._check_labels(labels, messages)
         batch, num_rows = messages.shape[0], len(decoders)
+        bound = _check_bound(log_weight_max, (batch, num_rows), "decoder log_weight_max")
         best = _RunningArgmin()
         bad = torch.zeros((), dtype=torch.bool, device=device)
-        bin_size = self.num_candidates // self.num_labels
-        stop = bin_size if self.balanced_labels else self.num_candidates
-        chunk = self._chunk_for(messages)
-        for start in range(0, stop, chunk):
-            span = torch.arange(start, min(start + chunk, stop), device=device)
-            if self.balanced_labels:  # enumerate the received bin only: i = m + L_max * j
-                index = labels[:, None] + self.num_labels * span[None, :]
-                in_bin = None
-            else:
-                index = span
-                in_bin = self._labels(messages, span) == labels[:, None]
+        for index, times in self._arrivals(messages):
+            log_m = torch.log(times)
+            if bound is not None and best.score is not None:
+                if bool((log_m[:, None, :1] - bound[..., None] > best.score[..., None]).all()):
+                    break
             log_w = log_weight(self._candidates(messages, index))
-            _check_weight_shape(log_w, (batch, num_rows, index.shape[-1]), "decoder log_weight")
-            bad |= _bad_weights(log_w)
-            noise = exponential_rows(self.rng, messages, unique_rows, index, self.dtype)
-            scores = torch.log(noise)[:, which] - log_w
-            if in_bin is not None:
-                scores = scores.masked_fill(~in_bin[:, None, :], float("inf"))
-            best.update(scores, index if index.dim() == 1 else index[:, None, :])
-        if bad:
-            raise InvalidProbabilityError(
-                "the decoder's log_weight returned NaN or +inf; it must return finite values or -inf"
-            )
+            _check_weight_shape(log_w, (batch, num_rows, index.shape[0]), "decoder log_weight")
+            bad |= _bad_weights(log_w, None if bound is None else bound[..., None])
+            scores = self._row_log_times(messages, index, times, log_m, rows) - log_w
+            in_bin = self._labels(messages, index) == labels[:, None]
+            best.update(scores.masked_fill(~in_bin[:, None, :], float("inf")), index)
+        _raise_if_bad(bad, "decoder", bound is not None)
         found = best.score < float("inf")
         index = torch.where(found, best.index, torch.full_like(best.index, -1))
         candidate = self._candidates(messages, index.clamp(min=0))
         fallback = self.prior.from_standard_normal(torch.zeros_like(candidate))
         candidate = torch.where(found[..., None], candidate, fallback)
         return Decoded(index, candidate, found)
+
+    def _row_log_times(
+        self, messages: Tensor, index: Tensor, times: Tensor, log_m: Tensor, rows: Tensor
+    ) -> Tensor:
+        """log E_j^(k) for rows ``[R]`` at arrivals ``[n]``, given M_(j) and its log ``[B, n]``,
+        -> ``[B, R, n]``:
+        M_(j) on the winning row r_j, M_(j) + D_j^(k) on the others."""
+        if self.num_rows == 1:
+            return log_m[:, None, :].expand(-1, rows.shape[0], -1)
+        unique_rows, which = rows.unique(return_inverse=True)
+        excess = exponential_rows(self.rng, messages, unique_rows, index, torch.float64)[:, which]
+        winner = winning_rows(self.rng, messages, index, self.num_rows)[:, None, :] == rows[None, :, None]
+        return torch.where(winner, log_m[:, None, :], torch.log(times[:, None, :] + excess))
 
     def _check_labels(self, labels: Tensor, messages: Tensor) -> Tensor:
         if not isinstance(labels, Tensor) or labels.shape != messages.shape:

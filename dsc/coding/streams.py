@@ -17,15 +17,30 @@ Counters (the ``index`` within a stream):
 ============  ====  ==============================  =====================================
 purpose       row   counter                         value
 ============  ====  ==============================  =====================================
-CANDIDATE     0     ``i * dim + d``                 coordinate d of candidate U_i ~ N(0, 1)
-LABEL         0     ``i``                           label l_i in [0, L_max) (i.i.d. labels)
-EXPONENTIAL   k     ``i``                           E_i^(k) ~ Exp(1), row k of K
+CANDIDATE     0     ``j * dim + d``                 coordinate d of candidate U_j ~ N(0, 1)
+LABEL         0     ``j``                           label l_j in [0, L_max) (i.i.d. labels)
+EXPONENTIAL   k     ``i`` / ``j``                   discrete GLS: E_i^(k) ~ Exp(1), row k;
+                                                    coder: D_j^(k) ~ Exp(1), row k's excess
 SOURCE        c     ``j``                           simulated source / side-information draws
+ARRIVAL       0     ``j``                           X_j ~ Exp(1), spacing of arrival times
+WINNING_ROW   0     ``j``                           r_j in [0, R), the row attaining M_j
+PERMUTATION   0     round                           keys of the balanced-label permutation
 ============  ====  ==============================  =====================================
 
-Balanced labels use no stream: candidate i has label ``i mod L_max`` (the candidates and
-exponentials are i.i.d. across i, so this is equal in law to a uniformly random balanced
-assignment, and a decoder can enumerate its bin without scanning the others).
+The importance-sampled coder indexes its N candidates by *arrival order*. With R rows of
+exponentials per candidate (R = K for GLS, 1 for the shared-randomness baseline), the row-wise
+minima M are i.i.d. Exp(R); sorted, they are (Renyi's representation)
+
+    M_(j) = sum_{m <= j} X_m / (R (N - m)),        j = 0 .. N-1,
+
+computed as an exact int64 fixed-point prefix sum (2**-52 units), so chunking never changes
+a value. Row k of candidate j is ``E_j^(k) = M_(j)`` if ``k == r_j`` and ``M_(j) + D_j^(k)``
+otherwise (memorylessness). Candidates, labels, r and D are i.i.d. and independent of the
+arrival times, so this is equal in law to N i.i.d. candidates with K i.i.d. Exp(1) rows each,
+and it lets a party stop scanning once no later arrival can win.
+
+Balanced labels: l_j = pi(j) mod L_max with pi a keyed pseudo-random permutation of [0, N)
+per message, so each label gets exactly N / L_max candidates in random arrival positions.
 """
 
 from __future__ import annotations
@@ -35,7 +50,15 @@ from enum import IntEnum
 import torch
 from torch import Tensor
 
-from dsc.coding.randomness import CounterRandomness, IntOrTensor, _exponential, _integers, _normal
+from dsc.coding.randomness import (
+    CounterRandomness,
+    IntOrTensor,
+    _exponential,
+    _integers,
+    _normal,
+    _stream_keys,
+    mix32,
+)
 from dsc.errors import InvalidArgumentError
 
 MESSAGE_SHIFT = 20
@@ -51,6 +74,9 @@ class Purpose(IntEnum):
     LABEL = 2
     EXPONENTIAL = 3
     SOURCE = 4
+    ARRIVAL = 5
+    WINNING_ROW = 6
+    PERMUTATION = 7
 
 
 def _pack(purpose: Purpose, message: IntOrTensor, row: IntOrTensor = 0) -> IntOrTensor:
@@ -147,3 +173,52 @@ def candidate_labels(
     streams = _pack(Purpose.LABEL, messages)[:, None]
     index = index[None, :] if index.dim() == 1 else index
     return _integers(rng.seed, streams, index, num_labels)
+
+
+ARRIVAL_FRACTION_BITS = 52  # fixed-point unit of arrival times: 2**-52
+
+
+def arrival_increments(
+    rng: CounterRandomness, messages: Tensor, index: Tensor, num_candidates: int, num_rows: int
+) -> Tensor:
+    """Fixed-point spacings ``round(X_j / (R (N - j)) * 2**52)`` for arrivals ``index`` ``[n]``
+    of messages ``[B]`` -> int64 ``[B, n]``; their prefix sums are the arrival times M_(j)."""
+    streams = _pack(Purpose.ARRIVAL, messages)[:, None]
+    spacing = _exponential(rng.seed, streams, index[None, :], torch.float64)
+    spacing = spacing / (num_rows * (num_candidates - index)).to(torch.float64)
+    return torch.round(spacing * 2.0**ARRIVAL_FRACTION_BITS).long()
+
+
+def winning_rows(rng: CounterRandomness, messages: Tensor, index: Tensor, num_rows: int) -> Tensor:
+    """The row r_j in [0, R) that attains M_(j), for arrivals ``[n]`` -> ``[B, n]``."""
+    streams = _pack(Purpose.WINNING_ROW, messages)[:, None]
+    return _integers(rng.seed, streams, index[None, :], num_rows)
+
+
+_PERMUTATION_ROUNDS = 4
+_PERMUTATION_MULTIPLIER = 0x2C1B3C6D  # odd, below 2**31
+
+
+def balanced_labels(
+    rng: CounterRandomness, messages: Tensor, index: Tensor, num_candidates: int, num_labels: int
+) -> Tensor:
+    """Labels ``pi(j) mod L_max`` for arrivals ``[n]`` or ``[B, n]`` of messages ``[B]`` ->
+    ``[B, n]``; pi is a keyed bijection of [0, N) per message (cycle-walking a bijection of
+    [0, 2**bits) built from add-key, xorshift and odd-multiply rounds)."""
+    bits = max(1, (num_candidates - 1).bit_length())
+    mask = (1 << bits) - 1
+    shift = max(1, (bits + 1) // 2)
+    streams = _pack(Purpose.PERMUTATION, messages)
+    keys = [_stream_keys(rng.seed, streams, r)[0][:, None] & mask for r in range(_PERMUTATION_ROUNDS)]
+    x = (index[None, :] if index.dim() == 1 else index).expand(messages.shape[0], -1).clone()
+    pending = torch.ones_like(x, dtype=torch.bool)
+    while True:
+        y = x
+        for key in keys:
+            y = (y + key) & mask
+            y = y ^ (y >> shift)
+            y = (y * _PERMUTATION_MULTIPLIER) & mask
+        x = torch.where(pending, y, x)
+        pending = x >= num_candidates
+        if not pending.any():
+            return x % num_labels

@@ -24,6 +24,12 @@ def _log_normal(x: Tensor, mean: Tensor | float, var: float) -> Tensor:
     return -0.5 * (x - mean) ** 2 / var - 0.5 * math.log(2 * math.pi * var)
 
 
+def _log_ratio_max(mean: Tensor, var: float, prior_var: float) -> Tensor:
+    """max_u log N(u; mean, var) / N(u; 0, prior_var) = mean^2 / (2 (prior_var - var)) +
+    log(prior_var / var) / 2, attained at u = mean * prior_var / (prior_var - var)."""
+    return mean**2 / (2 * (prior_var - var)) + 0.5 * math.log(prior_var / var)
+
+
 @dataclass(frozen=True)
 class AnalyticGaussianModel:
     """Closed-form encoder / decoder weights and reconstruction for one test-channel variance."""
@@ -73,6 +79,14 @@ class AnalyticGaussianModel:
             return _log_normal(u, mean, self.decoder_var) - _log_normal(u, 0.0, self.prior_var)
 
         return log_weight
+
+    def encoder_log_weight_max(self, source: Tensor) -> Tensor:
+        """max_u of the encoder's log-weight, per source ``[B]``: see :func:`_log_ratio_max`."""
+        return _log_ratio_max(source, self.test_channel_var, self.prior_var)
+
+    def decoder_log_weight_max(self, side_info: Tensor) -> Tensor:
+        """max_u of each decoder's log-weight, ``[B, R]`` for side information ``[B, R]``."""
+        return _log_ratio_max(self.decoder_mean(side_info), self.decoder_var, self.prior_var)
 
     def reconstruct(self, w: Tensor, side_info: Tensor) -> Tensor:
         """MMSE estimate of A from W and T (broadcasting shapes, e.g. ``[B, K]``)."""
