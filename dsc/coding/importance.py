@@ -111,23 +111,21 @@ class Decoded(NamedTuple):
     found: Tensor
 
 
-class _RunningArgmin:
-    """First-occurrence argmin of scores ``[..., n]`` accumulated over chunks."""
+class _Best:
+    """Per-message best score and index (``[B, ...]``), updated for active rows from chunks
+    of scores ``[B', ..., n]``; ties keep the first occurrence, so chunking changes nothing."""
 
-    def __init__(self) -> None:
-        self.score: Tensor | None = None
-        self.index: Tensor | None = None
+    def __init__(self, score: Tensor, index: Tensor) -> None:
+        self.score, self.index = score, index
 
-    def update(self, scores: Tensor, index: Tensor) -> None:
+    def update(self, active: Tensor, scores: Tensor, index: Tensor) -> None:
         pos = torch.argmin(scores, dim=-1, keepdim=True)
-        score = scores.gather(-1, pos).squeeze(-1)
-        idx = index.expand(scores.shape).gather(-1, pos).squeeze(-1)
-        if self.score is None:
-            self.score, self.index = score, idx
-            return
-        better = score < self.score
-        self.score = torch.where(better, score, self.score)
-        self.index = torch.where(better, idx, self.index)
+        score = scores.gather(-1, pos).squeeze(-1).to(torch.float64)
+        idx = index[pos.squeeze(-1)]
+        current = self.score[active]
+        better = score < current
+        self.score[active] = torch.where(better, score, current)
+        self.index[active] = torch.where(better, idx, self.index[active])
 
 
 def _bad_weights(log_w: Tensor, bound: Tensor | None) -> Tensor:
@@ -158,21 +156,7 @@ def _check_bound(bound: Tensor | None, shape: tuple[int, ...], name: str) -> Ten
     return bound.to(torch.float64) + WEIGHT_BOUND_SLACK
 
 
-class _Arrivals:
-    """Iterate over arrivals in chunks: ``(index [n], M_(index) [B, n] float64)``."""
 
-    def __init__(self, coder: "ImportanceCoder", messages: Tensor, chunk: int) -> None:
-        self.coder, self.messages, self.chunk = coder, messages, chunk
-
-    def __iter__(self):
-        coder, device = self.coder, self.messages.device
-        carry = torch.zeros(self.messages.shape[0], dtype=torch.int64, device=device)
-        for start in range(0, coder.num_candidates, self.chunk):
-            index = torch.arange(start, min(start + self.chunk, coder.num_candidates), device=device)
-            steps = arrival_increments(coder.rng, self.messages, index, coder.num_candidates, coder.num_rows)
-            times = steps.cumsum(dim=1) + carry[:, None]
-            carry = times[:, -1]
-            yield index, times.to(torch.float64) * 2.0**-ARRIVAL_FRACTION_BITS
 
 
 @dataclass(frozen=True)
@@ -278,8 +262,6 @@ class ImportanceCoder:
         """R: rows of exponentials per candidate (K for GLS, 1 for the baseline)."""
         return self.num_decoders if self.scheme is Scheme.GLS else 1
 
-    def _arrivals(self, messages: Tensor) -> "_Arrivals":
-        return _Arrivals(self, messages, self._chunk_for(messages))
 
     def encode(
         self, messages: Tensor, log_weight: LogWeightFn, log_weight_max: Tensor | None = None
@@ -287,22 +269,16 @@ class ImportanceCoder:
         """Encode messages ``[B]``; ``log_weight`` maps ``[B, n, dim]`` -> ``[B, n]``.
 
         ``log_weight_max`` ``[B]``, optional: an upper bound of each message's log-weight over
-        all candidates; it lets the scan stop early with exactly the full scan's result.
+        all candidates; it lets the scan stop early with exactly the full scan's result (and,
+        when ``log_weight`` has a ``subset(rows)`` method, drop finished messages one by one).
         """
         messages = check_messages(messages)
         bound = _check_bound(log_weight_max, (messages.shape[0],), "encoder log_weight_max")
-        best = _RunningArgmin()
-        bad = torch.zeros((), dtype=torch.bool, device=messages.device)
-        for index, times in self._arrivals(messages):
-            log_m = torch.log(times)
-            if bound is not None and best.score is not None:
-                if bool((log_m[:, 0] - bound > best.score).all()):
-                    break
-            log_w = log_weight(self._candidates(messages, index))
-            _check_weight_shape(log_w, (messages.shape[0], index.shape[0]), "encoder log_weight")
-            bad |= _bad_weights(log_w, None if bound is None else bound[:, None])
-            best.update(log_m - log_w, index)
-        _raise_if_bad(bad, "encoder", bound is not None)
+
+        def scores(active, index, times, log_m, log_w):
+            return log_m - log_w
+
+        best = self._race(messages, log_weight, bound, scores, (), "encoder")
         if (best.score == float("inf")).any():
             raise InvalidProbabilityError(
                 "for some messages no candidate has positive weight under the encoder's "
@@ -325,34 +301,71 @@ class ImportanceCoder:
         (default: all K). ``log_weight`` maps ``[B, n, dim]`` -> ``[B, R, n]``;
         ``log_weight_max`` ``[B, R]``, optional, bounds it (early, exact stopping)."""
         messages = check_messages(messages)
-        device = messages.device
         decoders = list(range(self.num_decoders)) if decoders is None else list(decoders)
         if not decoders:
             raise InvalidArgumentError("decoders must name at least one decoder")
-        rows = self._rows(decoders, device)
+        rows = self._rows(decoders, messages.device)
         labels = self._check_labels(labels, messages)
-        batch, num_rows = messages.shape[0], len(decoders)
-        bound = _check_bound(log_weight_max, (batch, num_rows), "decoder log_weight_max")
-        best = _RunningArgmin()
-        bad = torch.zeros((), dtype=torch.bool, device=device)
-        for index, times in self._arrivals(messages):
-            log_m = torch.log(times)
-            if bound is not None and best.score is not None:
-                if bool((log_m[:, None, :1] - bound[..., None] > best.score[..., None]).all()):
-                    break
-            log_w = log_weight(self._candidates(messages, index))
-            _check_weight_shape(log_w, (batch, num_rows, index.shape[0]), "decoder log_weight")
-            bad |= _bad_weights(log_w, None if bound is None else bound[..., None])
-            scores = self._row_log_times(messages, index, times, log_m, rows) - log_w
-            in_bin = self._labels(messages, index) == labels[:, None]
-            best.update(scores.masked_fill(~in_bin[:, None, :], float("inf")), index)
-        _raise_if_bad(bad, "decoder", bound is not None)
+        bound = _check_bound(log_weight_max, (messages.shape[0], len(decoders)), "decoder log_weight_max")
+
+        def scores(active, index, times, log_m, log_w):
+            msgs = messages[active]
+            log_e = self._row_log_times(msgs, index, times, log_m, rows)
+            in_bin = self._labels(msgs, index) == labels[active, None]
+            return (log_e - log_w).masked_fill(~in_bin[:, None, :], float("inf"))
+
+        best = self._race(messages, log_weight, bound, scores, (len(decoders),), "decoder")
         found = best.score < float("inf")
         index = torch.where(found, best.index, torch.full_like(best.index, -1))
         candidate = self._candidates(messages, index.clamp(min=0))
         fallback = self.prior.from_standard_normal(torch.zeros_like(candidate))
         candidate = torch.where(found[..., None], candidate, fallback)
         return Decoded(index, candidate, found)
+
+    def _race(self, messages, log_weight, bound, scores_of, extra_shape, party) -> "_Best":
+        """Scan arrivals in chunks and keep each message's first-occurrence argmin of
+        ``scores_of(active, index, M, log M, log_w)`` (``[B', *extra_shape, n]``). With a
+        ``bound`` a message is finished once its last scanned arrival time certifies that no
+        later arrival can beat its best; finished messages are dropped from the scan when
+        ``log_weight`` has a ``subset(rows)`` method, otherwise the scan stops when all are."""
+        batch, device = messages.shape[0], messages.device
+        best = _Best(
+            torch.full((batch, *extra_shape), float("inf"), dtype=torch.float64, device=device),
+            torch.zeros((batch, *extra_shape), dtype=torch.long, device=device),
+        )
+        compact = bound is not None and callable(getattr(log_weight, "subset", None))
+        active = torch.arange(batch, device=device)
+        carry = torch.zeros(batch, dtype=torch.int64, device=device)
+        bad = torch.zeros((), dtype=torch.bool, device=device)
+        start = 0
+        while start < self.num_candidates and active.numel():
+            msgs = messages[active]
+            stop = min(start + self._chunk_for(msgs), self.num_candidates)
+            index = torch.arange(start, stop, device=device)
+            fixed = arrival_increments(self.rng, msgs, index, self.num_candidates, self.num_rows)
+            fixed = fixed.cumsum(dim=1) + carry[:, None]
+            carry = fixed[:, -1]
+            times = fixed.to(torch.float64) * 2.0**-ARRIVAL_FRACTION_BITS
+            log_m = torch.log(times)
+            log_w = log_weight(self._candidates(msgs, index))
+            _check_weight_shape(log_w, (msgs.shape[0], *extra_shape, index.shape[0]), f"{party} log_weight")
+            local_bound = None if bound is None else bound[active][..., None]
+            bad |= _bad_weights(log_w, local_bound)
+            best.update(active, scores_of(active, index, times, log_m, log_w), index)
+            start = stop
+            if local_bound is None or start >= self.num_candidates:
+                continue
+            later = log_m[:, -1].reshape(-1, *([1] * len(extra_shape)))  # M of later arrivals >= this
+            done = (later - local_bound[..., 0] > best.score[active]).reshape(active.shape[0], -1).all(dim=1)
+            if compact:
+                keep = torch.nonzero(~done).squeeze(1)
+                if keep.numel() < active.numel():
+                    active, carry = active[keep], carry[keep]
+                    log_weight = log_weight.subset(keep)
+            elif bool(done.all()):
+                break
+        _raise_if_bad(bad, party, bound is not None)
+        return best
 
     def _row_log_times(
         self, messages: Tensor, index: Tensor, times: Tensor, log_m: Tensor, rows: Tensor

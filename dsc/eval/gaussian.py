@@ -185,13 +185,10 @@ class GaussianRateDistortion:
                 first_message + start, first_message + min(start + self.batch_trials, trials), device=device
             )
             draw = self.source.sample(rng, messages, self.num_decoders)
-            sent = coder.encode(
-                messages, model.encoder_log_weight(draw.source), model.encoder_log_weight_max(draw.source)
-            )
-            got = coder.decode(
-                messages, sent.label, model.decoder_log_weight(draw.side_info),
-                log_weight_max=model.decoder_log_weight_max(draw.side_info),
-            )
+            encoder_weight = model.encoder_log_weight(draw.source)
+            sent = coder.encode(messages, encoder_weight, encoder_weight.maximum())
+            decoder_weight = model.decoder_log_weight(draw.side_info)
+            got = coder.decode(messages, sent.label, decoder_weight, log_weight_max=decoder_weight.maximum())
             reconstructions = model.reconstruct(got.candidate[..., 0].double(), draw.side_info)
             match = (got.index == sent.index[:, None]).any(dim=1)
             totals = totals.add(trial_totals(draw.source, reconstructions, match))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from dsc.coding.importance import GaussianPrior, LogWeightFn
+from dsc.coding.importance import GaussianPrior
 from dsc.errors import InvalidArgumentError
 
 
@@ -28,6 +28,31 @@ def _log_ratio_max(mean: Tensor, var: float, prior_var: float) -> Tensor:
     """max_u log N(u; mean, var) / N(u; 0, prior_var) = mean^2 / (2 (prior_var - var)) +
     log(prior_var / var) / 2, attained at u = mean * prior_var / (prior_var - var)."""
     return mean**2 / (2 * (prior_var - var)) + 0.5 * math.log(prior_var / var)
+
+
+@dataclass(frozen=True)
+class GaussianLogRatio:
+    """Log importance weight ``log N(u; mean, var) - log N(u; 0, prior_var)`` of scalar
+    candidates ``[B, n, 1]``: ``[B, n]`` for ``mean`` ``[B]``, ``[B, R, n]`` for ``[B, R]``.
+
+    ``subset(rows)`` restricts it to some messages (the coder drops finished ones) and
+    ``maximum()`` is its closed-form upper bound, shaped like ``mean``.
+    """
+
+    mean: Tensor
+    var: float
+    prior_var: float
+
+    def __call__(self, u: Tensor) -> Tensor:
+        u = u[..., 0] if self.mean.dim() == 1 else u[..., 0][:, None, :]
+        mean = self.mean[..., None].to(u.dtype)
+        return _log_normal(u, mean, self.var) - _log_normal(u, 0.0, self.prior_var)
+
+    def subset(self, rows: Tensor) -> "GaussianLogRatio":
+        return GaussianLogRatio(self.mean[rows], self.var, self.prior_var)
+
+    def maximum(self) -> Tensor:
+        return _log_ratio_max(self.mean, self.var, self.prior_var)
 
 
 @dataclass(frozen=True)
@@ -60,33 +85,14 @@ class AnalyticGaussianModel:
         """E[W | T] = T / (1 + noise_var), same shape as ``side_info``."""
         return side_info / (1 + self.noise_var)
 
-    def encoder_log_weight(self, source: Tensor) -> LogWeightFn:
+    def encoder_log_weight(self, source: Tensor) -> GaussianLogRatio:
         """For sources ``[B]``: candidates ``[B, n, 1]`` -> log p(u|a) - log p(u), ``[B, n]``."""
+        return GaussianLogRatio(source, self.test_channel_var, self.prior_var)
 
-        def log_weight(u: Tensor) -> Tensor:
-            u = u[..., 0]
-            a = source[:, None].to(u.dtype)
-            return _log_normal(u, a, self.test_channel_var) - _log_normal(u, 0.0, self.prior_var)
-
-        return log_weight
-
-    def decoder_log_weight(self, side_info: Tensor) -> LogWeightFn:
-        """For side information ``[B, R]``: candidates ``[B, n, 1]`` -> ``[B, R, n]``."""
-
-        def log_weight(u: Tensor) -> Tensor:
-            u = u[..., 0][:, None, :]
-            mean = self.decoder_mean(side_info)[..., None].to(u.dtype)
-            return _log_normal(u, mean, self.decoder_var) - _log_normal(u, 0.0, self.prior_var)
-
-        return log_weight
-
-    def encoder_log_weight_max(self, source: Tensor) -> Tensor:
-        """max_u of the encoder's log-weight, per source ``[B]``: see :func:`_log_ratio_max`."""
-        return _log_ratio_max(source, self.test_channel_var, self.prior_var)
-
-    def decoder_log_weight_max(self, side_info: Tensor) -> Tensor:
-        """max_u of each decoder's log-weight, ``[B, R]`` for side information ``[B, R]``."""
-        return _log_ratio_max(self.decoder_mean(side_info), self.decoder_var, self.prior_var)
+    def decoder_log_weight(self, side_info: Tensor) -> GaussianLogRatio:
+        """For side information ``[B, R]``: candidates ``[B, n, 1]`` -> log p(u|t) - log p(u),
+        ``[B, R, n]``."""
+        return GaussianLogRatio(self.decoder_mean(side_info), self.decoder_var, self.prior_var)
 
     def reconstruct(self, w: Tensor, side_info: Tensor) -> Tensor:
         """MMSE estimate of A from W and T (broadcasting shapes, e.g. ``[B, K]``)."""
