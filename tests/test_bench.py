@@ -10,3 +10,14 @@ def test_benchmark_quick_run_prints_generator_and_coder_tables(capsys):
     out = capsys.readouterr().out
     assert "shared-randomness generators" in out and "torch.rand float32 (reference)" in out
     assert "importance-sampled GLS" in out and "encode Mcand/s" in out
+
+
+def test_gaussian_benchmark_runs_and_both_sides_estimate_the_same_distortion(capsys):
+    from benchmarks import bench_gaussian
+
+    bench_gaussian.main(["--device", "cpu", "--trials", "400", "--reference-trials", "400", "--repeats", "1"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip()[:1].isdigit()]
+    assert [row[0] for row in rows] == ["1", "6"]
+    for row in rows:
+        ours, reference = float(row[-2]), float(row[-1])
+        assert abs(ours - reference) < 3.0  # 400 trials each: per-trial dB has sd of about 8 dB

@@ -119,9 +119,14 @@ class _Best:
         self.score, self.index = score, index
 
     def update(self, active: Tensor, scores: Tensor, index: Tensor) -> None:
+        """``scores`` ``[B', ..., m]`` of candidates ``index`` (``[m]`` or ``[B', m]``)."""
         pos = torch.argmin(scores, dim=-1, keepdim=True)
         score = scores.gather(-1, pos).squeeze(-1).to(torch.float64)
-        idx = index[pos.squeeze(-1)]
+        if index.dim() == 1:
+            idx = index[pos.squeeze(-1)]
+        else:
+            shape = (index.shape[0],) + (1,) * (scores.dim() - 2) + (index.shape[1],)
+            idx = index.reshape(shape).expand_as(scores).gather(-1, pos).squeeze(-1)
         current = self.score[active]
         better = score < current
         self.score[active] = torch.where(better, score, current)
@@ -154,9 +159,6 @@ def _check_bound(bound: Tensor | None, shape: tuple[int, ...], name: str) -> Ten
     if torch.isnan(bound).any():
         raise InvalidProbabilityError(f"{name} contains NaN")
     return bound.to(torch.float64) + WEIGHT_BOUND_SLACK
-
-
-
 
 
 @dataclass(frozen=True)
@@ -275,8 +277,10 @@ class ImportanceCoder:
         messages = check_messages(messages)
         bound = _check_bound(log_weight_max, (messages.shape[0],), "encoder log_weight_max")
 
-        def scores(active, index, times, log_m, log_w):
-            return log_m - log_w
+        def scores(msgs, active, index, times, log_m, weight_fn):
+            log_w = weight_fn(self._candidates(msgs, index))
+            _check_weight_shape(log_w, (msgs.shape[0], index.shape[0]), "encoder log_weight")
+            return log_m - log_w, index, log_w
 
         best = self._race(messages, log_weight, bound, scores, (), "encoder")
         if (best.score == float("inf")).any():
@@ -308,11 +312,19 @@ class ImportanceCoder:
         labels = self._check_labels(labels, messages)
         bound = _check_bound(log_weight_max, (messages.shape[0], len(decoders)), "decoder log_weight_max")
 
-        def scores(active, index, times, log_m, log_w):
-            msgs = messages[active]
-            log_e = self._row_log_times(msgs, index, times, log_m, rows)
-            in_bin = self._labels(msgs, index) == labels[active, None]
-            return (log_e - log_w).masked_fill(~in_bin[:, None, :], float("inf"))
+        def scores(msgs, active, index, times, log_m, weight_fn):
+            # only arrivals in the received bin can be picked: gather them, padded to the
+            # largest count in the batch, keeping arrival order (first occurrence wins ties)
+            in_bin = self._labels(msgs, index) == labels[active, None]  # [B', n]
+            count = in_bin.sum(dim=1)
+            width = max(int(count.max()), 1)
+            pos = torch.argsort((~in_bin).to(torch.int8), dim=1, stable=True)[:, :width]  # [B', m]
+            arrivals = index[pos]
+            log_w = weight_fn(self._candidates(msgs, arrivals))
+            _check_weight_shape(log_w, (msgs.shape[0], len(decoders), width), "decoder log_weight")
+            log_e = self._row_log_times(msgs, arrivals, times.gather(1, pos), log_m.gather(1, pos), rows)
+            padding = torch.arange(width, device=index.device)[None, :] >= count[:, None]
+            return (log_e - log_w).masked_fill(padding[:, None, :], float("inf")), arrivals, log_w
 
         best = self._race(messages, log_weight, bound, scores, (len(decoders),), "decoder")
         found = best.score < float("inf")
@@ -323,8 +335,9 @@ class ImportanceCoder:
         return Decoded(index, candidate, found)
 
     def _race(self, messages, log_weight, bound, scores_of, extra_shape, party) -> "_Best":
-        """Scan arrivals in chunks and keep each message's first-occurrence argmin of
-        ``scores_of(active, index, M, log M, log_w)`` (``[B', *extra_shape, n]``). With a
+        """Scan arrivals in chunks and keep each message's first-occurrence argmin of the
+        scores that ``scores_of(msgs, active, index, M, log M, log_weight)`` returns with their
+        arrival indices and log-weights (``[B', *extra_shape, m]``, ``[m]`` or ``[B', m]``). With a
         ``bound`` a message is finished once its last scanned arrival time certifies that no
         later arrival can beat its best; finished messages are dropped from the scan when
         ``log_weight`` has a ``subset(rows)`` method, otherwise the scan stops when all are."""
@@ -347,11 +360,10 @@ class ImportanceCoder:
             carry = fixed[:, -1]
             times = fixed.to(torch.float64) * 2.0**-ARRIVAL_FRACTION_BITS
             log_m = torch.log(times)
-            log_w = log_weight(self._candidates(msgs, index))
-            _check_weight_shape(log_w, (msgs.shape[0], *extra_shape, index.shape[0]), f"{party} log_weight")
+            scores, arrivals, log_w = scores_of(msgs, active, index, times, log_m, log_weight)
             local_bound = None if bound is None else bound[active][..., None]
             bad |= _bad_weights(log_w, local_bound)
-            best.update(active, scores_of(active, index, times, log_m, log_w), index)
+            best.update(active, scores, arrivals)
             start = stop
             if local_bound is None or start >= self.num_candidates:
                 continue
@@ -370,8 +382,8 @@ class ImportanceCoder:
     def _row_log_times(
         self, messages: Tensor, index: Tensor, times: Tensor, log_m: Tensor, rows: Tensor
     ) -> Tensor:
-        """log E_j^(k) for rows ``[R]`` at arrivals ``[n]``, given M_(j) and its log ``[B, n]``,
-        -> ``[B, R, n]``:
+        """log E_j^(k) for rows ``[R]`` at arrivals ``[n]`` or ``[B, n]``, given M_(j) and its
+        log ``[B, n]``, -> ``[B, R, n]``:
         M_(j) on the winning row r_j, M_(j) + D_j^(k) on the others."""
         if self.num_rows == 1:
             return log_m[:, None, :].expand(-1, rows.shape[0], -1)

@@ -190,9 +190,9 @@ def arrival_increments(
 
 
 def winning_rows(rng: CounterRandomness, messages: Tensor, index: Tensor, num_rows: int) -> Tensor:
-    """The row r_j in [0, R) that attains M_(j), for arrivals ``[n]`` -> ``[B, n]``."""
+    """The row r_j in [0, R) that attains M_(j), for arrivals ``[n]`` or ``[B, n]`` -> ``[B, n]``."""
     streams = _pack(Purpose.WINNING_ROW, messages)[:, None]
-    return _integers(rng.seed, streams, index[None, :], num_rows)
+    return _integers(rng.seed, streams, index[None, :] if index.dim() == 1 else index, num_rows)
 
 
 _PERMUTATION_ROUNDS = 4

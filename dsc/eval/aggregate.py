@@ -35,10 +35,12 @@ WYNER_ZIV = "wyner_ziv_bound"
 
 
 class Aggregate(NamedTuple):
-    """What an aggregation wrote: the CSV, the plot (None without RD points), row count."""
+    """What an aggregation wrote: the CSV, the plot and markdown tables (None without RD
+    points), and the CSV's row count."""
 
     csv_path: Path
     plot_path: Path | None
+    tables_path: Path | None
     rows: int
 
 
@@ -141,6 +143,31 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
+def markdown_tables(points: list[dict]) -> str | None:
+    """Per scheme, a K x rate table of the paper metric (``distortion_db``, chosen s2)."""
+    rd = [p for p in points if "distortion_db" in p and "rate_bits" in p and "num_decoders" in p]
+    if not rd:
+        return None
+    rates = sorted({p["rate_bits"] for p in rd})
+    parts = []
+    for scheme in sorted({p["scheme"] for p in rd}):
+        cells = {(p["num_decoders"], p["rate_bits"]): p for p in rd if p["scheme"] == scheme}
+        lines = [
+            f"**{scheme}**: distortion dB (mean over trials of best-of-K per-trial dB), chosen s2",
+            "",
+            "| K \\ R bits | " + " | ".join(str(r) for r in rates) + " |",
+            "|---" * (len(rates) + 1) + "|",
+        ]
+        for k in sorted({key[0] for key in cells}):
+            row = []
+            for r in rates:
+                p = cells.get((k, r))
+                row.append("" if p is None else f"{p['distortion_db']:.2f} ({p.get('s2', float('nan')):g})")
+            lines.append(f"| {k} | " + " | ".join(row) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
 def aggregate(sweep_dir: str | Path) -> Aggregate:
     """Write ``results.csv`` and (for RD points) ``rd_plot.png`` into ``sweep_dir``."""
     sweep_dir = Path(sweep_dir)
@@ -152,7 +179,9 @@ def aggregate(sweep_dir: str | Path) -> Aggregate:
     theory = wyner_ziv_rows(points)
     csv_path = atomic_write_bytes(sweep_dir / "results.csv", to_csv(points + theory))
     plot_path = plot_rd(points, theory, sweep_dir / "rd_plot.png")
-    return Aggregate(csv_path, plot_path, len(points) + len(theory))
+    tables = markdown_tables(points)
+    tables_path = None if tables is None else atomic_write_bytes(sweep_dir / "results.md", tables.encode())
+    return Aggregate(csv_path, plot_path, tables_path, len(points) + len(theory))
 
 
 class AggregateOnMultirunEnd(Callback):
@@ -163,6 +192,7 @@ class AggregateOnMultirunEnd(Callback):
         log.info("results: %s (%d rows)", result.csv_path, result.rows)
         if result.plot_path is not None:
             log.info("RD plot: %s", result.plot_path)
+            log.info("tables: %s", result.tables_path)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -176,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"results: {result.csv_path} ({result.rows} rows)")
     if result.plot_path is not None:
         print(f"RD plot: {result.plot_path}")
+        print(f"tables: {result.tables_path}")
 
 
 if __name__ == "__main__":
