@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
 
 # Paper Table 10 (GLS, mean of per-trial dB, best of K) at the s2 the paper chose most often.
-PAPER_TABLE_10 = {(1, 1): (-9.70, 0.008), (2, 3): (-21.70, 0.002), (4, 2): (-23.94, 0.001)}
+PAPER_TABLE_10 = {
+    (1, 1): (-9.70, 0.008), (2, 3): (-21.70, 0.002), (3, 6): (-33.15, 0.001), (4, 2): (-23.94, 0.001)
+}
 
 
 def test_source_has_the_stated_law_and_is_keyed_by_message():
@@ -74,10 +76,10 @@ def test_trial_metrics_against_hand_computed_values():
 
 @pytest.mark.parametrize("point", sorted(PAPER_TABLE_10))
 def test_reduced_fidelity_against_paper_table_10(point):
-    """GLS at the paper's N = 2^15 and its chosen s2, 1,500 trials: within 0.3 dB of Table 10
-    plus 4.5 standard errors of our estimate."""
+    """GLS at the paper's N = 2^15 and its chosen s2, 6,000 trials: within 0.3 dB of Table 10
+    plus 4.5 standard errors of our estimate (about 0.1 dB each)."""
     (k, rate), (paper_db, s2) = point, PAPER_TABLE_10[point]
-    job = GaussianRateDistortion(num_decoders=k, rate_bits=rate, trials=1500,
+    job = GaussianRateDistortion(num_decoders=k, rate_bits=rate, trials=6000,
                                  test_channel_variances=[s2], progress=False)
     result = job.run(seed=0, device=CPU, output_dir=Path("."))[0]
     assert abs(result["distortion_db"] - paper_db) <= 0.3 + Z * result["distortion_db_se"], result
