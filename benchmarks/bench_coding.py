@@ -229,7 +229,7 @@ def bench_generators(device: torch.device, sizes: Sizes, compile_too: bool) -> N
         headers += ["compiled Mval/s", "compiled/eager", "compile s", "same bits"]
     rows = []
     for name, (fn, ref_dtype) in GENERATORS.items():
-        eager = median_seconds(lambda: fn(index), device, repeats)
+        eager = median_seconds(lambda fn=fn: fn(index), device, repeats)
         row = [name, millions(size, eager), f"{reference[ref_dtype] / eager:.3f}"]
         if compile_too:
             result = time_compiled(fn, index, repeats)

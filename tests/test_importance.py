@@ -292,6 +292,18 @@ def test_cpu_and_cuda_pick_the_same_candidates():
     assert torch.equal(cpu.index, gpu.index.cpu())
 
 
+class _Counting:
+    """A log-weight that records how many candidates per message it scored (no subset: the
+    coder then keeps every message until all are finished)."""
+
+    def __init__(self, fn, scored):
+        self.fn, self.scored = fn, scored
+
+    def __call__(self, u):
+        self.scored.append(u.shape[1])
+        return self.fn(u)
+
+
 def test_declared_weight_bounds_stop_early_with_exactly_the_full_scan_result():
     """The closed-form maxima of the Gaussian log-weights let both sides stop scanning; the
     picks must equal those of a full scan, and far fewer candidates are scored."""
@@ -307,20 +319,14 @@ def test_declared_weight_bounds_stop_early_with_exactly_the_full_scan_result():
             coder = ImportanceCoder(seed=4, prior=model.prior, num_candidates=2**14, num_labels=4,
                                     num_decoders=3, scheme=scheme, balanced_labels=balanced, chunk_size=128)
             scored = []
-
-            def counting(fn):
-                def wrapped(u):
-                    scored.append(u.shape[1])
-                    return fn(u)
-                return wrapped
-
             full = coder.encode(messages, model.encoder_log_weight(a))
-            fast = coder.encode(messages, counting(model.encoder_log_weight(a)), model.encoder_log_weight(a).maximum())
+            fast = coder.encode(messages, _Counting(model.encoder_log_weight(a), scored),
+                                model.encoder_log_weight(a).maximum())
             assert torch.equal(full.index, fast.index) and torch.equal(full.label, fast.label)
             assert sum(scored) < 2**14 / 4
             scored.clear()
             full_d = coder.decode(messages, full.label, model.decoder_log_weight(t))
-            fast_d = coder.decode(messages, full.label, counting(model.decoder_log_weight(t)),
+            fast_d = coder.decode(messages, full.label, _Counting(model.decoder_log_weight(t), scored),
                                   log_weight_max=model.decoder_log_weight(t).maximum())
             assert torch.equal(full_d.index, fast_d.index)
             assert sum(scored) < 2**14

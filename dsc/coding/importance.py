@@ -204,7 +204,7 @@ class ImportanceCoder:
             object.__setattr__(self, "scheme", Scheme(self.scheme))
         except ValueError:
             choices = ", ".join(s.value for s in Scheme)
-            raise InvalidArgumentError(f"scheme must be one of {choices}; got {self.scheme!r}")
+            raise InvalidArgumentError(f"scheme must be one of {choices}; got {self.scheme!r}") from None
         if self.balanced_labels and self.num_candidates % self.num_labels:
             raise InvalidArgumentError(
                 f"balanced labels need num_candidates divisible by num_labels; got N = "
@@ -263,7 +263,6 @@ class ImportanceCoder:
     def num_rows(self) -> int:
         """R: rows of exponentials per candidate (K for GLS, 1 for the baseline)."""
         return self.num_decoders if self.scheme is Scheme.GLS else 1
-
 
     def encode(
         self, messages: Tensor, log_weight: LogWeightFn, log_weight_max: Tensor | None = None

@@ -57,7 +57,6 @@ from dsc.coding.randomness import (
     _integers,
     _normal,
     _stream_keys,
-    mix32,
 )
 from dsc.errors import InvalidArgumentError
 
