@@ -1,30 +1,20 @@
-"""Train with Hydra: ``python train.py model=<name> [key=value ...]``.
+"""Train with Hydra: ``python train.py source=mnist model=mnist_vae model.beta=0.15 ...``.
 
-The trainable models are the config files in conf/model/; with none given, this lists them.
+Writes run_config.json (resolved config and environment), checkpoints/last.ckpt and best.ckpt,
+and the logger's files into the Hydra output directory. Resume with ckpt_path=.../last.ckpt.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hydra
 from omegaconf import DictConfig
 
-from dsc.errors import ConfigError
-
-MODEL_DIR = Path(__file__).resolve().parent / "conf" / "model"
-
-
-def available_models() -> list[str]:
-    return sorted(path.stem for path in MODEL_DIR.glob("*.yaml"))
+from dsc.lit.train import run_training
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
-    if cfg.get("model") is None:
-        choices = ", ".join(available_models()) or "none are installed in this version"
-        raise ConfigError(f"no model selected: pass model=<name>; available models: {choices}")
-    raise ConfigError(f"model {cfg.model!r} has no training recipe in this version")
+    run_training(cfg)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Lightning glue: modules and the training runner (thin; the maths lives below)."""

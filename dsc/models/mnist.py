@@ -1,0 +1,141 @@
+"""The MNIST networks (paper Table 12): encoder, side-information projection, decoder, estimator.
+
+Shapes: source (right half) ``[B, 1, 28, 14]`` in [-1, 1]; side information (crop)
+``[B, 1, c, c]``; latent ``[B, latent_dim]``. The encoder sees the half placed on the right of a
+28x28 canvas filled with -1 (the background), so its layers are the paper's; the decoder draws
+a 28x28 canvas and its right half is the reconstruction.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from dsc.coding.validation import check_positive_int
+from dsc.errors import ConfigError
+
+HALF = 14
+
+
+def to_canvas(source: Tensor) -> Tensor:
+    """``[B, 1, 28, 14]`` -> ``[B, 1, 28, 28]`` with the half on the right, -1 on the left."""
+    return torch.cat([torch.full_like(source, -1.0), source], dim=-1)
+
+
+class Posterior(NamedTuple):
+    """Diagonal Gaussian p(w | a): ``mean`` and ``log_var``, each ``[B, latent_dim]``."""
+
+    mean: Tensor
+    log_var: Tensor
+
+    def sample(self) -> Tensor:
+        return self.mean + torch.exp(0.5 * self.log_var) * torch.randn_like(self.mean)
+
+    def kl_to_standard_normal(self) -> Tensor:
+        """KL(N(mean, var) || N(0, I)) per example, ``[B]`` (nats)."""
+        return 0.5 * (self.mean**2 + self.log_var.exp() - 1 - self.log_var).sum(-1)
+
+    def log_prob(self, w: Tensor) -> Tensor:
+        """log p(w | a) for candidates ``[B, n, latent_dim]`` -> ``[B, n]``."""
+        var = self.log_var.exp()[:, None, :]
+        z = (w - self.mean[:, None, :]) ** 2 / var
+        return -0.5 * (z + self.log_var[:, None, :] + 1.8378770664093453).sum(-1)
+
+
+class Encoder(nn.Module):
+    """Right half ``[B, 1, 28, 14]`` -> :class:`Posterior` over ``latent_dim`` dims."""
+
+    def __init__(self, latent_dim: int = 4, channels: int = 128, hidden: int = 512) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, channels, 3, 1, 1), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, 2, 1), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, 2, 1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(channels * 7 * 7, hidden), nn.ReLU(),
+            nn.Linear(hidden, 2 * latent_dim),
+        )
+
+    def forward(self, source: Tensor) -> Posterior:
+        mean, log_var = self.net(to_canvas(source)).chunk(2, dim=-1)
+        return Posterior(mean, log_var.clamp(-12.0, 6.0))
+
+
+class Projection(nn.Module):
+    """Side-information crop ``[B, 1, c, c]`` -> features ``[B, features]``."""
+
+    def __init__(self, crop_size: int = 7, features: int = 128, channels: int = 32) -> None:
+        super().__init__()
+        side = (crop_size + 1) // 2
+        self.net = nn.Sequential(
+            nn.Conv2d(1, channels, 3, 1, 1), nn.ReLU(),
+            nn.Conv2d(channels, 2 * channels, 3, 2, 1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(2 * channels * side * side, features), nn.ReLU(),
+        )
+
+    def forward(self, side_info: Tensor) -> Tensor:
+        return self.net(side_info)
+
+
+class Decoder(nn.Module):
+    """``w`` ``[B, latent_dim]`` and projected side information ``[B, features]`` -> right
+    half ``[B, 1, 28, 14]`` in [-1, 1]."""
+
+    def __init__(self, latent_dim: int = 4, features: int = 128, channels: int = 128, hidden: int = 512,
+                 dropout: float = 0.5) -> None:
+        super().__init__()
+        self.channels = channels
+        self.fc = nn.Sequential(
+            nn.Linear(latent_dim + features, hidden), nn.ReLU(), nn.Linear(hidden, channels * 7 * 7), nn.ReLU()
+        )
+        self.up = nn.Sequential(
+            nn.ConvTranspose2d(channels, channels // 2, 3, 2, 1, 1), nn.ReLU(),
+            nn.ConvTranspose2d(channels // 2, channels // 4, 3, 2, 1, 1), nn.Dropout(dropout), nn.ReLU(),
+            nn.ConvTranspose2d(channels // 4, 1, 3, 1, 1, 0), nn.Tanh(),
+        )
+
+    def forward(self, w: Tensor, features: Tensor) -> Tensor:
+        x = self.fc(torch.cat([w, features], dim=-1)).view(-1, self.channels, 7, 7)
+        return self.up(x)[..., HALF:]
+
+
+class Estimator(nn.Module):
+    """Classifier of joint vs product pairs (w, side information): its logit
+    ``log h / (1 - h)`` estimates ``log p(w | t) / p(w)``, the decoder's log importance weight.
+
+    ``forward`` takes ``w`` ``[B, n, latent_dim]`` and a crop ``[B, 1, c, c]`` -> ``[B, n]``.
+    """
+
+    def __init__(self, latent_dim: int = 4, crop_size: int = 7, features: int = 128, hidden: int = 256) -> None:
+        super().__init__()
+        self.projection = Projection(crop_size, features)
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim + features, hidden), nn.ReLU(),
+            nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(hidden, 1),
+        )
+
+    def forward(self, w: Tensor, side_info: Tensor) -> Tensor:
+        features = self.projection(side_info)[:, None, :].expand(-1, w.shape[1], -1)
+        return self.net(torch.cat([w, features], dim=-1)).squeeze(-1)
+
+
+class MnistCodecNetworks(nn.Module):
+    """All networks of the MNIST codec, built from config values."""
+
+    def __init__(self, latent_dim: int = 4, crop_size: int = 7, features: int = 128, channels: int = 128,
+                 hidden: int = 512, estimator_hidden: int = 256, dropout: float = 0.5) -> None:
+        super().__init__()
+        for name, value in (("latent_dim", latent_dim), ("features", features), ("hidden", hidden),
+                            ("estimator_hidden", estimator_hidden)):
+            check_positive_int(value, f"model.{name}")
+        if not (isinstance(channels, int) and channels >= 4 and channels % 4 == 0):
+            raise ConfigError(f"model.channels must be a positive multiple of 4, got {channels!r}")
+        if not 1 <= crop_size <= HALF:
+            raise ConfigError(f"crop_size must be in [1, 14] (the left half is 28x14), got {crop_size}")
+        self.latent_dim = latent_dim
+        self.encoder = Encoder(latent_dim, channels, hidden)
+        self.projection = Projection(crop_size, features)
+        self.decoder = Decoder(latent_dim, features, channels, hidden, dropout)
+        self.estimator = Estimator(latent_dim, crop_size, features, estimator_hidden)
