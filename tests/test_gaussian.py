@@ -151,7 +151,7 @@ def test_multirun_sweep_writes_results_csv_and_rd_plot(tmp_path):
     assert bounds == pytest.approx({"1": 10 * math.log10(2 ** -2 / 3), "2": 10 * math.log10(2 ** -4 / 3)})
     assert (tmp_path / "rd_plot.png").read_bytes().startswith(b"\x89PNG")
     tables = (tmp_path / "results.md").read_text()
-    assert tables.count("| K \\ R bits | 1 | 2 |") == 2 and "**shared_randomness**" in tables
+    assert tables.count("| K \\ R bits | 1 | 2 |") == 2 and "**shared_randomness**" in tables and "chosen s2" in tables
     metrics = json.loads((tmp_path / "0" / "metrics.json").read_text())
     assert metrics["environment"]["device"] == "cpu" and metrics["config"]["num_candidates"] == 256
     # the aggregation step also runs on an existing sweep directory, giving the same table

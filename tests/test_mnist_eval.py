@@ -61,3 +61,12 @@ def test_bad_checkpoints_and_settings_are_clear_errors(tmp_path):
         MnistRateDistortion(ckpt_path="x", num_candidates=8, rate_bits=4)
     with pytest.raises(dsc.DscError, match="split"):
         MnistRateDistortion(ckpt_path="x", split="train")
+
+
+def test_mnist_points_are_tabulated_by_mse():
+    from dsc.eval.aggregate import markdown_tables
+
+    points = [{"scheme": s, "num_decoders": k, "rate_bits": r, "num_candidates": 128, "mse": 0.1 / k + r / 100}
+              for s in ("gls", "shared_randomness") for k in (1, 2) for r in (2, 3)]
+    tables = markdown_tables(points)
+    assert "MSE per pixel" in tables and "| 2 | 0.0700 (128) | 0.0800 (128) |" in tables

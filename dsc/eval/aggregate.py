@@ -143,26 +143,42 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
+TABLE_METRICS = (  # (key, description): the first one present in the points is tabulated
+    ("distortion_db", "distortion dB (mean over trials of best-of-K per-trial dB)"),
+    ("mse", "MSE per pixel, best of K"),
+)
+
+
 def markdown_tables(points: list[dict]) -> str | None:
-    """Per scheme, a K x rate table of the paper metric (``distortion_db``, chosen s2)."""
-    rd = [p for p in points if "distortion_db" in p and "rate_bits" in p and "num_decoders" in p]
-    if not rd:
+    """Per scheme, a K x rate table of the main metric (Gaussian: ``distortion_db`` with the
+    chosen s2; MNIST: ``mse`` with N)."""
+    for key, description in TABLE_METRICS:
+        rd = [p for p in points if key in p and "rate_bits" in p and "num_decoders" in p]
+        if rd:
+            break
+    else:
         return None
     rates = sorted({p["rate_bits"] for p in rd})
     parts = []
     for scheme in sorted({p["scheme"] for p in rd}):
         cells = {(p["num_decoders"], p["rate_bits"]): p for p in rd if p["scheme"] == scheme}
+        note = "chosen s2" if key == "distortion_db" else "N"
         lines = [
-            f"**{scheme}**: distortion dB (mean over trials of best-of-K per-trial dB), chosen s2",
+            f"**{scheme}**: {description}, {note} in brackets",
             "",
             "| K \\ R bits | " + " | ".join(str(r) for r in rates) + " |",
             "|---" * (len(rates) + 1) + "|",
         ]
-        for k in sorted({key[0] for key in cells}):
+        for k in sorted({key_[0] for key_ in cells}):
             row = []
             for r in rates:
                 p = cells.get((k, r))
-                row.append("" if p is None else f"{p['distortion_db']:.2f} ({p.get('s2', float('nan')):g})")
+                if p is None:
+                    row.append("")
+                elif key == "distortion_db":
+                    row.append(f"{p[key]:.2f} ({p.get('s2', float('nan')):g})")
+                else:
+                    row.append(f"{p[key]:.4f} ({p.get('num_candidates', '')})")
             lines.append(f"| {k} | " + " | ".join(row) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
