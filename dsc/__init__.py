@@ -6,6 +6,7 @@ from dsc.errors import (
     InvalidArgumentError,
     InvalidProbabilityError,
     ShapeMismatchError,
+    TrainingDivergedError,
 )
 
 __version__ = "0.1.0"
@@ -16,5 +17,6 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidProbabilityError",
     "ShapeMismatchError",
+    "TrainingDivergedError",
     "__version__",
 ]

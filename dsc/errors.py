@@ -24,3 +24,7 @@ class InvalidProbabilityError(InvalidArgumentError):
 
 class ConfigError(DscError):
     """A Hydra configuration that cannot be run as given."""
+
+
+class TrainingDivergedError(DscError):
+    """A training loss became NaN or infinite; the run stops instead of saving broken weights."""

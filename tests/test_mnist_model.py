@@ -112,3 +112,12 @@ def test_bad_training_input_is_a_clear_error(tmp_path):
         run_training(compose_train(TINY_OVERRIDES + [f"paths.output_dir={tmp_path}", "ckpt_path=/no/such.ckpt"]))
     with pytest.raises(dsc.DscError, match="crop_size"):
         run_training(compose_train(TINY_OVERRIDES + [f"paths.output_dir={tmp_path}", "source.crop_size=15"]))
+
+
+def test_a_non_finite_loss_stops_with_a_clear_error():
+    from dsc.sources.mnist import MnistItem
+
+    module = MnistCodecModule(**TINY)
+    batch = MnistItem(torch.full((4, 1, 28, 14), float("nan")), torch.rand(4, 1, 1, 7, 7), torch.arange(4))
+    with pytest.raises(dsc.TrainingDivergedError, match="not finite"):
+        module.training_step(batch, 0)

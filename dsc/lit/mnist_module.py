@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dsc.errors import ConfigError
+from dsc.errors import ConfigError, TrainingDivergedError
 from dsc.models.mnist import MnistCodecNetworks
 from dsc.sources.mnist import MnistItem
 
@@ -78,7 +78,7 @@ class MnistCodecModule(L.LightningModule):
     def _step(self, batch: MnistItem, split: str) -> Tensor:
         losses = self.losses(batch)
         if not torch.isfinite(losses["loss"]):
-            raise FloatingPointError(f"{split} loss is not finite; lower model.lr or check the data")
+            raise TrainingDivergedError(f"{split} loss is not finite; lower model.lr or check the data")
         self.log_dict({f"{split}/{k}": v for k, v in losses.items()}, prog_bar=split == "val",
                       batch_size=batch.source.shape[0], on_epoch=True, on_step=split == "train")
         return losses["loss"]
