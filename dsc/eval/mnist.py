@@ -3,8 +3,9 @@
 One job evaluates one (scheme, K, rate, N) point of one checkpoint on a split. The encoder's
 log-weight is the closed form ``log p(w | a) - log N(w; 0, I)`` of its Gaussian posterior; each
 decoder's is the estimator's logit ``log h / (1 - h)`` on its own crop. Decoder k reconstructs
-``g(w_k, e(t_k))``; metrics are per-pixel MSE on the [-1, 1] scale: ``mse`` (best decoder per
-digit, the paper's oracle), ``per_decoder_mse`` (averaged over decoders) and ``match_prob``.
+``g(w_k, e(t_k))``; metrics are per-pixel MSE with pixels in [0, 1] (the scale of the paper's
+Table 13): ``mse`` (best decoder per digit, the paper's oracle), ``per_decoder_mse`` (averaged
+over decoders) and ``match_prob``.
 """
 
 from __future__ import annotations
@@ -134,6 +135,6 @@ class MnistRateDistortion:
         got = coder.decode(messages, sent.label, decoder_weight)
         features = nets.projection(crops.flatten(0, 1))  # [B*K, f]
         recon = nets.decoder(got.candidate.flatten(0, 1).to(features.dtype), features).view(batch, k, 1, 28, 14)
-        mse = ((recon - source[:, None]) ** 2).flatten(2).mean(-1)  # [B, K]
+        mse = ((recon - source[:, None]) / 2).pow(2).flatten(2).mean(-1)  # [B, K], pixels in [0, 1]
         match = (got.index == sent.index[:, None]).any(-1)
         return torch.stack([mse.min(1).values.sum(), mse.mean(1).sum(), match.sum()]).double().cpu()

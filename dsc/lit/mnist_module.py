@@ -21,7 +21,7 @@ class MnistCodecModule(L.LightningModule):
     the squared error summed over the 392 pixels of the half (mean over the batch), and the BCE
     trains the estimator on joint (w, t) pairs against pairs with t from another digit (w is
     detached, so the estimator does not shape the encoder). Metrics: ``{split}/loss``,
-    ``/distortion``, ``/mse`` (per pixel, [-1, 1] scale), ``/kl``, ``/bce``,
+    ``/distortion``, ``/mse`` (per pixel, pixels in [0, 1]), ``/kl``, ``/bce``,
     ``/estimator_accuracy``.
     """
 
@@ -58,7 +58,7 @@ class MnistCodecModule(L.LightningModule):
         return {
             "loss": distortion + self.hparams.beta * kl + bce,
             "distortion": distortion,
-            "mse": squared.mean(),
+            "mse": squared.mean() / 4,  # the data are on [-1, 1]; report on the [0, 1] scale
             "kl": kl,
             "bce": bce,
             "estimator_accuracy": accuracy,
