@@ -34,6 +34,7 @@ from dsc.coding import CounterRandomness, ImportanceCoder, Scheme, prop4_error_b
 from dsc.coding.streams import MAX_MESSAGE
 from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
+from dsc.eval.points import check_point
 from dsc.models.gaussian import AnalyticGaussianModel
 from dsc.sources.gaussian import GaussianSource
 
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 
 PAPER_TEST_CHANNEL_VARIANCES = (0.01, 0.008, 0.006, 0.005, 0.003, 0.002, 0.001)
 SELECTION, EVALUATION = 0, 1  # phases: their trials use disjoint message ids
-MAX_RATE_BITS = 31
 
 
 def _db(x: float) -> float:
@@ -128,20 +128,9 @@ class GaussianRateDistortion:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        schemes = [s.value for s in Scheme]
-        if self.scheme not in schemes:
-            raise ConfigError(f"scheme must be one of {', '.join(schemes)}; got {self.scheme!r}")
-        check_positive_int(self.num_decoders, "num_decoders (K)")
-        check_positive_int(self.rate_bits, "rate_bits (log2 L_max)")
-        if self.rate_bits > MAX_RATE_BITS:
-            raise ConfigError(f"rate_bits must be at most {MAX_RATE_BITS}, got {self.rate_bits}")
-        for name in ("num_candidates", "trials", "selection_trials", "repetitions", "batch_trials", "bound_samples"):
+        check_point(self.scheme, self.num_decoders, self.rate_bits, self.num_candidates)
+        for name in ("trials", "selection_trials", "repetitions", "batch_trials", "bound_samples"):
             check_positive_int(getattr(self, name), name)
-        if self.num_candidates < self.num_labels:
-            raise ConfigError(
-                f"num_candidates (N = {self.num_candidates}) must be at least L_max = 2**rate_bits "
-                f"= {self.num_labels}; raise num_candidates or lower rate_bits"
-            )
         grid = list(self.test_channel_variances or [])
         if not grid:
             raise ConfigError("test_channel_variances is empty: give at least one s2, e.g. [0.005]")

@@ -19,9 +19,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from dsc.coding import GaussianPrior, ImportanceCoder, Scheme
-from dsc.coding.validation import check_positive_int
+from dsc.coding import GaussianPrior, ImportanceCoder
 from dsc.errors import ConfigError
+from dsc.eval.points import check_point
 from dsc.lit.mnist_module import MnistCodecModule
 from dsc.models.mnist import Posterior
 from dsc.sources.mnist import MnistDataModule
@@ -77,14 +77,7 @@ class MnistRateDistortion:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        schemes = [s.value for s in Scheme]
-        if self.scheme not in schemes:
-            raise ConfigError(f"scheme must be one of {', '.join(schemes)}; got {self.scheme!r}")
-        check_positive_int(self.num_decoders, "num_decoders (K)")
-        check_positive_int(self.rate_bits, "rate_bits (log2 L_max)")
-        check_positive_int(self.num_candidates, "num_candidates (N)")
-        if self.num_candidates < 2**self.rate_bits:
-            raise ConfigError(f"num_candidates ({self.num_candidates}) must be at least L_max = {2**self.rate_bits}")
+        check_point(self.scheme, self.num_decoders, self.rate_bits, self.num_candidates)
         if self.split not in ("val", "test"):
             raise ConfigError(f"split must be val or test, got {self.split!r}")
 

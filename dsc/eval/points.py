@@ -1,0 +1,27 @@
+"""Checks shared by every rate-distortion job: one (scheme, K, rate, N) point."""
+
+from __future__ import annotations
+
+from dsc.coding import Scheme
+from dsc.coding.validation import check_positive_int
+from dsc.errors import ConfigError
+
+MAX_RATE_BITS = 31
+
+
+def check_point(scheme: str, num_decoders: int, rate_bits: int, num_candidates: int) -> None:
+    """Raise a ConfigError (before any work) for an unknown scheme, K < 1, a rate outside
+    [1, 31] bits, or fewer candidates than labels."""
+    schemes = [s.value for s in Scheme]
+    if scheme not in schemes:
+        raise ConfigError(f"scheme must be one of {', '.join(schemes)}; got {scheme!r}")
+    check_positive_int(num_decoders, "num_decoders (K)")
+    check_positive_int(rate_bits, "rate_bits (log2 L_max)")
+    if rate_bits > MAX_RATE_BITS:
+        raise ConfigError(f"rate_bits must be at most {MAX_RATE_BITS}, got {rate_bits}")
+    check_positive_int(num_candidates, "num_candidates (N)")
+    if num_candidates < 2**rate_bits:
+        raise ConfigError(
+            f"num_candidates (N = {num_candidates}) must be at least L_max = 2**rate_bits = "
+            f"{2**rate_bits}; raise num_candidates or lower rate_bits"
+        )
