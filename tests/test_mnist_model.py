@@ -64,7 +64,7 @@ def test_estimator_ranks_joint_pairs_above_shuffled_pairs_on_held_out_digits(sma
         return batch.source.flatten(1) @ projection
 
     optimizer = torch.optim.Adam(module.nets.estimator.parameters(), lr=3e-3)
-    for epoch in range(5):
+    for _ in range(5):
         for batch in small_data.train_dataloader():
             optimizer.zero_grad()
             module.estimator_bce(latent(batch), batch.side_info[:, 0])[0].backward()

@@ -86,11 +86,6 @@ class GaussianPrior:
     def from_standard_normal(self, z: Tensor) -> Tensor:
         return self.mean + self.std * z
 
-    def log_prob(self, u: Tensor) -> Tensor:
-        """Log density of ``u`` ``[..., dim]`` -> ``[...]``."""
-        z = (u - self.mean) / self.std
-        return (-0.5 * z**2 - math.log(self.std) - 0.5 * math.log(2 * math.pi)).sum(-1)
-
 
 class Encoded(NamedTuple):
     """Encoder output per message: chosen candidate ``index`` ``[B]``, its ``label`` ``[B]``
@@ -177,7 +172,8 @@ class ImportanceCoder:
         chunk_size: candidates scored at once per message; bounds memory, never changes
             results. ``None`` (default) picks it from the batch size and device so that a chunk
             holds about 2**16 (CPU, cache-sized) or 2**22 (GPU) candidate-message pairs.
-        dtype: float32 or float64 for candidates and exponentials.
+        dtype: float32 or float64 for the candidates (arrival times and exponentials are
+            float64).
     """
 
     seed: int
@@ -307,7 +303,7 @@ class ImportanceCoder:
         decoders = list(range(self.num_decoders)) if decoders is None else list(decoders)
         if not decoders:
             raise InvalidArgumentError("decoders must name at least one decoder")
-        rows = self._rows(decoders, messages.device)
+        unique_rows, which = self._rows(decoders, messages.device).unique(return_inverse=True)
         labels = self._check_labels(labels, messages)
         bound = _check_bound(log_weight_max, (messages.shape[0], len(decoders)), "decoder log_weight_max")
 
@@ -321,7 +317,7 @@ class ImportanceCoder:
             arrivals = index[pos]
             log_w = weight_fn(self._candidates(msgs, arrivals))
             _check_weight_shape(log_w, (msgs.shape[0], len(decoders), width), "decoder log_weight")
-            log_e = self._row_log_times(msgs, arrivals, times.gather(1, pos), log_m.gather(1, pos), rows)
+            log_e = self._row_log_times(msgs, arrivals, times.gather(1, pos), log_m.gather(1, pos), unique_rows, which)
             padding = torch.arange(width, device=index.device)[None, :] >= count[:, None]
             return (log_e - log_w).masked_fill(padding[:, None, :], float("inf")), arrivals, log_w
 
@@ -379,14 +375,14 @@ class ImportanceCoder:
         return best
 
     def _row_log_times(
-        self, messages: Tensor, index: Tensor, times: Tensor, log_m: Tensor, rows: Tensor
+        self, messages: Tensor, index: Tensor, times: Tensor, log_m: Tensor, unique_rows: Tensor, which: Tensor
     ) -> Tensor:
-        """log E_j^(k) for rows ``[R]`` at arrivals ``[n]`` or ``[B, n]``, given M_(j) and its
-        log ``[B, n]``, -> ``[B, R, n]``:
+        """log E_j^(k) for rows ``unique_rows[which]`` (``[R]``) at arrivals ``[n]`` or ``[B, n]``,
+        given M_(j) and its log ``[B, n]``, -> ``[B, R, n]``:
         M_(j) on the winning row r_j, M_(j) + D_j^(k) on the others."""
+        rows = unique_rows[which]
         if self.num_rows == 1:
             return log_m[:, None, :].expand(-1, rows.shape[0], -1)
-        unique_rows, which = rows.unique(return_inverse=True)
         excess = exponential_rows(self.rng, messages, unique_rows, index, torch.float64)[:, which]
         winner = winning_rows(self.rng, messages, index, self.num_rows)[:, None, :] == rows[None, :, None]
         return torch.where(winner, log_m[:, None, :], torch.log(times[:, None, :] + excess))

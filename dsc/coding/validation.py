@@ -15,13 +15,6 @@ def check_positive_int(value: object, name: str, hint: str = "") -> int:
     return value
 
 
-def check_power_of_two(value: object, name: str) -> int:
-    value = check_positive_int(value, name)
-    if value & (value - 1):
-        raise InvalidArgumentError(f"{name} must be a power of two (1, 2, 4, ...), got {value}")
-    return value
-
-
 def check_probs(p: Tensor, name: str, atol: float | None = None) -> Tensor:
     """Validate probabilities over the last dimension ``[..., N]``.
 
@@ -49,17 +42,6 @@ def check_probs(p: Tensor, name: str, atol: float | None = None) -> Tensor:
             f"{name} rows must sum to 1 (within {atol:g}); the worst is off by {worst:.3g}"
         )
     return p
-
-
-def check_log_weights(log_w: Tensor, name: str) -> Tensor:
-    """Validate log-weights ``[..., N]``: NaN and +inf are rejected, -inf means weight zero."""
-    if not isinstance(log_w, Tensor) or not log_w.is_floating_point():
-        raise InvalidProbabilityError(f"{name} must be a floating-point tensor [..., N]")
-    if torch.isnan(log_w).any():
-        raise InvalidProbabilityError(f"{name} contains NaN; check the log-density that made it")
-    if (log_w == float("inf")).any():
-        raise InvalidProbabilityError(f"{name} contains +inf; log-weights must be finite or -inf")
-    return log_w
 
 
 def check_noise(noise: Tensor, name: str = "noise") -> Tensor:

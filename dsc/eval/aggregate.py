@@ -59,8 +59,7 @@ def collect_points(sweep_dir: Path) -> list[dict]:
 
 
 def _point_order(point: dict) -> tuple:
-    return tuple((key not in point, str(point.get(key, ""))) if key == "scheme" else
-                 (key not in point, point.get(key, 0)) for key in ("scheme", "num_decoders", "rate_bits"))
+    return str(point.get("scheme", "")), point.get("num_decoders", 0), point.get("rate_bits", 0)
 
 
 def wyner_ziv_rows(points: list[dict]) -> list[dict]:
