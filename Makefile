@@ -1,5 +1,6 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   create .venv if absent, install dsc, run the main job on the embedded default
+#   make demo   create .venv if absent, install dsc, run the main jobs on the embedded defaults:
+#               the Gaussian RD sweep, a short MNIST training run and its RD protocol
 #   make test   the same install, then the test suite (default selection: not slow)
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,8 +21,13 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e ".[test]" $(TORCH_PINS) "numpy<2"
 	touch $(STAMP)
 
+DEMO_DIR ?= outputs/demo
+
 demo: install
-	$(PY) evaluate.py -m experiment=gaussian_demo
+	$(PY) evaluate.py -m experiment=gaussian_demo hydra.sweep.dir=$(DEMO_DIR)/gaussian_rd
+	$(PY) train.py experiment=mnist_train_demo hydra.run.dir=$(DEMO_DIR)/mnist_train
+	$(PY) evaluate.py experiment=mnist_rd_demo hydra.run.dir=$(DEMO_DIR)/mnist_rd \
+		'ckpt_paths=[$(DEMO_DIR)/mnist_train/checkpoints/best.ckpt]'
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 import dsc
-from dsc.eval.mnist import MnistRateDistortion, PosteriorLogRatio
-from dsc.lit.train import run_training
+from dsc.eval.mnist import (
+    MnistRateDistortion, PointOutcome, PosteriorLogRatio, SplitFeatures, evaluate_point, load_codec, make_coder,
+    shares_rows_across_decoders, split_dataset,
+)
+from dsc.eval.mnist_figures import pick_examples
 from dsc.models.mnist import Posterior
-
-ROOT = Path(__file__).resolve().parent.parent
-TINY = ["model.channels=8", "model.hidden=32", "model.features=16", "model.estimator_hidden=32",
-        "data.limit=96", "data.batch_size=32", "trainer.max_epochs=1", "logger=none", "device=cpu"]
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("train")
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=TINY + [f"paths.output_dir={out}"])
-    run_training(cfg)
-    return out / "checkpoints" / "last.ckpt"
+def checkpoint(tiny_codec):
+    return tiny_codec()
 
 
 def test_encoder_log_weight_maximum_is_attained_and_never_exceeded():
@@ -48,6 +40,48 @@ def test_evaluation_point_schema(checkpoint, tmp_path, scheme):
     assert point["digits"] == 120 and point["scheme"] == scheme and point["crop_size"] == 7
     assert 0 <= point["mse"] <= point["per_decoder_mse"] <= 1
     assert 0 <= point["match_prob"] <= 1 and "embedded" in point["data"]
+    assert len(point["decoder_mse"]) == 3 and min(point["decoder_mse"]) >= point["mse"] - 1e-6
+    assert 0 < point["mse_se"] < 0.1 and (tmp_path / "reconstructions.png").stat().st_size > 0
+
+
+def _split_and_nets(checkpoint, num_decoders, limit=60):
+    codec = load_codec(checkpoint)
+    dataset, _ = split_dataset(codec, "test", num_decoders, seed=0, limit=limit)
+    return codec.nets, SplitFeatures.compute(codec.nets, dataset, torch.device("cpu"), batch_size=25)
+
+
+def test_baseline_decoders_do_not_depend_on_how_many_there_are(checkpoint):
+    """Shared randomness: every decoder reads row 0 and the encoder's pick ignores K, so the
+    first k decoders of a 4-decoder run are exactly a k-decoder run (what the protocol reuses).
+    GLS's rows depend on K, so there the same slicing would be wrong; a K=4 GLS run must differ
+    from its K=2 run somewhere."""
+    nets, split = _split_and_nets(checkpoint, 4)
+    for scheme, same in (("shared_randomness", True), ("gls", False)):
+        four = evaluate_point(nets, split, make_coder(0, 4, scheme, 4, 2, 64), batch_size=25)
+        two = evaluate_point(nets, split, make_coder(0, 4, scheme, 2, 2, 64), batch_size=25)
+        sliced = four.first_decoders(2)
+        assert (torch.equal(two.match, sliced.match) and torch.equal(two.mse, sliced.mse)) is same
+    assert shares_rows_across_decoders("shared_randomness") and not shares_rows_across_decoders("gls")
+
+
+def test_point_outcome_summary_against_hand_computed_values():
+    mse = torch.tensor([[0.1, 0.3], [0.4, 0.2], [0.5, 0.6]])
+    match = torch.tensor([[True, False], [False, False], [False, True]])
+    summary = PointOutcome(mse, match).summary()
+    best = torch.tensor([0.1, 0.2, 0.5], dtype=torch.float64)
+    assert summary["digits"] == 3
+    assert summary["mse"] == pytest.approx(0.8 / 3)
+    assert summary["mse_se"] == pytest.approx(best.std().item() / 3**0.5)
+    assert summary["per_decoder_mse"] == pytest.approx(2.1 / 6)
+    assert summary["decoder_mse"] == pytest.approx([1.0 / 3, 1.1 / 3], abs=1e-6)
+    assert summary["match_prob"] == pytest.approx(2 / 3)
+
+
+def test_examples_for_the_figure_mix_successes_and_failures():
+    match = torch.tensor([[True], [False], [True], [True], [False], [True]])
+    assert pick_examples(match, 4).tolist() == [0, 1, 2, 4]  # two of each kind, in order
+    assert pick_examples(match[[0, 2, 3]], 2).tolist() == [0, 1]  # no failures: successes only
+    assert pick_examples(match, 10).tolist() == list(range(6))
 
 
 def test_bad_checkpoints_and_settings_are_clear_errors(tmp_path):

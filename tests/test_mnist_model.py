@@ -35,6 +35,25 @@ def test_network_shapes():
     assert big.estimator(torch.randn(2, 3, 4), torch.rand(2, 1, 14, 14)).shape == (2, 3)
 
 
+def test_estimator_split_first_layer_equals_the_plain_network():
+    """``logits(w, crop_bias(t))`` is the MLP on the concatenation [w, projection(t)], for one
+    crop per digit and for K crops per digit."""
+    torch.manual_seed(0)
+    estimator = MnistCodecNetworks(latent_dim=4, crop_size=7, **TINY).estimator
+    w, crops = torch.randn(3, 5, 4), torch.rand(3, 2, 1, 7, 7)
+
+    def plain(w, crop):  # [B, n, d], [B, 1, c, c] -> [B, n]
+        features = estimator.projection(crop)[:, None, :].expand(-1, w.shape[1], -1)
+        return estimator.net(torch.cat([w, features], dim=-1)).squeeze(-1)
+
+    with torch.no_grad():
+        assert torch.allclose(estimator(w, crops[:, 0]), plain(w, crops[:, 0]), atol=1e-5)
+        both = estimator.logits(w, estimator.crop_bias(crops))
+        assert both.shape == (3, 2, 5)
+        for k in range(2):
+            assert torch.allclose(both[:, k], plain(w, crops[:, k]), atol=1e-5)
+
+
 def test_posterior_closed_forms_match_torch_distributions():
     mean, log_var = torch.randn(6, 4, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64)
     posterior = Posterior(mean, log_var)

@@ -96,50 +96,83 @@ def to_csv(rows: list[dict]) -> bytes:
     return buffer.getvalue().encode()
 
 
+def _curves(points: list[dict]):
+    """(scheme, K, line style, colour, points sorted by rate) for every curve of an RD plot."""
+    import matplotlib.pyplot as plt
+
+    schemes = sorted({p["scheme"] for p in points})
+    styles = dict(zip(schemes, ("-", "--", ":", "-.")))
+    ks = sorted({p["num_decoders"] for p in points})
+    colors = {k: plt.cm.viridis(i / max(1, len(ks) - 1) * 0.85) for i, k in enumerate(ks)}
+    for scheme in schemes:
+        for k in ks:
+            curve = sorted((p for p in points if p["scheme"] == scheme and p["num_decoders"] == k),
+                           key=lambda p: p["rate_bits"])
+            if curve:
+                yield scheme, k, styles[scheme], colors[k], curve
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
 def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
-    """Two panels vs rate: the paper's distortion (mean per-trial dB) and dB of the mean MSE
-    with the Wyner-Ziv bound. One curve per (scheme, K). None when no RD points exist."""
-    rd = [p for p in points if "distortion_db" in p and "rate_bits" in p]
-    if not rd:
-        return None
+    """RD plot vs rate, one curve per (scheme, K). Gaussian points (``distortion_db``): two
+    panels, the paper's distortion (mean per-trial dB) and dB of the mean MSE with the
+    Wyner-Ziv bound. MNIST points (``mse``): per-pixel MSE with paper Table 13 beside GLS.
+    None when there are no RD points."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
-    schemes = sorted({p["scheme"] for p in rd})
-    styles = dict(zip(schemes, ("-", "--", ":", "-.")))
-    ks = sorted({p["num_decoders"] for p in rd})
-    colors = {k: plt.cm.viridis(i / max(1, len(ks) - 1) * 0.85) for i, k in enumerate(ks)}
-    for scheme in schemes:
-        for k in ks:
-            curve = sorted((p for p in rd if p["scheme"] == scheme and p["num_decoders"] == k),
-                           key=lambda p: p["rate_bits"])
-            if not curve:
-                continue
+    gaussian = [p for p in points if "distortion_db" in p and "rate_bits" in p]
+    mnist = [p for p in points if "mse" in p and "digits" in p and "rate_bits" in p]
+    if gaussian:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+        for scheme, k, style, color, curve in _curves(gaussian):
             rates = [p["rate_bits"] for p in curve]
             for ax, key in zip(axes, ("distortion_db", "mse_db")):
                 ax.errorbar(rates, [p[key] for p in curve], yerr=[2 * p.get(f"{key}_se", 0) for p in curve],
-                            linestyle=styles[scheme], color=colors[k], marker="o", markersize=3,
-                            capsize=2, label=f"{scheme}, K={k}")
-    if theory:
-        axes[1].plot([r["rate_bits"] for r in theory], [r["mse_db"] for r in theory], "k-", linewidth=2,
-                     label="Wyner-Ziv bound")
-    axes[0].set_title("paper metric: mean over trials of best-of-K dB")
-    axes[1].set_title("10 log10(mean best-of-K MSE)")
+                            linestyle=style, color=color, marker="o", markersize=3, capsize=2,
+                            label=f"{scheme}, K={k}")
+        if theory:
+            axes[1].plot([r["rate_bits"] for r in theory], [r["mse_db"] for r in theory], "k-", linewidth=2,
+                         label="Wyner-Ziv bound")
+        axes[0].set_title("paper metric: mean over trials of best-of-K dB")
+        axes[1].set_title("10 log10(mean best-of-K MSE)")
+        ylabel, xlabel = "distortion (dB)", "rate (bits per source sample)"
+    elif mnist:
+        from dsc.eval.reference import PAPER_MNIST_GLS_MSE
+
+        fig, ax = plt.subplots(figsize=(6.5, 4.4))
+        axes = [ax]
+        for scheme, k, style, color, curve in _curves(mnist):
+            rates = [p["rate_bits"] for p in curve]
+            ax.errorbar(rates, [p["mse"] for p in curve], yerr=[2 * p.get("mse_se", 0) for p in curve],
+                        linestyle=style, color=color, marker="o", markersize=3, capsize=2, label=f"{scheme}, K={k}")
+            paper = [(r, PAPER_MNIST_GLS_MSE[(k, r)]) for r in rates if (k, r) in PAPER_MNIST_GLS_MSE]
+            if scheme == "gls" and paper:
+                ax.plot(*zip(*paper), linestyle="none", marker="x", color=color, markersize=6,
+                        label=f"paper Table 13, K={k}")
+        ax.set_title("MNIST right halves: best-of-K MSE (error bars: 2 SE)")
+        ylabel, xlabel = "MSE per pixel (pixels in [0, 1])", "rate (bits per image half)"
+    else:
+        return None
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("rate (bits per source sample)")
-        ax.set_ylabel("distortion (dB)")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue())
+    axes[-1].legend(fontsize=7, ncol=2)
+    return _save(fig, path)
 
 
 TABLE_METRICS = (  # (key, description): the first one present in the points is tabulated
@@ -161,7 +194,7 @@ def markdown_tables(points: list[dict]) -> str | None:
     parts = []
     for scheme in sorted({p["scheme"] for p in rd}):
         cells = {(p["num_decoders"], p["rate_bits"]): p for p in rd if p["scheme"] == scheme}
-        note = "chosen s2" if key == "distortion_db" else "N"
+        note = "chosen s2" if key == "distortion_db" else "N, beta" if any("beta" in p for p in rd) else "N"
         lines = [
             f"**{scheme}**: {description}, {note} in brackets",
             "",
@@ -177,7 +210,8 @@ def markdown_tables(points: list[dict]) -> str | None:
                 elif key == "distortion_db":
                     row.append(f"{p[key]:.2f} ({p.get('s2', float('nan')):g})")
                 else:
-                    row.append(f"{p[key]:.4f} ({p.get('num_candidates', '')})")
+                    beta = f", beta {p['beta']:g}" if "beta" in p else ""
+                    row.append(f"{p[key]:.4f} ({p.get('num_candidates', '')}{beta})")
             lines.append(f"| {k} | " + " | ".join(row) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"

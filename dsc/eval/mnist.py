@@ -1,11 +1,14 @@
 """GLS on real digits: a trained MNIST codec evaluated through the shared coding core.
 
-One job evaluates one (scheme, K, rate, N) point of one checkpoint on a split. The encoder's
-log-weight is the closed form ``log p(w | a) - log N(w; 0, I)`` of its Gaussian posterior; each
-decoder's is the estimator's logit ``log h / (1 - h)`` on its own crop. Decoder k reconstructs
-``g(w_k, e(t_k))``; metrics are per-pixel MSE with pixels in [0, 1] (the scale of the paper's
-Table 13): ``mse`` (best decoder per digit, the paper's oracle), ``per_decoder_mse`` (averaged
-over decoders) and ``match_prob``.
+The encoder's log-weight is the closed form ``log p(w | a) - log N(w; 0, I)`` of its Gaussian
+posterior; each decoder's is the estimator's logit ``log h / (1 - h)`` on its own crop. Decoder
+k reconstructs ``g(w_k, e(t_k))``; metrics are per-pixel MSE with pixels in [0, 1] (the scale of
+the paper's Table 13): ``mse`` (best decoder per digit, the paper's oracle) with its standard
+error, ``per_decoder_mse`` (averaged over decoders), ``decoder_mse`` (one per decoder) and
+``match_prob`` (some decoder picked the encoder's candidate).
+
+The networks' outputs that no coding point changes (posteriors, crop features) are computed
+once per split (:class:`SplitFeatures`); a point then costs only the coding and the decoder.
 """
 
 from __future__ import annotations
@@ -19,14 +22,16 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from dsc.coding import GaussianPrior, ImportanceCoder
+from dsc.coding import GaussianPrior, ImportanceCoder, Scheme
 from dsc.errors import ConfigError
 from dsc.eval.points import check_point
 from dsc.lit.mnist_module import MnistCodecModule
-from dsc.models.mnist import Posterior
-from dsc.sources.mnist import MnistDataModule
+from dsc.models.mnist import Estimator, MnistCodecNetworks, Posterior
+from dsc.sources.mnist import MnistDataModule, MnistHalves
 
 log = logging.getLogger(__name__)
+
+SPLITS = ("val", "test")
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,21 @@ class PosteriorLogRatio:
         return torch.where(var < 1, per_dim, torch.full_like(per_dim, float("inf"))).sum(-1).double()
 
 
+@dataclass(frozen=True)
+class DecoderLogRatio:
+    """The K decoders' log-weights: the estimator's logits of candidates ``[B, n, d]`` against
+    each digit's K crops, given as first-layer crop biases ``[B, K, hidden]`` -> ``[B, K, n]``."""
+
+    estimator: Estimator
+    crop_bias: Tensor
+
+    def __call__(self, w: Tensor) -> Tensor:
+        return self.estimator.logits(w, self.crop_bias)
+
+    def subset(self, rows: Tensor) -> "DecoderLogRatio":
+        return DecoderLogRatio(self.estimator, self.crop_bias[rows])
+
+
 def load_codec(ckpt_path: str | Path) -> MnistCodecModule:
     """Load a trained MNIST codec (its saved hyper-parameters rebuild the networks)."""
     path = Path(ckpt_path)
@@ -60,9 +80,134 @@ def load_codec(ckpt_path: str | Path) -> MnistCodecModule:
     return module.eval()
 
 
+def split_dataset(codec: MnistCodecModule, split: str, num_decoders: int, seed: int, limit: int | None,
+                  data_source: str = "embedded", data_root: str | None = None) -> tuple[MnistHalves, str]:
+    """The ``split`` (val or test) of MNIST with ``num_decoders`` crops per digit at the codec's
+    crop size, evaluation crops fixed by ``seed``; the first ``limit`` digits when given.
+    Returns the dataset and a description of the data's origin."""
+    if split not in SPLITS:
+        raise ConfigError(f"split must be val or test, got {split!r}")
+    data = MnistDataModule(num_decoders=num_decoders, crop_size=codec.hparams.crop_size, source=data_source,
+                           root=data_root, seed=seed, limit=limit)
+    data.setup()
+    return (data.test_set if split == "test" else data.val_set), data.origin
+
+
+@dataclass(frozen=True)
+class SplitFeatures:
+    """Everything about a split that no coding point changes, for n digits and K crops each.
+
+    ``source`` ``[n, 1, 28, 14]``; ``side_info`` ``[n, K, 1, c, c]``; ``mean``, ``log_var``
+    ``[n, d]`` (the encoder's posteriors); ``crop_bias`` ``[n, K, hidden]`` (estimator);
+    ``features`` ``[n, K, f]`` (the decoder's projection of each crop).
+    """
+
+    source: Tensor
+    side_info: Tensor
+    mean: Tensor
+    log_var: Tensor
+    crop_bias: Tensor
+    features: Tensor
+
+    @property
+    def num_digits(self) -> int:
+        return self.source.shape[0]
+
+    @property
+    def num_decoders(self) -> int:
+        return self.side_info.shape[1]
+
+    @classmethod
+    @torch.no_grad()
+    def compute(cls, nets: MnistCodecNetworks, dataset: MnistHalves, device: torch.device,
+                batch_size: int = 500) -> "SplitFeatures":
+        parts = []
+        for start in range(0, len(dataset), batch_size):
+            source, side_info = (t.to(device) for t in dataset.batch(torch.arange(start, min(start + batch_size,
+                                                                                             len(dataset)))))
+            posterior = nets.encoder(source)
+            crops = side_info.flatten(0, 1)
+            k = side_info.shape[1]
+            parts.append((source, side_info, posterior.mean, posterior.log_var,
+                          nets.estimator.crop_bias(side_info),
+                          nets.projection(crops).view(source.shape[0], k, -1)))
+        return cls(*(torch.cat(column) for column in zip(*parts)))
+
+
+@dataclass(frozen=True)
+class PointOutcome:
+    """Per-digit results of one coding point: ``mse`` ``[n, K]`` (per pixel, [0, 1] scale) and
+    ``match`` ``[n, K]`` (decoder k picked the encoder's candidate)."""
+
+    mse: Tensor
+    match: Tensor
+
+    def first_decoders(self, k: int) -> "PointOutcome":
+        return PointOutcome(self.mse[:, :k], self.match[:, :k])
+
+    def summary(self) -> dict:
+        n = self.mse.shape[0]
+        best = self.mse.min(dim=1).values.double()
+        any_match = self.match.any(dim=1).double()
+        return {
+            "digits": n,
+            "mse": best.mean().item(),
+            "mse_se": (best.std(unbiased=True) / math.sqrt(n)).item() if n > 1 else float("nan"),
+            "per_decoder_mse": self.mse.double().mean().item(),
+            "decoder_mse": [round(v, 6) for v in self.mse.double().mean(0).tolist()],
+            "match_prob": any_match.mean().item(),
+            "match_prob_se": (any_match.std(unbiased=True) / math.sqrt(n)).item() if n > 1 else float("nan"),
+        }
+
+
+def make_coder(seed: int, latent_dim: int, scheme: str, num_decoders: int, rate_bits: int,
+               num_candidates: int) -> ImportanceCoder:
+    return ImportanceCoder(seed=seed, prior=GaussianPrior(dim=latent_dim), num_candidates=num_candidates,
+                           num_labels=2**rate_bits, num_decoders=num_decoders, scheme=scheme)
+
+
+@torch.no_grad()
+def code_digits(nets: MnistCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, index: Tensor) -> tuple[Tensor, Tensor]:
+    """Encode digits ``index`` ``[B]`` (their index is the message id) and decode them at the
+    coder's K decoders (crops 0..K-1) -> reconstructions ``[B, K, 1, 28, 14]`` and matches ``[B, K]``."""
+    k = coder.num_decoders
+    encoder_weight = PosteriorLogRatio(Posterior(split.mean[index], split.log_var[index]))
+    sent = coder.encode(index, encoder_weight, encoder_weight.maximum())
+    got = coder.decode(index, sent.label, DecoderLogRatio(nets.estimator, split.crop_bias[index, :k]))
+    features = split.features[index, :k].flatten(0, 1)
+    recon = nets.decoder(got.candidate.flatten(0, 1).to(features.dtype), features)
+    return recon.view(index.shape[0], k, 1, 28, 14), got.index == sent.index[:, None]
+
+
+def evaluate_point(nets: MnistCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, batch_size: int = 500,
+                   progress: bool = False) -> PointOutcome:
+    """Code every digit of ``split`` at ``coder``'s point -> per-digit outcomes."""
+    if coder.num_decoders > split.num_decoders:
+        raise ConfigError(f"the split has {split.num_decoders} crops per digit, the coder needs {coder.num_decoders}")
+    device = split.source.device
+    mse, match = [], []
+    desc = f"{coder.scheme.value} K={coder.num_decoders} R={coder.rate_bits:g} N={coder.num_candidates}"
+    with tqdm(total=split.num_digits, desc=desc, unit="digit", disable=not progress, leave=False) as bar:
+        for start in range(0, split.num_digits, batch_size):
+            index = torch.arange(start, min(start + batch_size, split.num_digits), device=device)
+            recon, matched = code_digits(nets, split, coder, index)
+            error = ((recon - split.source[index, None]) / 2).pow(2).flatten(2).mean(-1)  # pixels in [0, 1]
+            mse.append(error.float().cpu())
+            match.append(matched.cpu())
+            bar.update(index.shape[0])
+    return PointOutcome(torch.cat(mse), torch.cat(match))
+
+
+def shares_rows_across_decoders(scheme: str) -> bool:
+    """In the shared-randomness baseline every decoder reads row 0 and the encoder's choice does
+    not depend on K, so decoders 0..k-1 of a K-decoder run are exactly a k-decoder run."""
+    return Scheme(scheme) is Scheme.SHARED_RANDOMNESS
+
+
 @dataclass
 class MnistRateDistortion:
-    """One (scheme, K, rate, N) point of a trained MNIST codec on ``split`` (val or test)."""
+    """One (scheme, K, rate, N) point of a trained MNIST codec on ``split`` (val or test);
+    also draws ``reconstructions.png`` (a few digits, every decoder, successes marked)."""
 
     ckpt_path: str
     scheme: str = "gls"
@@ -78,56 +223,27 @@ class MnistRateDistortion:
 
     def __post_init__(self) -> None:
         check_point(self.scheme, self.num_decoders, self.rate_bits, self.num_candidates)
-        if self.split not in ("val", "test"):
+        if self.split not in SPLITS:
             raise ConfigError(f"split must be val or test, got {self.split!r}")
 
     def run(self, seed: int, device: torch.device, output_dir: Path) -> list[dict]:
+        from dsc.eval.mnist_figures import save_reconstruction_grid
+
         codec = load_codec(self.ckpt_path).to(device)
         hp = codec.hparams
-        data = MnistDataModule(num_decoders=self.num_decoders, crop_size=hp.crop_size, batch_size=self.batch_size,
-                               source=self.data_source, root=self.data_root, seed=seed, limit=self.limit)
-        data.setup()
-        dataset = data.test_set if self.split == "test" else data.val_set
-        coder = ImportanceCoder(seed=seed, prior=GaussianPrior(dim=hp.latent_dim), num_candidates=self.num_candidates,
-                                num_labels=2**self.rate_bits, num_decoders=self.num_decoders, scheme=self.scheme)
-        totals = torch.zeros(3, dtype=torch.float64)  # best-of-K mse, per-decoder mse, matches
-        count = 0
-        bar = tqdm(total=len(dataset), desc=f"mnist {self.scheme} K={self.num_decoders} R={self.rate_bits} "
-                   f"N={self.num_candidates}", unit="digit", disable=not self.progress, leave=False)
-        with torch.no_grad():
-            for start in range(0, len(dataset), self.batch_size):
-                index = torch.arange(start, min(start + self.batch_size, len(dataset)))
-                source, side_info = (t.to(device) for t in dataset.batch(index))
-                totals += self._batch(codec, coder, index.to(device), source, side_info)
-                count += index.shape[0]
-                bar.update(index.shape[0])
-        bar.close()
+        dataset, origin = split_dataset(codec, self.split, self.num_decoders, seed, self.limit, self.data_source,
+                                        self.data_root)
+        log.info("data: %s, %s split, %d digits | device: %s", origin, self.split, len(dataset), device)
+        split = SplitFeatures.compute(codec.nets, dataset, device, self.batch_size)
+        coder = make_coder(seed, hp.latent_dim, self.scheme, self.num_decoders, self.rate_bits, self.num_candidates)
+        outcome = evaluate_point(codec.nets, split, coder, self.batch_size, self.progress)
         point = {
             "scheme": self.scheme, "num_decoders": self.num_decoders, "rate_bits": self.rate_bits,
-            "num_candidates": self.num_candidates, "split": self.split, "digits": count,
-            "beta": float(hp.beta), "crop_size": int(hp.crop_size), "data": data.origin,
-            "mse": (totals[0] / count).item(), "per_decoder_mse": (totals[1] / count).item(),
-            "match_prob": (totals[2] / count).item(), "ckpt_path": str(self.ckpt_path),
+            "num_candidates": self.num_candidates, "split": self.split, **outcome.summary(),
+            "beta": float(hp.beta), "crop_size": int(hp.crop_size), "data": origin, "ckpt_path": str(self.ckpt_path),
         }
-        log.info("%s K=%d R=%d N=%d on %s (%d digits, %s): mse %.4f (best of K), per-decoder %.4f, match %.3f",
-                 self.scheme, self.num_decoders, self.rate_bits, self.num_candidates, self.split, count,
-                 data.origin, point["mse"], point["per_decoder_mse"], point["match_prob"])
+        save_reconstruction_grid(codec.nets, split, coder, outcome, output_dir / "reconstructions.png")
+        log.info("%s K=%d R=%d N=%d on %s (%d digits): mse %.4f +- %.4f (best of K), per-decoder %.4f, match %.3f",
+                 self.scheme, self.num_decoders, self.rate_bits, self.num_candidates, self.split, point["digits"],
+                 point["mse"], point["mse_se"], point["per_decoder_mse"], point["match_prob"])
         return [point]
-
-    def _batch(self, codec, coder, messages, source, side_info) -> Tensor:
-        """Sums over the batch: best-of-K mse, decoder-averaged mse, matches (``[3]``)."""
-        nets = codec.nets
-        batch, k = source.shape[0], self.num_decoders
-        encoder_weight = PosteriorLogRatio(nets.encoder(source))
-        sent = coder.encode(messages, encoder_weight, encoder_weight.maximum())
-        crops = side_info  # [B, K, 1, c, c]
-
-        def decoder_weight(w: Tensor) -> Tensor:  # [B, n, d] -> [B, K, n]
-            return torch.stack([nets.estimator(w, crops[:, j]) for j in range(k)], dim=1)
-
-        got = coder.decode(messages, sent.label, decoder_weight)
-        features = nets.projection(crops.flatten(0, 1))  # [B*K, f]
-        recon = nets.decoder(got.candidate.flatten(0, 1).to(features.dtype), features).view(batch, k, 1, 28, 14)
-        mse = ((recon - source[:, None]) / 2).pow(2).flatten(2).mean(-1)  # [B, K], pixels in [0, 1]
-        match = (got.index == sent.index[:, None]).any(-1)
-        return torch.stack([mse.min(1).values.sum(), mse.mean(1).sum(), match.sum()]).double().cpu()

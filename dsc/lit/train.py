@@ -40,7 +40,7 @@ def run_training(cfg: DictConfig) -> dict:
     config.pop("hydra", None)
     atomic_write_json(output_dir / "run_config.json", {"config": config, "environment": environment_record(device)})
     checkpoints = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor="val/loss",
-                                  mode="min", save_last=True)
+                                  mode="min", save_last=True, enable_version_counter=False)
     trainer = L.Trainer(
         **OmegaConf.to_container(cfg.trainer, resolve=True),
         accelerator=device.type if device.type != "cuda" else "gpu",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dsc.coding.validation import check_positive_int
@@ -104,11 +105,14 @@ class Estimator(nn.Module):
     """Classifier of joint vs product pairs (w, side information): its logit
     ``log h / (1 - h)`` estimates ``log p(w | t) / p(w)``, the decoder's log importance weight.
 
-    ``forward`` takes ``w`` ``[B, n, latent_dim]`` and a crop ``[B, 1, c, c]`` -> ``[B, n]``.
+    ``forward`` takes ``w`` ``[B, n, latent_dim]`` and a crop ``[B, 1, c, c]`` -> ``[B, n]``. The
+    first layer is split so that a crop's share of it, :meth:`crop_bias`, is computed once and
+    reused for every candidate scored against that crop (:meth:`logits`).
     """
 
     def __init__(self, latent_dim: int = 4, crop_size: int = 7, features: int = 128, hidden: int = 256) -> None:
         super().__init__()
+        self.latent_dim = latent_dim
         self.projection = Projection(crop_size, features)
         self.net = nn.Sequential(
             nn.Linear(latent_dim + features, hidden), nn.ReLU(),
@@ -116,9 +120,25 @@ class Estimator(nn.Module):
             nn.Linear(hidden, 1),
         )
 
+    def crop_bias(self, side_info: Tensor) -> Tensor:
+        """Crops ``[..., 1, c, c]`` -> their first-layer pre-activation share ``[..., hidden]``."""
+        lead = side_info.shape[:-3]
+        features = self.projection(side_info.reshape(-1, *side_info.shape[-3:]))
+        first = self.net[0]
+        return F.linear(features, first.weight[:, self.latent_dim:], first.bias).view(*lead, -1)
+
+    def logits(self, w: Tensor, crop_bias: Tensor) -> Tensor:
+        """``w`` ``[B, n, latent_dim]`` against crop biases ``[B, hidden]`` -> ``[B, n]``, or
+        against ``[B, K, hidden]`` (K crops per digit) -> ``[B, K, n]``."""
+        pre = F.linear(w, self.net[0].weight[:, : self.latent_dim])  # [B, n, hidden]
+        if crop_bias.dim() == 3:
+            pre = pre[:, None] + crop_bias[:, :, None, :]
+        else:
+            pre = pre + crop_bias[:, None, :]
+        return self.net[1:](pre).squeeze(-1)
+
     def forward(self, w: Tensor, side_info: Tensor) -> Tensor:
-        features = self.projection(side_info)[:, None, :].expand(-1, w.shape[1], -1)
-        return self.net(torch.cat([w, features], dim=-1)).squeeze(-1)
+        return self.logits(w, self.crop_bias(side_info))
 
 
 class MnistCodecNetworks(nn.Module):

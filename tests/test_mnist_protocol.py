@@ -1,0 +1,115 @@
+"""The paper's MNIST protocol: choices made on validation, reported on test, resumable."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+import dsc
+from dsc.eval import mnist_protocol
+from dsc.eval.mnist_protocol import MnistPaperProtocol
+from dsc.eval.reference import PAPER_MNIST_GLS_MSE, paper_comparison_table
+from dsc.eval.runner import run_evaluation
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def codecs(tiny_codec):
+    return [str(tiny_codec()), str(tiny_codec("model.beta=0.35"))]
+
+
+def _protocol(codecs, **kwargs):
+    settings = dict(ckpt_paths=codecs, num_candidates=[4, 16], num_decoders=[1, 3], rate_bits=[1, 2],
+                    selection_limit=40, limit=50, batch_size=20, progress=False)
+    return MnistPaperProtocol(**{**settings, **kwargs})
+
+
+def _rows(path: Path) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(path.read_text())))
+
+
+def test_choices_are_the_validation_argmin_and_reported_on_test(codecs, tmp_path):
+    points = _protocol(codecs).run(seed=0, device=torch.device("cpu"), output_dir=tmp_path)
+    assert len(points) == 2 * 2 * 2  # schemes x K x rates
+    selection = _rows(tmp_path / "selection.csv")
+    assert len(selection) == 2 * 2 * 2 * 2 * 2  # ... x N x betas
+    for point in points:
+        tried = [r for r in selection if (r["scheme"], int(r["num_decoders"]), int(r["rate_bits"]))
+                 == (point["scheme"], point["num_decoders"], point["rate_bits"])]
+        best = min(tried, key=lambda r: float(r["mse"]))
+        assert (point["num_candidates"], point["beta"]) == (int(best["num_candidates"]), float(best["beta"]))
+        assert point["selection_mse"] == pytest.approx(float(best["mse"]))
+        assert point["split"] == "test" and point["digits"] == 50 and point["selection_digits"] == 40
+    assert {float(r["beta"]) for r in selection} == {0.15, 0.35}
+    for name in ("results.md", "rd_plot.png", "reconstructions.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    comparison = (tmp_path / "results.md").read_text().split("gls vs paper Table 13")[1]
+    assert "| K \\ R bits | 2 |\n" in comparison  # rate 1 has no published counterpart
+
+
+def test_rerun_resumes_from_the_selection_file_and_redoes_stale_rows(codecs, tmp_path, monkeypatch):
+    first = _protocol(codecs).run(seed=0, device=torch.device("cpu"), output_dir=tmp_path)
+    calls = []
+    original = mnist_protocol.evaluate_point
+    monkeypatch.setattr(mnist_protocol, "evaluate_point", lambda *a, **k: calls.append(1) or original(*a, **k))
+    again = _protocol(codecs).run(seed=0, device=torch.device("cpu"), output_dir=tmp_path)
+    assert json.dumps(again, sort_keys=True) == json.dumps(first, sort_keys=True)
+    assert len(calls) <= 2 * 2 * 2  # test points only: no validation point was recomputed
+
+    rows = _rows(tmp_path / "selection.csv")  # a row from another checkpoint is not trusted
+    rows[0]["ckpt_sha256"] = "0" * 16
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    (tmp_path / "selection.csv").write_text(buffer.getvalue())
+    calls.clear()
+    _protocol(codecs).run(seed=0, device=torch.device("cpu"), output_dir=tmp_path)
+    assert _rows(tmp_path / "selection.csv")[0]["ckpt_sha256"] != "0" * 16
+    assert len(calls) > 0
+
+
+def test_bad_protocol_settings_are_clear_errors(codecs, tiny_codec, tmp_path):
+    with pytest.raises(dsc.ConfigError, match="ckpt_paths is empty"):
+        MnistPaperProtocol(ckpt_paths=[])
+    with pytest.raises(dsc.ConfigError, match="repeats"):
+        MnistPaperProtocol(ckpt_paths=codecs, num_decoders=[1, 1])
+    with pytest.raises(dsc.ConfigError, match="L_max"):
+        MnistPaperProtocol(ckpt_paths=codecs, num_candidates=[4], rate_bits=[3])
+    with pytest.raises(dsc.ConfigError, match="does not exist"):
+        _protocol([str(tmp_path / "nope.ckpt")]).run(0, torch.device("cpu"), tmp_path)
+    other = str(tiny_codec("source.crop_size=14"))
+    with pytest.raises(dsc.ConfigError, match="crop_size"):
+        _protocol([codecs[0], other]).run(0, torch.device("cpu"), tmp_path)
+
+
+def test_experiment_configs_compose_and_name_the_protocol(tmp_path):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        demo = compose(config_name="evaluate", overrides=["experiment=mnist_rd_demo"])
+        full = compose(config_name="evaluate", overrides=["experiment=mnist_rd"])
+        train = compose(config_name="train", overrides=["experiment=mnist_train_demo"])
+        empty = compose(config_name="evaluate", overrides=["experiment=mnist_rd", f"paths.output_dir={tmp_path}",
+                                                           "device=cpu"])
+    assert full.job.num_candidates == [2**e for e in range(7, 13)] and full.job.rate_bits == [2, 3, 4, 5, 6]
+    assert demo.job._target_ == full.job._target_ and demo.job.limit == 1000
+    assert train.data.limit == 4000 and "csv" in train.logger
+    with pytest.raises(dsc.ConfigError, match="ckpt_paths"):
+        run_evaluation(empty)
+
+
+def test_paper_table_and_comparison():
+    assert len(PAPER_MNIST_GLS_MSE) == 20
+    # GLS on the paper's table gets better with K and with rate everywhere
+    for (k, r), value in PAPER_MNIST_GLS_MSE.items():
+        assert PAPER_MNIST_GLS_MSE.get((k + 1, r), 0) < value and PAPER_MNIST_GLS_MSE.get((k, r + 1), 0) < value
+    table = paper_comparison_table([{"scheme": "gls", "num_decoders": 4, "rate_bits": 2, "mse": 0.0751 * 1.04},
+                                    {"scheme": "shared_randomness", "num_decoders": 4, "rate_bits": 2, "mse": 1.0}])
+    assert "| 4 | 0.0781 (0.0751, +4.0 %) |" in table
+    assert paper_comparison_table([{"scheme": "gls", "num_decoders": 9, "rate_bits": 2, "mse": 0.1}]) is None
