@@ -21,3 +21,15 @@ def test_gaussian_benchmark_runs_and_both_sides_estimate_the_same_distortion(cap
     for row in rows:
         ours, reference = float(row[-2]), float(row[-1])
         assert abs(ours - reference) < 3.0  # 400 trials each: per-trial dB has sd of about 8 dB
+
+
+def test_mnist_benchmark_runs_and_both_paths_agree(capsys):
+    from benchmarks import bench_mnist
+
+    bench_mnist.main(["--device", "cpu", "--digits", "40", "--steps", "1", "--eval-batch", "20",
+                      "--num-candidates", "16"])
+    out = capsys.readouterr().out
+    assert "training step, batch 64" in out and "implied epoch on full MNIST" in out
+    mse = {line.split()[0]: float(line.split()[-1]) for line in out.splitlines()
+           if line.strip().startswith(("dsc, each point", "reference, every point"))}
+    assert abs(mse["dsc,"] - mse["reference,"]) < 1e-4  # same coding, same picks

@@ -107,6 +107,9 @@ def test_training_through_the_real_configs_checkpoints_and_resumes(tmp_path):
     saved = json.loads((tmp_path / "run_config.json").read_text())
     assert saved["config"]["model"]["channels"] == 8 and saved["environment"]["device"] == "cpu"
     assert (tmp_path / "csv").is_dir()
+    summary = json.loads((tmp_path / "train_summary.json").read_text())
+    assert summary["epochs"] == 1 and summary["batch_size"] == 32 and summary["seconds_per_epoch"] > 0
+    assert summary["best_checkpoint"].endswith("best.ckpt") and "val/loss" in summary["metrics"]
 
     # round trip: the loaded model gives identical outputs
     state = torch.load(last, weights_only=True, map_location="cpu")
@@ -124,6 +127,7 @@ def test_training_through_the_real_configs_checkpoints_and_resumes(tmp_path):
     run_training(compose_train(TINY_OVERRIDES + [f"paths.output_dir={resumed}", "trainer.max_epochs=2",
                                                   f"ckpt_path={last}"]))
     assert torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+    assert json.loads((resumed / "train_summary.json").read_text())["epochs"] == 1  # only the new one
 
 
 def test_bad_training_input_is_a_clear_error(tmp_path):

@@ -98,6 +98,10 @@ class Decoder(nn.Module):
 
     def forward(self, w: Tensor, features: Tensor) -> Tensor:
         x = self.fc(torch.cat([w, features], dim=-1)).view(-1, self.channels, 7, 7)
+        if x.device.type == "cpu" and not torch.is_grad_enabled():
+            # CPU inference: transposed convolutions run about 1.7x faster channels-last (the
+            # same values up to rounding); training's backward pass is slower that way
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.up(x)[..., HALF:]
 
 
