@@ -141,7 +141,7 @@ def test_multirun_sweep_writes_results_csv_and_rd_plot(tmp_path):
     assert "results.csv" in run.stderr + run.stdout and "rd_plot.png" in run.stderr + run.stdout
     with open(tmp_path / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    measured = [r for r in rows if r["scheme"] != "wyner_ziv_bound"]
+    measured = [r for r in rows if not r["scheme"].endswith("_bound")]
     assert sorted((r["scheme"], r["num_decoders"], r["rate_bits"]) for r in measured) == sorted(
         (s, k, r) for s in ("gls", "shared_randomness") for k in ("1", "2") for r in ("1", "2"))
     for column in ("distortion_db", "mse_db", "per_decoder_mse_db", "match_prob", "prop4_error_bound", "s2",
@@ -149,9 +149,12 @@ def test_multirun_sweep_writes_results_csv_and_rd_plot(tmp_path):
         assert all(r[column] != "" for r in measured), column
     bounds = {r["rate_bits"]: float(r["mse_db"]) for r in rows if r["scheme"] == "wyner_ziv_bound"}
     assert bounds == pytest.approx({"1": 10 * math.log10(2 ** -2 / 3), "2": 10 * math.log10(2 ** -4 / 3)})
+    no_side_info = {r["rate_bits"]: float(r["mse_db"]) for r in rows if r["scheme"] == "no_side_information_bound"}
+    assert no_side_info == pytest.approx({"1": -6.0206, "2": -12.0412}, abs=1e-4)
     assert (tmp_path / "rd_plot.png").read_bytes().startswith(b"\x89PNG")
     tables = (tmp_path / "results.md").read_text()
-    assert tables.count("| K \\ R bits | 1 | 2 |") == 2 and "**shared_randomness**" in tables and "chosen s2" in tables
+    assert tables.count("| K \\ R bits | 1 | 2 |") == 4  # distortion_db and mse_db, two schemes
+    assert "**shared_randomness**" in tables and "(s2 0.0" in tables
     metrics = json.loads((tmp_path / "0" / "metrics.json").read_text())
     assert metrics["environment"]["device"] == "cpu" and metrics["config"]["num_candidates"] == 256
     # the aggregation step also runs on an existing sweep directory, giving the same table

@@ -103,4 +103,4 @@ def test_mnist_points_are_tabulated_by_mse():
     points = [{"scheme": s, "num_decoders": k, "rate_bits": r, "num_candidates": 128, "mse": 0.1 / k + r / 100}
               for s in ("gls", "shared_randomness") for k in (1, 2) for r in (2, 3)]
     tables = markdown_tables(points)
-    assert "MSE per pixel" in tables and "| 2 | 0.0700 (128) | 0.0800 (128) |" in tables
+    assert "MSE per pixel" in tables and "| 2 | 0.0700 (N 128) | 0.0800 (N 128) |" in tables

@@ -32,6 +32,7 @@ LEADING_COLUMNS = (
     "prop4_error_bound", "s2", "trials", "repetitions", "se_over",
 )
 WYNER_ZIV = "wyner_ziv_bound"
+NO_SIDE_INFO = "no_side_information_bound"
 
 
 class Aggregate(NamedTuple):
@@ -63,7 +64,8 @@ def _point_order(point: dict) -> tuple:
 
 
 def wyner_ziv_rows(points: list[dict]) -> list[dict]:
-    """Theory rows: D_WZ(R) = var(A|T) 2^(-2R) for every (rate, noise) among the points."""
+    """Theory rows for every (rate, noise) among the Gaussian points: the Wyner-Ziv bound
+    D_WZ(R) = var(A|T) 2^(-2R) and the bound without side information D(R) = 2^(-2R)."""
     pairs = sorted({(p["rate_bits"], p["noise_var"]) for p in points if "wyner_ziv_mse_db" in p})
     rows = []
     for rate, noise_var in pairs:
@@ -72,6 +74,8 @@ def wyner_ziv_rows(points: list[dict]) -> list[dict]:
             "scheme": WYNER_ZIV, "rate_bits": rate, "noise_var": noise_var,
             "mse_db": 10 * math.log10(posterior_var * 2.0 ** (-2 * rate)),
         })
+    for rate in sorted({rate for rate, _ in pairs}):
+        rows.append({"scheme": NO_SIDE_INFO, "rate_bits": rate, "mse_db": 10 * math.log10(2.0 ** (-2 * rate))})
     return rows
 
 
@@ -143,9 +147,12 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
                 ax.errorbar(rates, [p[key] for p in curve], yerr=[2 * p.get(f"{key}_se", 0) for p in curve],
                             linestyle=style, color=color, marker="o", markersize=3, capsize=2,
                             label=f"{scheme}, K={k}")
-        if theory:
-            axes[1].plot([r["rate_bits"] for r in theory], [r["mse_db"] for r in theory], "k-", linewidth=2,
-                         label="Wyner-Ziv bound")
+        for scheme, style, label in ((WYNER_ZIV, "k-", "Wyner-Ziv bound"),
+                                     (NO_SIDE_INFO, "k:", "bound without side information")):
+            rows = [r for r in theory if r["scheme"] == scheme]
+            if rows:
+                axes[1].plot([r["rate_bits"] for r in rows], [r["mse_db"] for r in rows], style, linewidth=1.5,
+                             label=label)
         axes[0].set_title("paper metric: mean over trials of best-of-K dB")
         axes[1].set_title("10 log10(mean best-of-K MSE)")
         ylabel, xlabel = "distortion (dB)", "rate (bits per source sample)"
@@ -175,46 +182,45 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
     return _save(fig, path)
 
 
-TABLE_METRICS = (  # (key, description): the first one present in the points is tabulated
-    ("distortion_db", "distortion dB (mean over trials of best-of-K per-trial dB)"),
-    ("mse", "MSE per pixel, best of K"),
+TABLE_METRICS = (  # (key, description, digits): Gaussian points have the first two, MNIST the last
+    ("distortion_db", "distortion dB (mean over trials of best-of-K per-trial dB)", 2),
+    ("mse_db", "10 log10 of the mean best-of-K squared error", 2),
+    ("mse", "MSE per pixel, best of K", 4),
 )
 
 
+def _setting(point: dict) -> str:
+    """What was chosen for a point, for the tables: s2 (GLS, Gaussian), the quantiser step
+    (nested quantiser), or N and beta (MNIST)."""
+    if "s2" in point:
+        return f"s2 {point['s2']:g}"
+    if "step" in point:
+        return f"step {point['step']:.3g}"
+    beta = f", beta {point['beta']:g}" if "beta" in point else ""
+    return f"N {point.get('num_candidates', '')}{beta}"
+
+
 def markdown_tables(points: list[dict]) -> str | None:
-    """Per scheme, a K x rate table of the main metric (Gaussian: ``distortion_db`` with the
-    chosen s2; MNIST: ``mse`` with N)."""
-    for key, description in TABLE_METRICS:
-        rd = [p for p in points if key in p and "rate_bits" in p and "num_decoders" in p]
-        if rd:
-            break
-    else:
-        return None
-    rates = sorted({p["rate_bits"] for p in rd})
+    """Per metric and scheme, a K x rate table with what was chosen in brackets (Gaussian:
+    ``distortion_db`` and ``mse_db``; MNIST: ``mse``). None without RD points."""
     parts = []
-    for scheme in sorted({p["scheme"] for p in rd}):
-        cells = {(p["num_decoders"], p["rate_bits"]): p for p in rd if p["scheme"] == scheme}
-        note = "chosen s2" if key == "distortion_db" else "N, beta" if any("beta" in p for p in rd) else "N"
-        lines = [
-            f"**{scheme}**: {description}, {note} in brackets",
-            "",
-            "| K \\ R bits | " + " | ".join(str(r) for r in rates) + " |",
-            "|---" * (len(rates) + 1) + "|",
-        ]
-        for k in sorted({key_[0] for key_ in cells}):
-            row = []
-            for r in rates:
-                p = cells.get((k, r))
-                if p is None:
-                    row.append("")
-                elif key == "distortion_db":
-                    row.append(f"{p[key]:.2f} ({p.get('s2', float('nan')):g})")
-                else:
-                    beta = f", beta {p['beta']:g}" if "beta" in p else ""
-                    row.append(f"{p[key]:.4f} ({p.get('num_candidates', '')}{beta})")
-            lines.append(f"| {k} | " + " | ".join(row) + " |")
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts) + "\n"
+    for key, description, digits in TABLE_METRICS:
+        rd = [p for p in points if key in p and "rate_bits" in p and "num_decoders" in p]
+        rates = sorted({p["rate_bits"] for p in rd})
+        for scheme in sorted({p["scheme"] for p in rd}):
+            cells = {(p["num_decoders"], p["rate_bits"]): p for p in rd if p["scheme"] == scheme}
+            lines = [
+                f"**{scheme}**: {description}, chosen setting in brackets",
+                "",
+                "| K \\ R bits | " + " | ".join(str(r) for r in rates) + " |",
+                "|---" * (len(rates) + 1) + "|",
+            ]
+            for k in sorted({key_[0] for key_ in cells}):
+                row = ["" if (k, r) not in cells else f"{cells[(k, r)][key]:.{digits}f} ({_setting(cells[(k, r)])})"
+                       for r in rates]
+                lines.append(f"| {k} | " + " | ".join(row) + " |")
+            parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n" if parts else None
 
 
 def aggregate(sweep_dir: str | Path) -> Aggregate:

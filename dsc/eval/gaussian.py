@@ -44,6 +44,12 @@ PAPER_TEST_CHANNEL_VARIANCES = (0.01, 0.008, 0.006, 0.005, 0.003, 0.002, 0.001)
 SELECTION, EVALUATION = 0, 1  # phases: their trials use disjoint message ids
 
 
+def first_message(repetition: int, phase: int, trials: int, selection_trials: int) -> int:
+    """First message id of a (repetition, phase) block of trials: blocks never overlap, and every
+    Gaussian job draws the same sources for the same block (paired comparisons)."""
+    return (repetition * 2 + phase) * max(trials, selection_trials)
+
+
 def _db(x: float) -> float:
     return 10 * math.log10(x) if x > 0 else float("-inf")
 
@@ -149,7 +155,7 @@ class GaussianRateDistortion:
         return max(self.trials, self.selection_trials)
 
     def _first_message(self, repetition: int, phase: int) -> int:
-        return (repetition * 2 + phase) * self._message_stride()
+        return first_message(repetition, phase, self.trials, self.selection_trials)
 
     def _coder(self, model: AnalyticGaussianModel, seed: int) -> ImportanceCoder:
         return ImportanceCoder(

@@ -2,8 +2,8 @@
 
 For every (scheme, K, rate) the checkpoint (one per beta) and N in ``num_candidates`` with the
 lowest best-of-K MSE on the validation split are chosen, then that configuration is coded on the
-test split. Writes into the output directory: ``selection.csv`` (every validation result,
-also the resume cache: a rerun into the same directory skips what it holds), ``results.md``
+test split. Writes into the output directory: ``evaluations.csv`` (every validation and test
+result; also the resume cache: a rerun into the same directory skips what it holds), ``results.md``
 (test tables, with paper Table 13 beside GLS), ``rd_plot.png`` and ``reconstructions.png`` (GLS
 at the largest K and lowest rate).
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +34,7 @@ from dsc.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
-SELECTION_COLUMNS = ("scheme", "num_decoders", "rate_bits", "num_candidates", "beta", "ckpt_path", "digits",
-                     "mse", "mse_se", "per_decoder_mse", "match_prob")
+SUMMARY_COLUMNS = ("digits", "mse", "mse_se", "per_decoder_mse", "decoder_mse", "match_prob", "match_prob_se")
 
 
 @dataclass
@@ -97,44 +97,46 @@ class MnistPaperProtocol:
                 outcomes[key] = evaluate_point(codecs[path].nets, split_of(path, split), coder, self.batch_size)
             return outcomes[key].first_decoders(k)
 
-        cache_path = output_dir / "selection.csv"
         fingerprints = {path: _file_digest(path) for path in self.ckpt_paths}
-        selection = _read_selection(cache_path, seed, self.selection_limit, fingerprints)
+        cache = EvaluationCache(output_dir / "evaluations.csv", seed, fingerprints,
+                                {"val": self.selection_limit, "test": self.limit})
+
+        def summary_of(split: str, scheme: str, k: int, rate: int, n: int, path: str) -> dict:
+            key = (split, scheme, k, rate, n, path)
+            if key not in cache:
+                summary = outcome(path, split, scheme, k, rate, n).summary()
+                cache.add(key, float(codecs[path].hparams.beta), summary)
+            return cache[key]
+
         grid = [(s, k, r, n, p) for s in self.schemes for k in self.num_decoders for r in self.rate_bits
                 for n in self.num_candidates if n >= 2**r for p in self.ckpt_paths]
-        todo = [g for g in grid if _selection_key(*g) not in selection]
+        todo = [g for g in grid if ("val", *g) not in cache]
         if len(todo) < len(grid):
-            log.info("resuming: %d of %d validation results read from %s", len(grid) - len(todo), len(grid), cache_path)
-        for scheme, k, rate, n, path in tqdm(todo, desc="selection on val", unit="point", disable=not self.progress):
-            summary = outcome(path, "val", scheme, k, rate, n).summary()
-            selection[_selection_key(scheme, k, rate, n, path)] = {
-                "scheme": scheme, "num_decoders": k, "rate_bits": rate, "num_candidates": n,
-                "beta": float(codecs[path].hparams.beta), "ckpt_path": path, "ckpt_sha256": fingerprints[path], "seed": seed,
-                "selection_limit": self.selection_limit,
-                **{c: summary[c] for c in SELECTION_COLUMNS if c in summary},
-            }
-            atomic_write_bytes(cache_path, to_csv([selection[_selection_key(*g)] for g in grid
-                                                   if _selection_key(*g) in selection]))
+            log.info("resuming: %d of %d validation results read from %s", len(grid) - len(todo), len(grid),
+                     cache.path)
+        for point in tqdm(todo, desc="selection on val", unit="point", disable=not self.progress):
+            summary_of("val", *point)
         points = []
         for scheme in self.schemes:
             for k in self.num_decoders:
                 for rate in self.rate_bits:
-                    tried = [selection[_selection_key(scheme, k, rate, n, p)] for n in self.num_candidates
+                    tried = [(summary_of("val", scheme, k, rate, n, p)["mse"], n, p) for n in self.num_candidates
                              if n >= 2**rate for p in self.ckpt_paths]
-                    chosen = min(tried, key=lambda row: float(row["mse"]))
-                    path, n = chosen["ckpt_path"], int(chosen["num_candidates"])
-                    summary = outcome(path, "test", scheme, k, rate, n).summary()
+                    selection_mse, n, path = min(tried)
+                    selection_digits = summary_of("val", scheme, k, rate, n, path)["digits"]
+                    summary = summary_of("test", scheme, k, rate, n, path)
                     points.append({
                         "scheme": scheme, "num_decoders": k, "rate_bits": rate, "num_candidates": n,
                         "split": "test", **summary, "beta": float(codecs[path].hparams.beta),
                         "crop_size": int(codecs[path].hparams.crop_size), "ckpt_path": path,
-                        "selection_mse": float(chosen["mse"]), "selection_digits": int(chosen["digits"]),
-                        "data": origin,
+                        "selection_mse": selection_mse, "selection_digits": selection_digits,
                     })
                     log.info("%s K=%d R=%d: beta %g, N=%d chosen on val (mse %.4f); test mse %.4f +- %.4f",
-                             scheme, k, rate, points[-1]["beta"], n, float(chosen["mse"]), summary["mse"],
+                             scheme, k, rate, points[-1]["beta"], n, selection_mse, summary["mse"],
                              summary["mse_se"])
-        self._write_reports(points, codecs, split_of, outcome, seed, output_dir)
+        self._write_reports(points, codecs, split_of, outcome, seed, output_dir)  # loads the test split
+        for point in points:
+            point["data"] = origin
         return points
 
     def _check_compatible(self, codecs: dict[str, MnistCodecModule]) -> None:
@@ -158,10 +160,6 @@ class MnistPaperProtocol:
                                  output_dir / "reconstructions.png")
 
 
-def _selection_key(scheme: str, k: int, rate: int, n: int, path: str) -> tuple:
-    return scheme, int(k), int(rate), int(n), str(path)
-
-
 def _file_digest(path: str) -> str:
     """First 16 hex digits of the file's SHA-256: tells a retrained checkpoint from the old one."""
     digest = hashlib.sha256()
@@ -171,19 +169,50 @@ def _file_digest(path: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def _read_selection(path: Path, seed: int, selection_limit: int | None,
-                    fingerprints: dict[str, str]) -> dict[tuple, dict]:
-    """Validation results of an earlier run into the same directory, kept only where the seed,
-    the number of validation digits and the checkpoint's contents are the same."""
-    if not path.is_file():
-        return {}
-    rows = list(csv.DictReader(io.StringIO(path.read_text())))
-    kept = {}
-    for row in rows:
-        same_digits = row.get("selection_limit", "") == ("" if selection_limit is None else str(selection_limit))
-        same_codec = row.get("ckpt_sha256") == fingerprints.get(row.get("ckpt_path"))
-        if row.get("seed") == str(seed) and same_digits and same_codec and row.get("mse"):
-            key = _selection_key(row["scheme"], row["num_decoders"], row["rate_bits"], row["num_candidates"],
-                                 row["ckpt_path"])
-            kept[key] = row
-    return kept
+class EvaluationCache:
+    """Every (split, scheme, K, rate, N, checkpoint) summary of a run, kept in a CSV file that is
+    rewritten atomically after each new entry; on start it holds what an earlier run into the
+    same directory computed with the same seed, the same digit limits and the same checkpoint
+    contents (SHA-256), so an interrupted or extended protocol resumes where it stopped."""
+
+    def __init__(self, path: Path, seed: int, fingerprints: dict[str, str], limits: dict[str, int | None]) -> None:
+        self.path, self.seed, self.fingerprints, self.limits = path, seed, fingerprints, limits
+        self.rows: dict[tuple, dict] = {}  # as written to the file
+        self.summaries: dict[tuple, dict] = {}
+        if path.is_file():
+            for row in csv.DictReader(io.StringIO(path.read_text())):
+                if self._valid(row):
+                    key = self._key_of(row)
+                    self.rows[key], self.summaries[key] = row, self._parse(row)
+
+    def _valid(self, row: dict) -> bool:
+        limit = self.limits.get(row.get("split"), "missing")
+        return (row.get("seed") == str(self.seed) and row.get("limit") == ("" if limit is None else str(limit))
+                and row.get("ckpt_sha256") == self.fingerprints.get(row.get("ckpt_path")) and bool(row.get("mse")))
+
+    @staticmethod
+    def _key_of(row: dict) -> tuple:
+        return (row["split"], row["scheme"], int(row["num_decoders"]), int(row["rate_bits"]),
+                int(row["num_candidates"]), row["ckpt_path"])
+
+    def __contains__(self, key: tuple) -> bool:
+        return key in self.summaries
+
+    def __getitem__(self, key: tuple) -> dict:
+        """The summary of ``key`` = (split, scheme, K, rate, N, ckpt_path), numbers parsed."""
+        return self.summaries[key]
+
+    @staticmethod
+    def _parse(row: dict) -> dict:
+        summary = {c: float(row[c]) for c in SUMMARY_COLUMNS if c not in ("digits", "decoder_mse")}
+        return {**summary, "digits": int(row["digits"]), "decoder_mse": json.loads(row["decoder_mse"])}
+
+    def add(self, key: tuple, beta: float, summary: dict) -> None:
+        split, scheme, k, rate, n, path = key
+        self.rows[key] = {
+            "split": split, "scheme": scheme, "num_decoders": k, "rate_bits": rate, "num_candidates": n,
+            "beta": beta, "ckpt_path": path, "ckpt_sha256": self.fingerprints[path], "seed": self.seed,
+            "limit": self.limits[split], **{c: summary[c] for c in SUMMARY_COLUMNS},
+        }
+        self.summaries[key] = {c: summary[c] for c in SUMMARY_COLUMNS}
+        atomic_write_bytes(self.path, to_csv(list(self.rows.values())))

@@ -1,0 +1,30 @@
+"""Which job evaluates a Gaussian RD point: chosen by ``scheme``, so that one sweep over
+``scheme=gls,shared_randomness,nested_scalar`` puts GLS beside its baselines."""
+
+from __future__ import annotations
+
+from dsc.coding import Scheme
+from dsc.errors import ConfigError
+from dsc.eval.gaussian import GaussianRateDistortion
+from dsc.eval.gaussian_nested import SCHEME as NESTED, NestedQuantizerRateDistortion
+
+NESTED_PAPER_METRIC = f"{NESTED}_paper_metric"  # the quantiser's step chosen by the paper's metric
+SCHEMES = tuple(s.value for s in Scheme) + (NESTED, NESTED_PAPER_METRIC)
+
+
+def gaussian_point(scheme: str, num_decoders: int, rate_bits: int, noise_var: float = 0.5,
+                   nested: dict | None = None, progress: bool = True, **coder_settings):
+    """``scheme`` gls or shared_randomness: :class:`GaussianRateDistortion` with
+    ``coder_settings`` (N, trials, s2 grid, ...); ``nested_scalar``:
+    :class:`NestedQuantizerRateDistortion` with the settings in ``nested`` (step chosen by
+    MSE; ``nested_scalar_paper_metric``: by the paper's mean per-trial dB)."""
+    if scheme in (NESTED, NESTED_PAPER_METRIC):
+        settings = dict(nested or {})
+        if scheme == NESTED_PAPER_METRIC:
+            settings["selection_metric"] = "distortion_db"
+        return NestedQuantizerRateDistortion(num_decoders=num_decoders, rate_bits=rate_bits, noise_var=noise_var,
+                                             progress=progress, **settings)
+    if scheme not in SCHEMES:
+        raise ConfigError(f"scheme must be one of {', '.join(SCHEMES)}; got {scheme!r}")
+    return GaussianRateDistortion(scheme=scheme, num_decoders=num_decoders, rate_bits=rate_bits,
+                                  noise_var=noise_var, progress=progress, **coder_settings)
