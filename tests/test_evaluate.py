@@ -58,3 +58,14 @@ def test_evaluate_command_line(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert "LML bound" in run.stderr + run.stdout
     assert len(json.loads((tmp_path / "metrics.json").read_text())["points"]) == 4
+
+
+def test_aggregate_callback_skips_sweeps_without_evaluations(tmp_path):
+    """A training sweep (no metrics.json) ends quietly instead of with an aggregation error."""
+    from omegaconf import OmegaConf
+
+    from dsc.eval.aggregate import AggregateOnMultirunEnd
+
+    (tmp_path / "0").mkdir()
+    AggregateOnMultirunEnd().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    assert list(tmp_path.iterdir()) == [tmp_path / "0"]

@@ -243,6 +243,9 @@ class AggregateOnMultirunEnd(Callback):
     """Hydra callback: aggregate the sweep directory when a multirun ends."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        if not any(Path(config.hydra.sweep.dir).rglob("metrics.json")):
+            log.info("no metrics.json in %s (not an evaluation sweep): nothing to aggregate", config.hydra.sweep.dir)
+            return
         result = aggregate(config.hydra.sweep.dir)
         log.info("results: %s (%d rows)", result.csv_path, result.rows)
         if result.plot_path is not None:
