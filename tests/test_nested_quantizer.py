@@ -125,3 +125,19 @@ def test_scheme_picks_the_job_and_bad_input_is_a_clear_error():
         NestedQuantizerRateDistortion(selection_metric="psnr")
     with pytest.raises(dsc.ConfigError, match="spacings"):
         NestedQuantizerRateDistortion(spacings=[0.0])
+
+
+def test_compare_gaussian_experiment_sweeps_every_scheme_in_one_multirun():
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    conf = Path(__file__).resolve().parent.parent / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose(config_name="evaluate", overrides=["experiment=compare_gaussian"], return_hydra_config=True)
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    schemes = cfg.hydra.sweeper.params.scheme.split(",")
+    assert schemes == ["gls", "shared_randomness", "nested_scalar", "nested_scalar_paper_metric"]
+    for scheme in schemes:  # every swept scheme builds a job
+        job = gaussian_point(scheme, num_decoders=2, rate_bits=2, num_candidates=64, nested={"trials": 10})
+        assert job.scheme == scheme

@@ -147,12 +147,12 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
                 ax.errorbar(rates, [p[key] for p in curve], yerr=[2 * p.get(f"{key}_se", 0) for p in curve],
                             linestyle=style, color=color, marker="o", markersize=3, capsize=2,
                             label=f"{scheme}, K={k}")
-        for scheme, style, label in ((WYNER_ZIV, "k-", "Wyner-Ziv bound"),
-                                     (NO_SIDE_INFO, "k:", "bound without side information")):
+        for scheme, color, label in ((WYNER_ZIV, "black", "Wyner-Ziv bound"),
+                                     (NO_SIDE_INFO, "0.6", "bound without side information")):
             rows = [r for r in theory if r["scheme"] == scheme]
             if rows:
-                axes[1].plot([r["rate_bits"] for r in rows], [r["mse_db"] for r in rows], style, linewidth=1.5,
-                             label=label)
+                axes[1].plot([r["rate_bits"] for r in rows], [r["mse_db"] for r in rows], color=color, linewidth=2.5,
+                             alpha=0.8, label=label)
         axes[0].set_title("paper metric: mean over trials of best-of-K dB")
         axes[1].set_title("10 log10(mean best-of-K MSE)")
         ylabel, xlabel = "distortion (dB)", "rate (bits per source sample)"

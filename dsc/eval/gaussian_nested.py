@@ -71,13 +71,14 @@ class NestedQuantizerRateDistortion:
     def step_for(self, spacing: float) -> float:
         return spacing * math.sqrt(self.source.posterior_var) / 2**self.rate_bits
 
-    def simulate(self, step: float, seed: int, first: int, trials: int, device, desc: str) -> TrialTotals:
-        """Encode and decode ``trials`` messages from ``first`` on with quantiser step ``step``."""
+    def simulate(self, step: float, seed: int, first: int, trials: int, device, desc: str | None) -> TrialTotals:
+        """Encode and decode ``trials`` messages from ``first`` on with quantiser step ``step``
+        (a progress bar titled ``desc`` unless it is None)."""
         quantizer = NestedScalarQuantizer(step, self.rate_bits)
         rng = CounterRandomness(seed)
         shrink = 1 / (1 + self.noise_var)  # E[A | T] = T / (1 + noise_var)
         totals = TrialTotals(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
-        with tqdm(total=trials, desc=desc, unit="trial", disable=not self.progress, leave=False) as bar:
+        with tqdm(total=trials, desc=desc, unit="trial", disable=not self.progress or desc is None, leave=False) as bar:
             for start in range(0, trials, self.batch_trials):
                 messages = torch.arange(first + start, first + min(start + self.batch_trials, trials), device=device)
                 draw = self.source.sample(rng, messages, self.num_decoders)
@@ -101,9 +102,9 @@ class NestedQuantizerRateDistortion:
     def run(self, seed: int, device: torch.device, output_dir: Path) -> list[dict]:
         selection = {}
         first = first_message(0, SELECTION, self.trials, self.selection_trials)
-        for spacing in self.spacings:
-            totals = self.simulate(self.step_for(spacing), seed, first, self.selection_trials, device,
-                                   f"{self.label} select spacing={spacing:.3g}")
+        for spacing in tqdm(self.spacings, desc=f"{self.label} choosing the step", unit="step",
+                            disable=not self.progress, leave=False):
+            totals = self.simulate(self.step_for(spacing), seed, first, self.selection_trials, device, None)
             selection[spacing] = totals.summary()[self.selection_metric]
         spacing = min(selection, key=selection.get)
         step = self.step_for(spacing)
