@@ -61,6 +61,8 @@ class MnistPaperProtocol:
         if not self.ckpt_paths:
             raise ConfigError("ckpt_paths is empty; pass the trained codecs, e.g. ckpt_paths=[a.ckpt,b.ckpt]")
         for name in ("num_candidates", "num_decoders", "rate_bits", "schemes"):
+            if getattr(self, name) is None:  # null in a config: the paper's grid
+                setattr(self, name, type(self).__dataclass_fields__[name].default_factory())
             values = list(getattr(self, name))
             if not values or len(set(values)) != len(values):
                 raise ConfigError(f"{name} must be a non-empty list without repeats, got {values}")
