@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from omegaconf import DictConfig, OmegaConf
 
@@ -78,6 +79,4 @@ def _checkpoint_epoch(ckpt_path: str | None) -> int:
     """Epochs already done in the checkpoint a run resumes from (0 for a fresh run)."""
     if ckpt_path is None:
         return 0
-    import torch
-
     return int(torch.load(ckpt_path, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
