@@ -161,7 +161,7 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
 
         fig, ax = plt.subplots(figsize=(6.5, 4.4))
         axes = [ax]
-        coded = [p for p in mnist if "quality" not in p]
+        coded = [p for p in mnist if not _is_codec_sweep(p)]
         for scheme, k, style, color, curve in _curves(coded):
             rates = [p["rate_bits"] for p in curve]
             ax.errorbar(rates, [p["mse"] for p in curve], yerr=[2 * p.get("mse_se", 0) for p in curve],
@@ -170,11 +170,12 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
             if scheme == "gls" and paper:
                 ax.plot(*zip(*paper), linestyle="none", marker="x", color=color, markersize=6,
                         label=f"paper Table 13, K={k}")
-        classical = [p for p in mnist if "quality" in p]
-        for i, scheme in enumerate(sorted({p["scheme"] for p in classical})):
-            curve = sorted((p for p in classical if p["scheme"] == scheme), key=lambda p: p["rate_bits"])
+        codecs = [p for p in mnist if _is_codec_sweep(p)]
+        for i, scheme in enumerate(sorted({p["scheme"] for p in codecs})):
+            curve = sorted((p for p in codecs if p["scheme"] == scheme), key=lambda p: p["rate_bits"])
+            side = curve[0].get("side_information", "none")
             ax.plot([p["rate_bits"] for p in curve], [p["mse"] for p in curve], marker="s", markersize=3,
-                    color=plt.cm.autumn(i / 5), label=f"{scheme} (no side information)")
+                    color=plt.cm.autumn(i / 8), label=f"{scheme} (side information: {side})")
         ax.set_title("MNIST right halves: best-of-K MSE (error bars: 2 SE)")
         ylabel, xlabel = "MSE per pixel (pixels in [0, 1])", "rate (bits per image half)"
         rates = [p["rate_bits"] for p in mnist]
@@ -210,12 +211,23 @@ def _setting(point: dict) -> str:
     return f"N {point.get('num_candidates', '')}{beta}"
 
 
+def _is_codec_sweep(point: dict) -> bool:
+    """A point of a classical (``quality``) or learned (``lmbda``) image codec: any rate."""
+    return "quality" in point or "lmbda" in point
+
+
+def _codec_setting(point: dict) -> str:
+    if "lmbda" in point:
+        return f"lambda {point['lmbda']:g}"
+    return "" if point.get("quality") is None else str(point["quality"])
+
+
 def markdown_tables(points: list[dict]) -> str | None:
     """Per metric and scheme, a K x rate table with what was chosen in brackets (Gaussian:
     ``distortion_db`` and ``mse_db``; MNIST: ``mse``). None without RD points."""
     parts = []
     for key, description, digits in TABLE_METRICS:
-        rd = [p for p in points if key in p and "rate_bits" in p and "num_decoders" in p and "quality" not in p]
+        rd = [p for p in points if key in p and "rate_bits" in p and "num_decoders" in p and not _is_codec_sweep(p)]
         rates = sorted({p["rate_bits"] for p in rd})
         for scheme in sorted({p["scheme"] for p in rd}):
             cells = {(p["num_decoders"], p["rate_bits"]): p for p in rd if p["scheme"] == scheme}
@@ -230,13 +242,11 @@ def markdown_tables(points: list[dict]) -> str | None:
                        for r in rates]
                 lines.append(f"| {k} | " + " | ".join(row) + " |")
             parts.append("\n".join(lines))
-    classical = sorted((p for p in points if "quality" in p and "mse" in p),
-                       key=lambda p: (p["scheme"], p["rate_bits"]))
-    if classical:
-        lines = ["**classical image codecs** (no side information): bits per image half from the real bytes",
-                 "", "| codec | quality | bits | MSE |", "|---|---|---|---|"]
-        lines += [f"| {p['scheme']} | {'' if p['quality'] is None else p['quality']} | {p['rate_bits']:.1f} | "
-                  f"{p['mse']:.5f} |" for p in classical]
+    codecs = sorted((p for p in points if _is_codec_sweep(p) and "mse" in p), key=lambda p: (p["scheme"], p["rate_bits"]))
+    if codecs:
+        lines = ["**image codecs** (classical: no side information; learned: as named), bits per image half "
+                 "from the real bytes", "", "| codec | quality or lambda | bits | MSE |", "|---|---|---|---|"]
+        lines += [f"| {p['scheme']} | {_codec_setting(p)} | {p['rate_bits']:.1f} | {p['mse']:.5f} |" for p in codecs]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n" if parts else None
 

@@ -1,0 +1,74 @@
+"""LightningModule of the learned baseline codecs: rate + lambda * distortion, CompressAI style.
+
+Loss per batch: ``bits per pixel + lmbda * 255^2 * MSE`` (pixels in [0, 1]), with the rate
+from the entropy bottleneck's likelihoods under noisy quantisation; the bottleneck's quantiles
+are fitted by its auxiliary loss with a second optimiser (manual optimisation). Metrics:
+``{split}/loss``, ``/bits`` (estimated bits per image half), ``/mse``, ``/aux_loss``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from dsc.baselines.learned import LearnedImageCodec
+from dsc.errors import ConfigError, TrainingDivergedError
+from dsc.sources.mnist import MnistItem
+
+PIXELS = 28 * 14
+
+
+class LearnedCodecModule(L.LightningModule):
+    """Trains a :class:`LearnedImageCodec` for one rate-distortion trade-off ``lmbda``."""
+
+    def __init__(self, side_info: str = "none", lmbda: float = 0.01, latent_channels: int = 16, channels: int = 64,
+                 crop_size: int = 7, features: int = 64, lr: float = 1e-3, aux_lr: float = 1e-3) -> None:
+        super().__init__()
+        if not (isinstance(lmbda, (int, float)) and 0 < lmbda <= 100):
+            raise ConfigError(f"model.lmbda must be in (0, 100], got {lmbda!r}")
+        if not lr > 0 or not aux_lr > 0:
+            raise ConfigError(f"model.lr and model.aux_lr must be > 0, got {lr}, {aux_lr}")
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.codec = LearnedImageCodec(side_info, latent_channels, channels, crop_size, features)
+
+    def losses(self, batch: MnistItem) -> dict[str, Tensor]:
+        source, crop = batch.source, batch.side_info[:, 0]
+        reconstruction, likelihoods = self.codec(source, crop)
+        bits = rate_in_bits(likelihoods).mean()
+        mse = ((reconstruction - source) / 2).pow(2).mean()  # the data are on [-1, 1]
+        return {"loss": bits / PIXELS + self.hparams.lmbda * 255**2 * mse, "bits": bits, "mse": mse,
+                "aux_loss": self.codec.entropy_bottleneck.loss()}
+
+    def _log(self, losses: dict[str, Tensor], split: str, batch_size: int) -> None:
+        if not torch.isfinite(losses["loss"]):
+            raise TrainingDivergedError(f"{split} loss is not finite; lower model.lr or check the data")
+        self.log_dict({f"{split}/{k}": v for k, v in losses.items()}, prog_bar=split == "val",
+                      batch_size=batch_size, on_epoch=True, on_step=split == "train")
+
+    def training_step(self, batch: MnistItem, batch_idx: int) -> None:
+        main, aux = self.optimizers()
+        losses = self.losses(batch)
+        self._log(losses, "train", batch.source.shape[0])
+        main.zero_grad()
+        self.manual_backward(losses["loss"])
+        main.step()
+        aux.zero_grad()
+        self.manual_backward(self.codec.entropy_bottleneck.loss())
+        aux.step()
+
+    def validation_step(self, batch: MnistItem, batch_idx: int) -> None:
+        self._log(self.losses(batch), "val", batch.source.shape[0])
+
+    def configure_optimizers(self):
+        quantiles = [p for n, p in self.codec.named_parameters() if n.endswith(".quantiles")]
+        main = [p for n, p in self.codec.named_parameters() if not n.endswith(".quantiles")]
+        return (torch.optim.Adam(main, lr=self.hparams.lr), torch.optim.Adam(quantiles, lr=self.hparams.aux_lr))
+
+
+def rate_in_bits(likelihoods: Tensor) -> Tensor:
+    """Estimated bits per image ``[B]`` from latent likelihoods ``[B, ...]``."""
+    return -torch.log(likelihoods).flatten(1).sum(1) / math.log(2)

@@ -1,0 +1,85 @@
+"""Learned baseline codecs on CompressAI's entropy bottleneck: real bytes, rates, side information."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+import dsc
+from dsc.baselines.learned import LearnedImageCodec
+from dsc.eval.mnist_learned import LearnedCodecRateDistortion
+from dsc.lit.learned_module import LearnedCodecModule
+from dsc.lit.train import run_training
+
+ROOT = Path(__file__).resolve().parent.parent
+CPU = torch.device("cpu")
+TINY = ["model=learned_codec", "model.channels=8", "model.latent_channels=4", "model.features=8",
+        "data.limit=192", "data.batch_size=32", "trainer.max_epochs=2", "logger=none", "device=cpu",
+        "trainer.enable_progress_bar=false"]
+
+
+@pytest.fixture(scope="module")
+def learned_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("learned")
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        run_training(compose(config_name="train", overrides=TINY + [f"paths.output_dir={out}"]))
+    return out / "checkpoints" / "last.ckpt"
+
+
+def _batch(n=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 28, 14, generator=g) * 2 - 1, torch.rand(n, 1, 7, 7, generator=g) * 2 - 1
+
+
+@pytest.mark.parametrize("mode", ["none", "decoder", "both"])
+def test_bytes_round_trip_to_the_eval_mode_reconstruction(mode):
+    torch.manual_seed(0)
+    codec = LearnedImageCodec(mode, latent_channels=4, channels=8, features=8).eval()
+    codec.update()
+    source, crop = _batch()
+    strings = codec.compress(source, crop)
+    assert len(strings) == 6 and all(isinstance(s, bytes) and s for s in strings)
+    with torch.no_grad():
+        expected, likelihoods = codec(source, crop)
+    assert expected.shape == (6, 1, 28, 14) and likelihoods.shape == (6, 4, 7, 4)
+    assert torch.allclose(codec.decompress(strings, crop), expected, atol=1e-5)
+
+
+def test_side_information_reaches_the_decoder_only_where_the_mode_says():
+    torch.manual_seed(0)
+    source, crop = _batch()
+    other = torch.flip(crop, dims=[0])
+    for mode, uses in (("none", False), ("decoder", True)):
+        codec = LearnedImageCodec(mode, latent_channels=4, channels=8, features=8).eval()
+        codec.update()
+        strings = codec.compress(source, crop)
+        changed = not torch.allclose(codec.decompress(strings, crop), codec.decompress(strings, other))
+        assert changed is uses
+    with pytest.raises(dsc.ShapeMismatchError, match="one crop per image"):
+        LearnedImageCodec("decoder", latent_channels=4, channels=8, features=8).compress(source)
+
+
+def test_trained_codec_measured_rate_agrees_with_the_estimate(learned_checkpoint, tmp_path):
+    """The bytes cost the model's estimate within 3 %, plus at most 64 bits per image: each image
+    is its own rANS stream, which flushes a 32-bit state and pads to whole bytes."""
+    (point,) = LearnedCodecRateDistortion(str(learned_checkpoint), limit=200).run(0, CPU, tmp_path)
+    assert point["scheme"] == "learned_decoder" and point["digits"] == 200 and point["lmbda"] == 0.01
+    overhead = point["rate_bits"] - point["estimated_rate_bits"]
+    assert -0.01 * point["estimated_rate_bits"] <= overhead <= 0.03 * point["estimated_rate_bits"] + 64
+    assert 0 <= point["mse"] < 1 and point["encode_images_per_s"] > 0
+
+
+def test_bad_learned_codec_input_is_a_clear_error(tiny_codec, tmp_path):
+    with pytest.raises(dsc.ConfigError, match="none, decoder, both"):
+        LearnedImageCodec("encoder")
+    with pytest.raises(dsc.ConfigError, match="lmbda"):
+        LearnedCodecModule(lmbda=0)
+    with pytest.raises(dsc.ShapeMismatchError, match=r"\[B, 1, 28, 14\]"):
+        LearnedImageCodec("none").compress(torch.zeros(2, 1, 28, 28))
+    with pytest.raises(dsc.ConfigError, match="not a checkpoint of a learned baseline codec"):
+        LearnedCodecRateDistortion(str(tiny_codec())).run(0, CPU, tmp_path)
+    with pytest.raises(dsc.ConfigError, match="does not exist"):
+        LearnedCodecRateDistortion(str(tmp_path / "nope.ckpt")).run(0, CPU, tmp_path)
