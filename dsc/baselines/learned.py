@@ -42,7 +42,7 @@ class LearnedImageCodec(nn.Module):
         self.synthesis = nn.Sequential(
             nn.Conv2d(latent_channels + side, channels, 3, 1, 1), nn.GELU(),
             nn.ConvTranspose2d(channels, channels, 3, 2, 1, output_padding=(1, 0)), nn.GELU(),
-            nn.ConvTranspose2d(channels, 1, 3, 2, 1, output_padding=(1, 1)), nn.Tanh(),
+            nn.ConvTranspose2d(channels, 1, 3, 2, 1, output_padding=(1, 1)),
         )
 
     def _side_map(self, side_info: Tensor | None, batch: int) -> Tensor | None:
@@ -61,7 +61,10 @@ class LearnedImageCodec(nn.Module):
         return self.to_latent(h if self.side_info != "both" else torch.cat([h, side], dim=1))
 
     def _synthesise(self, y_hat: Tensor, side: Tensor | None) -> Tensor:
-        return self.synthesis(y_hat if side is None else torch.cat([y_hat, side], dim=1))
+        """A linear output (a tanh can saturate for good and stop training), clamped to the
+        pixel range [-1, 1] outside training."""
+        x = self.synthesis(y_hat if side is None else torch.cat([y_hat, side], dim=1))
+        return x if self.training else x.clamp(-1.0, 1.0)
 
     def forward(self, source: Tensor, side_info: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Reconstruction ``[B, 1, 28, 14]`` and latent likelihoods ``[B, M, 7, 4]`` (noisy

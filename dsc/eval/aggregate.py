@@ -159,7 +159,7 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
     elif mnist:
         from dsc.eval.reference import PAPER_MNIST_GLS_MSE
 
-        fig, ax = plt.subplots(figsize=(6.5, 4.4))
+        fig, ax = plt.subplots(figsize=(10, 4.6))
         axes = [ax]
         coded = [p for p in mnist if not _is_codec_sweep(p)]
         for scheme, k, style, color, curve in _curves(coded):
@@ -175,7 +175,7 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
             curve = sorted((p for p in codecs if p["scheme"] == scheme), key=lambda p: p["rate_bits"])
             side = curve[0].get("side_information", "none")
             ax.plot([p["rate_bits"] for p in curve], [p["mse"] for p in curve], marker="s", markersize=3,
-                    color=plt.cm.autumn(i / 8), label=f"{scheme} (side information: {side})")
+                    color=plt.cm.tab10(i % 10), label=f"{scheme} (side information: {side})")
         ax.set_title("MNIST right halves: best-of-K MSE (error bars: 2 SE)")
         ylabel, xlabel = "MSE per pixel (pixels in [0, 1])", "rate (bits per image half)"
         rates = [p["rate_bits"] for p in mnist]
@@ -189,7 +189,10 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-    axes[-1].legend(fontsize=7, ncol=2)
+    if gaussian:
+        axes[-1].legend(fontsize=7, ncol=2)
+    else:  # many curves: the legend beside the plot
+        axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, path)
 
 
