@@ -83,3 +83,5 @@ def test_bad_learned_codec_input_is_a_clear_error(tiny_codec, tmp_path):
         LearnedCodecRateDistortion(str(tiny_codec())).run(0, CPU, tmp_path)
     with pytest.raises(dsc.ConfigError, match="does not exist"):
         LearnedCodecRateDistortion(str(tmp_path / "nope.ckpt")).run(0, CPU, tmp_path)
+    with pytest.raises(dsc.ConfigError, match="no checkpoint given"):
+        LearnedCodecRateDistortion(None).run(0, CPU, tmp_path)

@@ -87,6 +87,8 @@ def test_examples_for_the_figure_mix_successes_and_failures():
 def test_bad_checkpoints_and_settings_are_clear_errors(tmp_path):
     with pytest.raises(dsc.DscError, match="does not exist"):
         MnistRateDistortion(ckpt_path=str(tmp_path / "missing.ckpt")).run(0, torch.device("cpu"), tmp_path)
+    with pytest.raises(dsc.ConfigError, match="no checkpoint given"):
+        MnistRateDistortion(ckpt_path=None).run(0, torch.device("cpu"), tmp_path)
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"state_dict": {"weight": torch.zeros(2)}}, foreign)
     with pytest.raises(dsc.DscError, match="not a checkpoint of the MNIST codec"):

@@ -70,6 +70,8 @@ class DecoderLogRatio:
 
 def load_codec(ckpt_path: str | Path) -> MnistCodecModule:
     """Load a trained MNIST codec (its saved hyper-parameters rebuild the networks)."""
+    if ckpt_path is None:
+        raise ConfigError("no checkpoint given: pass ckpt_path=<run>/checkpoints/best.ckpt (train with `python train.py source=mnist model=mnist_vae`)")
     path = Path(ckpt_path)
     if not path.is_file():
         raise ConfigError(f"ckpt_path {path} does not exist; train with `python train.py source=mnist model=mnist_vae`")

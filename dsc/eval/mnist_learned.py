@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 
 def load_learned_codec(ckpt_path: str | Path) -> LearnedCodecModule:
+    if ckpt_path is None:
+        raise ConfigError("no checkpoint given: pass ckpt_path=<run>/checkpoints/best.ckpt (train with `python train.py model=learned_codec`)")
     path = Path(ckpt_path)
     if not path.is_file():
         raise ConfigError(f"ckpt_path {path} does not exist; train with `python train.py model=learned_codec`")
