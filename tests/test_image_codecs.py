@@ -95,7 +95,11 @@ def test_compare_mnist_sweeps_gls_and_every_classical_codec():
         codecs = cfg.hydra.sweeper.params["+mnist_codec"].split(",")
         assert cfg.hydra.mode.name == "MULTIRUN" and codecs[0] == "gls"
         assert {"png", "jpeg", "webp"} <= set(codecs)
-        for codec in (c for c in codecs[1:] if c.upper() in available_codecs()):
+        assert codecs[-1] == "learned"
+        learned = build(compose(config_name="evaluate", overrides=["experiment=compare_mnist",
+                                                                   "+mnist_codec=learned"]).job, "job")
+        assert learned.run(0, CPU, None) == []  # no learned checkpoints given: skipped, not an error
+        for codec in (c for c in codecs[1:-1] if c.upper() in available_codecs()):
             job_cfg = compose(config_name="evaluate", overrides=["experiment=compare_mnist", f"+mnist_codec={codec}",
                                                                  "compare_limit=5"]).job
             job = build(job_cfg, "job")

@@ -85,3 +85,12 @@ def test_bad_learned_codec_input_is_a_clear_error(tiny_codec, tmp_path):
         LearnedCodecRateDistortion(str(tmp_path / "nope.ckpt")).run(0, CPU, tmp_path)
     with pytest.raises(dsc.ConfigError, match="no checkpoint given"):
         LearnedCodecRateDistortion(None).run(0, CPU, tmp_path)
+
+
+def test_several_checkpoints_in_one_job_and_the_wrong_kind_for_gls(learned_checkpoint, tmp_path):
+    from dsc.eval.mnist import load_codec
+
+    points = LearnedCodecRateDistortion(ckpt_paths=[str(learned_checkpoint)] * 2, limit=20).run(0, CPU, tmp_path)
+    assert len(points) == 2 and points[0]["rate_bits"] == points[1]["rate_bits"]
+    with pytest.raises(dsc.ConfigError, match="not a checkpoint of the MNIST codec"):
+        load_codec(learned_checkpoint)

@@ -40,22 +40,33 @@ def load_learned_codec(ckpt_path: str | Path) -> LearnedCodecModule:
 
 @dataclass
 class LearnedCodecRateDistortion:
-    """One trained learned codec on ``split`` (val or test)."""
+    """Trained learned codecs on ``split`` (val or test): ``ckpt_path`` one checkpoint, or
+    ``ckpt_paths`` several (a lambda sweep, several side-information modes), one point each."""
 
-    ckpt_path: str
+    ckpt_path: str | None = None
     split: str = "test"
     limit: int | None = None
     batch_size: int = 500
     data_source: str = "embedded"
     data_root: str | None = None
+    ckpt_paths: list | None = None
 
     def __post_init__(self) -> None:
         if self.split not in ("val", "test"):
             raise ConfigError(f"split must be val or test, got {self.split!r}")
+        paths = list(self.ckpt_paths or []) + ([self.ckpt_path] if self.ckpt_path is not None else [])
+        # nothing at all: load_learned_codec says what to pass; an explicit empty list (a
+        # comparison run without learned codecs) evaluates nothing
+        self.paths = [str(p) for p in paths] or ([] if self.ckpt_paths is not None else [None])
+
+    def run(self, seed: int, device: torch.device, output_dir: Path) -> list[dict]:
+        if not self.paths:
+            log.info("no learned codec checkpoints given (learned_ckpt_paths=[...]): nothing to evaluate")
+        return [self._point(path, seed, device) for path in self.paths]
 
     @torch.no_grad()
-    def run(self, seed: int, device: torch.device, output_dir: Path) -> list[dict]:
-        module = load_learned_codec(self.ckpt_path).to(device)
+    def _point(self, ckpt_path: str | None, seed: int, device: torch.device) -> dict:
+        module = load_learned_codec(ckpt_path).to(device)
         codec, hp = module.codec, module.hparams
         codec.update()
         data = MnistDataModule(num_decoders=1, crop_size=hp.crop_size, source=self.data_source, root=self.data_root,
@@ -85,9 +96,9 @@ class LearnedCodecRateDistortion:
             "estimated_rate_bits": torch.cat(estimated).double().mean().item(),
             "mse": mse.mean().item(), "mse_se": (mse.std() / math.sqrt(n)).item(),
             "encode_images_per_s": n / encode_s, "decode_images_per_s": n / decode_s,
-            "data": data.origin, "ckpt_path": str(self.ckpt_path),
+            "data": data.origin, "ckpt_path": str(ckpt_path),
         }
         log.info("learned codec (side information: %s, lambda %g): %.1f bits per image half from the bytes "
                  "(estimated %.1f), mse %.5f", hp.side_info, hp.lmbda, point["rate_bits"],
                  point["estimated_rate_bits"], point["mse"])
-        return [point]
+        return point
