@@ -85,6 +85,22 @@ class LearnedImageCodec(nn.Module):
         side = self._side_map(side_info, len(strings))
         return self._synthesise(self.entropy_bottleneck.decompress(strings, LATENT_GRID), side)
 
+    @torch.no_grad()
+    def compress_batch(self, source: Tensor, side_info: Tensor | None = None) -> bytes:
+        """All images of a batch in one byte string (one entropy-coder stream, so the coder's
+        fixed flush and padding are paid once, not per image)."""
+        side = self._side_map(side_info, source.shape[0])
+        y = self._latent(source, side)  # [B, M, 7, 4] -> [1, M, 7, B * 4]
+        return self.entropy_bottleneck.compress(y.permute(1, 2, 0, 3).reshape(1, y.shape[1], LATENT_GRID[0], -1))[0]
+
+    @torch.no_grad()
+    def decompress_batch(self, string: bytes, count: int, side_info: Tensor | None = None) -> Tensor:
+        """The inverse of :meth:`compress_batch` for ``count`` images -> ``[count, 1, 28, 14]``."""
+        rows, cols = LATENT_GRID
+        y_hat = self.entropy_bottleneck.decompress([string], (rows, cols * count))  # [1, M, 7, count * 4]
+        y_hat = y_hat.view(y_hat.shape[1], rows, count, cols).permute(2, 0, 1, 3)
+        return self._synthesise(y_hat, self._side_map(side_info, count))
+
     def update(self) -> None:
         """Build the entropy coder's CDF tables from the trained density."""
         self.entropy_bottleneck.update(force=True)
