@@ -50,7 +50,8 @@ def first_message(repetition: int, phase: int, trials: int, selection_trials: in
     return (repetition * 2 + phase) * max(trials, selection_trials)
 
 
-def _db(x: float) -> float:
+def to_db(x: float) -> float:
+    """10 log10(x); -inf for x <= 0."""
     return 10 * math.log10(x) if x > 0 else float("-inf")
 
 
@@ -87,8 +88,8 @@ class TrialTotals(NamedTuple):
         match = self.matches / n
         return {
             "distortion_db": self.distortion_db,
-            "mse_db": _db(self.best / n),
-            "per_decoder_mse_db": _db(self.per_decoder / n),
+            "mse_db": to_db(self.best / n),
+            "per_decoder_mse_db": to_db(self.per_decoder / n),
             "match_prob": match,
             "distortion_db_se": se_of_mean(self.db, self.db_sq),
             "mse_db_se": se_of_db(self.best, self.best_sq),
@@ -264,6 +265,6 @@ class GaussianRateDistortion:
         point["s2"] = statistics.mode(chosen)
         point["s2_per_repetition"] = chosen
         point["prop4_error_bound"] = statistics.fmean(self.prop4_bound(s2, seed) for s2 in chosen)
-        point["wyner_ziv_mse_db"] = _db(self.source.posterior_var * 2.0 ** (-2 * self.rate_bits))
+        point["wyner_ziv_mse_db"] = to_db(self.source.posterior_var * 2.0 ** (-2 * self.rate_bits))
         point["selection_distortion_db"] = [run["selection"] for run in runs]
         return point

@@ -27,7 +27,7 @@ from dsc.baselines.nested_quantizer import NestedScalarQuantizer
 from dsc.coding import CounterRandomness
 from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
-from dsc.eval.gaussian import EVALUATION, SELECTION, TrialTotals, _db, first_message, trial_totals
+from dsc.eval.gaussian import EVALUATION, SELECTION, TrialTotals, to_db, first_message, trial_totals
 from dsc.sources.gaussian import GaussianSource
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,8 @@ class NestedQuantizerRateDistortion:
             "trials": self.trials, "selection_trials": self.selection_trials, "repetitions": 1,
             "noise_var": self.noise_var, **totals.summary(), "se_over": "trials",
             "step": step, "coset_spacing_sd": spacing, "selection_metric": self.selection_metric,
-            "wyner_ziv_mse_db": _db(self.source.posterior_var * 2.0 ** (-2 * self.rate_bits)),
-            "no_side_info_mse_db": _db(2.0 ** (-2 * self.rate_bits)),
+            "wyner_ziv_mse_db": to_db(self.source.posterior_var * 2.0 ** (-2 * self.rate_bits)),
+            "no_side_info_mse_db": to_db(2.0 ** (-2 * self.rate_bits)),
         }
         log.info("%s: step %.4g (coset spacing %.2f sd), distortion %.2f dB (paper metric), mse %.2f dB "
                  "(Wyner-Ziv %.2f dB), match %.4f", self.label, step, spacing, point["distortion_db"],

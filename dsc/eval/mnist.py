@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import lightning as L
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -25,6 +26,7 @@ from tqdm.auto import tqdm
 from dsc.coding import GaussianPrior, ImportanceCoder, Scheme
 from dsc.errors import ConfigError
 from dsc.eval.points import check_point
+from dsc.lit.checkpoint import load_module
 from dsc.lit.mnist_module import MnistCodecModule
 from dsc.models.mnist import Estimator, MnistCodecNetworks, Posterior
 from dsc.sources.mnist import MnistDataModule, MnistHalves
@@ -68,24 +70,16 @@ class DecoderLogRatio:
         return DecoderLogRatio(self.estimator, self.crop_bias[rows])
 
 
-def load_codec(ckpt_path: str | Path) -> MnistCodecModule:
+def load_codec(ckpt_path: str | Path | None) -> MnistCodecModule:
     """Load a trained MNIST codec (its saved hyper-parameters rebuild the networks)."""
-    if ckpt_path is None:
-        raise ConfigError("no checkpoint given: pass ckpt_path=<run>/checkpoints/best.ckpt (train with `python train.py source=mnist model=mnist_vae`)")
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path {path} does not exist; train with `python train.py source=mnist model=mnist_vae`")
-    try:
-        module = MnistCodecModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    except (KeyError, TypeError, RuntimeError) as error:
-        raise ConfigError(f"{path} is not a checkpoint of the MNIST codec (model=mnist_vae): {error}") from error
-    return module.eval()
+    return load_module(MnistCodecModule, ckpt_path, "the MNIST codec (model=mnist_vae)",
+                       "python train.py source=mnist model=mnist_vae")
 
 
-def split_dataset(codec: MnistCodecModule, split: str, num_decoders: int, seed: int, limit: int | None,
+def split_dataset(codec: L.LightningModule, split: str, num_decoders: int, seed: int, limit: int | None,
                   data_source: str = "embedded", data_root: str | None = None) -> tuple[MnistHalves, str]:
-    """The ``split`` (val or test) of MNIST with ``num_decoders`` crops per digit at the codec's
-    crop size, evaluation crops fixed by ``seed``; the first ``limit`` digits when given.
+    """The ``split`` (val or test) of MNIST with ``num_decoders`` crops per digit at the crop size
+    in the codec's hyper-parameters, evaluation crops fixed by ``seed``; the first ``limit`` digits when given.
     Returns the dataset and a description of the data's origin."""
     if split not in SPLITS:
         raise ConfigError(f"split must be val or test, got {split!r}")

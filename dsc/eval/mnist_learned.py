@@ -20,24 +20,17 @@ from pathlib import Path
 import torch
 
 from dsc.errors import ConfigError
+from dsc.eval.mnist import split_dataset
+from dsc.lit.checkpoint import load_module
 from dsc.lit.learned_module import LearnedCodecModule, rate_in_bits
-from dsc.sources.mnist import MnistDataModule
 
 log = logging.getLogger(__name__)
 
 
-def load_learned_codec(ckpt_path: str | Path) -> LearnedCodecModule:
-    if ckpt_path is None:
-        raise ConfigError("no checkpoint given: pass ckpt_path=<run>/checkpoints/best.ckpt (train with `python train.py model=learned_codec`)")
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path {path} does not exist; train with `python train.py model=learned_codec`")
-    try:
-        module = LearnedCodecModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    except (KeyError, TypeError, RuntimeError) as error:
-        raise ConfigError(f"{path} is not a checkpoint of a learned baseline codec (model=learned_codec): "
-                          f"{error}") from error
-    return module.eval()
+def load_learned_codec(ckpt_path: str | Path | None) -> LearnedCodecModule:
+    """Load a trained learned baseline codec."""
+    return load_module(LearnedCodecModule, ckpt_path, "a learned baseline codec (model=learned_codec)",
+                       "python train.py model=learned_codec")
 
 
 @dataclass
@@ -71,11 +64,8 @@ class LearnedCodecRateDistortion:
         module = load_learned_codec(ckpt_path).to(device)
         codec, hp = module.codec, module.hparams
         codec.update()
-        data = MnistDataModule(num_decoders=1, crop_size=hp.crop_size, source=self.data_source, root=self.data_root,
-                               seed=seed, limit=self.limit)
-        data.setup()
-        dataset = data.test_set if self.split == "test" else data.val_set
-        log.info("data: %s, %s split, %d right halves | device: %s", data.origin, self.split, len(dataset), device)
+        dataset, origin = split_dataset(module, self.split, 1, seed, self.limit, self.data_source, self.data_root)
+        log.info("data: %s, %s split, %d right halves | device: %s", origin, self.split, len(dataset), device)
         bits, estimated, errors, encode_s, decode_s, stream_bits = [], [], [], 0.0, 0.0, 0
         for start in range(0, len(dataset), self.batch_size):
             source, side = (t.to(device) for t in dataset.batch(torch.arange(start, min(start + self.batch_size,
@@ -100,7 +90,7 @@ class LearnedCodecRateDistortion:
             "batch_stream_rate_bits": stream_bits / n,
             "mse": mse.mean().item(), "mse_se": (mse.std() / math.sqrt(n)).item(),
             "encode_images_per_s": n / encode_s, "decode_images_per_s": n / decode_s,
-            "data": data.origin, "ckpt_path": str(ckpt_path),
+            "data": origin, "ckpt_path": str(ckpt_path),
         }
         log.info("learned codec (side information: %s, lambda %g): %.1f bits per image half from the bytes "
                  "(%.1f in batch streams; estimated %.1f), mse %.5f", hp.side_info, hp.lmbda, point["rate_bits"],
