@@ -81,11 +81,12 @@ def time_reference(trials: int, batch: int, rate_bits: int, s2: float, device, r
     return statistics.median(rates), db
 
 
-def time_project(trials: int, batch: int, rate_bits: int, s2: float, device, repeats: int):
+def time_project(trials: int, batch: int | None, rate_bits: int, s2: float, device, repeats: int,
+                 chunk: int | None = None):
     job = GaussianRateDistortion(num_decoders=NUM_DECODERS, rate_bits=rate_bits, num_candidates=NUM_CANDIDATES,
                                  trials=trials, test_channel_variances=[s2], batch_trials=batch,
-                                 noise_var=NOISE_VAR, progress=False)
-    job.simulate(s2, 0, 0, min(batch, 64), device, "warm-up")
+                                 chunk_size=chunk, noise_var=NOISE_VAR, progress=False)
+    job.simulate(s2, 0, 0, 64, device, "warm-up")
     rates, db = [], 0.0
     for repeat in range(repeats):
         _sync(device)
@@ -103,15 +104,17 @@ def describe(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
 
 
-def run(device: torch.device, trials: int, reference_trials_count: int, batch: int, reference_batch: int,
-        repeats: int) -> None:
-    print(f"\n[{device}] {describe(device)}: N = {NUM_CANDIDATES:,}, K = {NUM_DECODERS}, median of {repeats}")
+def run(device: torch.device, trials: int, reference_trials_count: int, batch: int | None, reference_batch: int,
+        repeats: int, chunk: int | None = None) -> None:
+    per_batch = GaussianRateDistortion(batch_trials=batch).batch_for(device)
+    print(f"\n[{device}] {describe(device)}: N = {NUM_CANDIDATES:,}, K = {NUM_DECODERS}, median of {repeats}, "
+          f"{per_batch:,} trials per batch, chunk {chunk or 'auto'}")
     header = f"{'rate':>4} {'s2':>6} {'project trials/s':>17} {'reference trials/s':>19} {'ratio':>7} {'dB project':>11} {'dB reference':>13}"
     print(header + ("  peak MiB" if device.type == "cuda" else ""))
     for rate_bits, s2 in POINTS:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        ours, ours_db = time_project(trials, batch, rate_bits, s2, device, repeats)
+        ours, ours_db = time_project(trials, batch, rate_bits, s2, device, repeats, chunk)
         peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
         ref, ref_db = time_reference(reference_trials_count, reference_batch, rate_bits, s2, device, repeats)
         line = f"{rate_bits:>4} {s2:>6g} {ours:>17,.0f} {ref:>19,.0f} {ours / ref:>6.1f}x {ours_db:>11.2f} {ref_db:>13.2f}"
@@ -124,6 +127,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--trials", type=int, default=None, help="project trials per repeat (cpu 20000, cuda 1000000)")
     parser.add_argument("--reference-trials", type=int, default=None, help="reference trials per repeat (cpu 512, cuda 20000)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=None,
+                        help="project trials per batch (default: the evaluation's choice for the device)")
+    parser.add_argument("--chunk", type=int, default=None,
+                        help="candidates per message per scan step (default: the coder's automatic choice)")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available on this machine")
@@ -135,9 +142,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         run(device,
             trials=args.trials or (1_000_000 if gpu else 20_000),
             reference_trials_count=args.reference_trials or (20_000 if gpu else 512),
-            batch=65_536 if gpu else 2048,
+            batch=args.batch,
             reference_batch=64 if gpu else 16,
-            repeats=args.repeats)
+            repeats=args.repeats,
+            chunk=args.chunk)
 
 
 if __name__ == "__main__":

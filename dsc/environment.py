@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -25,6 +27,20 @@ def resolve_device(name: str) -> torch.device:
             raise ConfigError(f"device={name} was requested but no CUDA device is present; use device=cpu or auto")
         return torch.device(name)
     raise ConfigError(f"device must be one of {', '.join(DEVICE_CHOICES)} (or cuda:N), got {name!r}")
+
+
+@contextlib.contextmanager
+def strict_float32() -> Iterator[None]:
+    """Full float32 precision for CUDA matrix products and cuDNN convolutions inside the block
+    (TF32 off; torch leaves it on for convolutions by default). Every computation that feeds a
+    candidate selection runs under it, so that an encoder and decoders on different devices see
+    log-weights equal up to float32 rounding. The previous settings are restored on exit."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def device_name(device: torch.device) -> str:

@@ -107,3 +107,32 @@ def test_compare_mnist_sweeps_gls_and_every_classical_codec():
         gls = compose(config_name="evaluate", overrides=["experiment=compare_mnist", "+mnist_codec=gls"]).job
     with pytest.raises(dsc.ConfigError, match="ckpt_paths"):
         build(gls, "job")
+
+
+def test_a_codec_this_pillow_lacks_is_skipped_in_a_comparison_and_reported(monkeypatch, tmp_path):
+    """In experiment=compare_mnist an unavailable format yields no points and a note in
+    results.md; the other codecs' jobs still run. Alone it stays a clear error."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    from dsc.config import build
+    from dsc.eval.aggregate import aggregate
+    from dsc.eval.runner import run_evaluation
+
+    monkeypatch.setattr(image_codecs, "available_codecs", lambda: ["PNG", "JPEG"])
+    conf = Path(__file__).resolve().parent.parent / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        for job, codec in enumerate(("jpeg", "avif")):
+            cfg = compose(config_name="evaluate", overrides=[
+                "experiment=compare_mnist", f"+mnist_codec={codec}", "compare_limit=20", "device=cpu",
+                f"paths.output_dir={tmp_path / str(job)}", "job.qualities=" + ("[50]" if codec == "jpeg" else "null")])
+            metrics = run_evaluation(cfg)
+        assert metrics["points"] == [] and "cannot write AVIF" in metrics["skipped"]
+        alone = compose(config_name="evaluate", overrides=["+mnist_codec=avif", "source=none"]).job
+    with pytest.raises(dsc.ConfigError, match="cannot write AVIF"):
+        build(alone, "job")
+    result = aggregate(tmp_path)
+    tables = result.tables_path.read_text()
+    assert "| jpeg | 50 |" in tables
+    assert "skipped jobs" in tables and "1: this Pillow cannot write AVIF" in tables

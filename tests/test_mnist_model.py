@@ -144,3 +144,26 @@ def test_a_non_finite_loss_stops_with_a_clear_error():
     batch = MnistItem(torch.full((4, 1, 28, 14), float("nan")), torch.rand(4, 1, 1, 7, 7), torch.arange(4))
     with pytest.raises(dsc.TrainingDivergedError, match="not finite"):
         module.training_step(batch, 0)
+
+
+def test_a_non_finite_loss_on_an_accelerator_stops_within_the_check_interval(monkeypatch, tmp_path):
+    """On a GPU the flag is read every CHECK_EVERY_STEPS steps and before a checkpoint is written."""
+    from dsc.lit.divergence import CHECK_EVERY_STEPS, FiniteLossGuard
+
+    monkeypatch.setattr(FiniteLossGuard, "defers_loss_checks", staticmethod(lambda loss: True))
+    module = MnistCodecModule(**TINY)
+    step = {"now": 1}
+    monkeypatch.setattr(MnistCodecModule, "global_step", property(lambda self: step["now"]))
+    module.check_loss(torch.tensor(float("nan")), "train")  # step 1: recorded, not read
+    for step["now"] in range(2, CHECK_EVERY_STEPS):
+        module.check_loss(torch.tensor(1.0), "train")
+    with pytest.raises(dsc.TrainingDivergedError, match="between steps 1 and"):
+        module.on_save_checkpoint({})  # a checkpoint is never written from NaN weights
+    module.check_loss(torch.tensor(float("inf")), "train")
+    step["now"] = CHECK_EVERY_STEPS * 2
+    with pytest.raises(dsc.TrainingDivergedError, match="not finite"):
+        module.check_loss(torch.tensor(1.0), "train")  # the periodic read
+    module.check_loss(torch.tensor(1.0), "train")  # a finite run is never stopped
+    module.on_train_epoch_end()
+    with pytest.raises(dsc.TrainingDivergedError, match="val loss"):
+        module.check_loss(torch.tensor(float("nan")), "val")  # validation: at once

@@ -45,18 +45,26 @@ class Aggregate(NamedTuple):
     rows: int
 
 
-def collect_points(sweep_dir: Path) -> list[dict]:
-    """Every point of every ``metrics.json`` under ``sweep_dir``, tagged with its job dir."""
-    points = []
+def _job_metrics(sweep_dir: Path):
+    """``(job dir, metrics)`` for every readable ``metrics.json`` under ``sweep_dir``."""
     for path in sorted(sweep_dir.rglob("metrics.json")):
         try:
-            metrics = json.loads(path.read_text())
+            yield str(path.parent.relative_to(sweep_dir)), json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as error:
             log.warning("skipping unreadable %s: %s", path, error)
-            continue
-        for point in metrics.get("points", []):
-            points.append({**point, "job_dir": str(path.parent.relative_to(sweep_dir))})
+
+
+def collect_points(sweep_dir: Path) -> list[dict]:
+    """Every point of every ``metrics.json`` under ``sweep_dir``, tagged with its job dir."""
+    points = [{**point, "job_dir": job} for job, metrics in _job_metrics(sweep_dir)
+              for point in metrics.get("points", [])]
     return sorted(points, key=_point_order)
+
+
+def collect_skipped(sweep_dir: Path) -> list[str]:
+    """``"<job dir>: <reason>"`` for every job that ran but skipped its work (e.g. a codec that
+    the installed Pillow lacks)."""
+    return [f"{job}: {metrics['skipped']}" for job, metrics in _job_metrics(sweep_dir) if metrics.get("skipped")]
 
 
 def _point_order(point: dict) -> tuple:
@@ -266,6 +274,11 @@ def aggregate(sweep_dir: str | Path) -> Aggregate:
     csv_path = atomic_write_bytes(sweep_dir / "results.csv", to_csv(points + theory))
     plot_path = plot_rd(points, theory, sweep_dir / "rd_plot.png")
     tables = markdown_tables(points)
+    skipped = collect_skipped(sweep_dir)
+    for note in skipped:
+        log.warning("skipped job %s", note)
+    if skipped and tables is not None:
+        tables += "\n**skipped jobs**\n\n" + "".join(f"- {note}\n" for note in skipped)
     tables_path = None if tables is None else atomic_write_bytes(sweep_dir / "results.md", tables.encode())
     return Aggregate(csv_path, plot_path, tables_path, len(points) + len(theory))
 

@@ -41,7 +41,8 @@ from dsc.sources.gaussian import GaussianSource
 log = logging.getLogger(__name__)
 
 PAPER_TEST_CHANNEL_VARIANCES = (0.01, 0.008, 0.006, 0.005, 0.003, 0.002, 0.001)
-SELECTION, EVALUATION = 0, 1  # phases: their trials use disjoint message ids
+SELECTION, EVALUATION = 0, 1
+AUTO_BATCH_TRIALS_CPU, AUTO_BATCH_TRIALS_CUDA = 2048, 2**18  # phases: their trials use disjoint message ids
 
 
 def first_message(repetition: int, phase: int, trials: int, selection_trials: int) -> int:
@@ -130,14 +131,17 @@ class GaussianRateDistortion:
     test_channel_variances: list = field(default_factory=lambda: list(PAPER_TEST_CHANNEL_VARIANCES))
     noise_var: float = 0.5
     balanced_labels: bool = False
-    batch_trials: int = 2048
+    batch_trials: int | None = None  # trials coded at once; None: 2048 on the CPU, 2**18 on a GPU
+    chunk_size: int | None = None  # candidates per message per scan step (None: automatic); speed only
     bound_samples: int = 200_000
     progress: bool = True
 
     def __post_init__(self) -> None:
         check_point(self.scheme, self.num_decoders, self.rate_bits, self.num_candidates)
-        for name in ("trials", "selection_trials", "repetitions", "batch_trials", "bound_samples"):
+        for name in ("trials", "selection_trials", "repetitions", "bound_samples"):
             check_positive_int(getattr(self, name), name)
+        if self.batch_trials is not None:
+            check_positive_int(self.batch_trials, "batch_trials")
         grid = list(self.test_channel_variances or [])
         if not grid:
             raise ConfigError("test_channel_variances is empty: give at least one s2, e.g. [0.005]")
@@ -167,7 +171,15 @@ class GaussianRateDistortion:
             num_decoders=self.num_decoders,
             scheme=self.scheme,
             balanced_labels=self.balanced_labels,
+            chunk_size=self.chunk_size,
         )
+
+    def batch_for(self, device: torch.device) -> int:
+        """Trials per batch: ``batch_trials``, or by device (a GPU needs large batches: at
+        N = 2**15, K = 4 an H100 codes 1.3 M trials/s with 2**18 per batch, 0.76 M with 2**16)."""
+        if self.batch_trials is not None:
+            return self.batch_trials
+        return AUTO_BATCH_TRIALS_CUDA if device.type == "cuda" else AUTO_BATCH_TRIALS_CPU
 
     def simulate(self, s2: float, seed: int, first_message: int, trials: int, device, desc: str) -> TrialTotals:
         """Encode and decode ``trials`` messages from ``first_message`` on with s2."""
@@ -176,10 +188,9 @@ class GaussianRateDistortion:
         rng = CounterRandomness(seed)
         totals = TrialTotals(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
         bar = tqdm(total=trials, desc=desc, unit="trial", disable=not self.progress, leave=False)
-        for start in range(0, trials, self.batch_trials):
-            messages = torch.arange(
-                first_message + start, first_message + min(start + self.batch_trials, trials), device=device
-            )
+        batch = self.batch_for(torch.device(device))
+        for start in range(0, trials, batch):
+            messages = torch.arange(first_message + start, first_message + min(start + batch, trials), device=device)
             draw = self.source.sample(rng, messages, self.num_decoders)
             encoder_weight = model.encoder_log_weight(draw.source)
             sent = coder.encode(messages, encoder_weight, encoder_weight.maximum())

@@ -24,6 +24,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from dsc.coding import GaussianPrior, ImportanceCoder, Scheme
+from dsc.environment import strict_float32
 from dsc.errors import ConfigError
 from dsc.eval.points import check_point
 from dsc.lit.checkpoint import load_module
@@ -115,6 +116,7 @@ class SplitFeatures:
 
     @classmethod
     @torch.no_grad()
+    @strict_float32()
     def compute(cls, nets: MnistCodecNetworks, dataset: MnistHalves, device: torch.device,
                 batch_size: int = 500) -> "SplitFeatures":
         parts = []
@@ -163,6 +165,7 @@ def make_coder(seed: int, latent_dim: int, scheme: str, num_decoders: int, rate_
 
 
 @torch.no_grad()
+@strict_float32()
 def code_digits(nets: MnistCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, index: Tensor) -> tuple[Tensor, Tensor]:
     """Encode digits ``index`` ``[B]`` (their index is the message id) and decode them at the
     coder's K decoders (crops 0..K-1) -> reconstructions ``[B, K, 1, 28, 14]`` and matches ``[B, K]``."""

@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from dsc.baselines.image_codecs import DEFAULT_QUALITIES, PillowCodec
+from dsc.baselines import image_codecs
+from dsc.baselines.image_codecs import DEFAULT_QUALITIES, QUALITY_RANGES, PillowCodec
 from dsc.errors import ConfigError
 from dsc.sources.mnist import HALF_WIDTH, MnistDataModule
 
@@ -39,7 +40,12 @@ def right_halves(split: str, seed: int, limit: int | None, data_source: str = "e
 
 @dataclass
 class ClassicalImageRateDistortion:
-    """A quality sweep of one Pillow codec (``PNG``, ``JPEG``, ``WEBP``, ``AVIF``, ``JPEG2000``)."""
+    """A quality sweep of one Pillow codec (``PNG``, ``JPEG``, ``WEBP``, ``AVIF``, ``JPEG2000``).
+
+    ``skip_if_unavailable``: a format the installed Pillow cannot write yields no points and a
+    ``skipped`` reason (saved in metrics.json, listed by the aggregator) instead of an error, so
+    that a comparison sweep still covers every other codec.
+    """
 
     codec: str = "JPEG"
     qualities: list | None = None
@@ -48,15 +54,25 @@ class ClassicalImageRateDistortion:
     data_source: str = "embedded"
     data_root: str | None = None
     progress: bool = True
+    skip_if_unavailable: bool = False
 
     def __post_init__(self) -> None:
         name = str(self.codec).upper()
+        self.skipped = None
+        available = image_codecs.available_codecs()
+        if self.skip_if_unavailable and name in QUALITY_RANGES and name not in available:
+            self.skipped = f"this Pillow cannot write {name} (available: {', '.join(available)})"
+            self.codecs = []
+            return
         qualities = list(self.qualities) if self.qualities is not None else DEFAULT_QUALITIES.get(name, [None])
         self.codecs = [PillowCodec(name, q) for q in qualities]  # validates codec and qualities
         if self.split not in ("val", "test"):
             raise ConfigError(f"split must be val or test, got {self.split!r}")
 
     def run(self, seed: int, device: torch.device, output_dir: Path) -> list[dict]:
+        if self.skipped:
+            log.warning("skipped: %s", self.skipped)
+            return []
         images, origin = right_halves(self.split, seed, self.limit, self.data_source, self.data_root)
         log.info("data: %s, %s split, %d right halves; codecs run on the CPU (Pillow)", origin, self.split,
                  images.shape[0])

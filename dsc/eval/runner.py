@@ -41,6 +41,8 @@ def run_evaluation(cfg: DictConfig) -> dict:
         "elapsed_s": elapsed,
         "points": points,
     }
+    if getattr(job, "skipped", None):
+        metrics["skipped"] = job.skipped
     path = atomic_write_json(output_dir / "metrics.json", metrics)
     log.info("%d points in %.1f s -> %s", len(points), elapsed, path)
     return metrics

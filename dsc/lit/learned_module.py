@@ -15,13 +15,14 @@ import torch
 from torch import Tensor
 
 from dsc.baselines.learned import LearnedImageCodec
-from dsc.errors import ConfigError, TrainingDivergedError
+from dsc.errors import ConfigError
+from dsc.lit.divergence import FiniteLossGuard
 from dsc.sources.mnist import MnistItem
 
 PIXELS = 28 * 14
 
 
-class LearnedCodecModule(L.LightningModule):
+class LearnedCodecModule(FiniteLossGuard, L.LightningModule):
     """Trains a :class:`LearnedImageCodec` for one rate-distortion trade-off ``lmbda``."""
 
     def __init__(self, side_info: str = "none", lmbda: float = 0.01, latent_channels: int = 16, channels: int = 64,
@@ -44,8 +45,7 @@ class LearnedCodecModule(L.LightningModule):
                 "aux_loss": self.codec.entropy_bottleneck.loss()}
 
     def _log(self, losses: dict[str, Tensor], split: str, batch_size: int) -> None:
-        if not torch.isfinite(losses["loss"]):
-            raise TrainingDivergedError(f"{split} loss is not finite; lower model.lr or check the data")
+        self.check_loss(losses["loss"], split)
         self.log_dict({f"{split}/{k}": v for k, v in losses.items()}, prog_bar=split == "val",
                       batch_size=batch_size, on_epoch=True, on_step=split == "train")
 

@@ -9,12 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dsc.errors import ConfigError, TrainingDivergedError
+from dsc.errors import ConfigError
+from dsc.lit.divergence import FiniteLossGuard
 from dsc.models.mnist import MnistCodecNetworks
 from dsc.sources.mnist import MnistItem
 
 
-class MnistCodecModule(L.LightningModule):
+class MnistCodecModule(FiniteLossGuard, L.LightningModule):
     """Trains encoder, projection, decoder and estimator jointly (paper App. D.4).
 
     Loss per batch: ``distortion + beta * KL(p(w|a) || N(0, I)) + BCE``, where the distortion is
@@ -22,7 +23,12 @@ class MnistCodecModule(L.LightningModule):
     trains the estimator on joint (w, t) pairs against pairs with t from another digit (w is
     detached, so the estimator does not shape the encoder). Metrics: ``{split}/loss``,
     ``/distortion``, ``/mse`` (per pixel, pixels in [0, 1]), ``/kl``, ``/bce``,
-    ``/estimator_accuracy``.
+    ``/estimator_accuracy``, and ``train/beta``.
+
+    ``kl_warmup_steps``: the KL weight in training rises linearly from 0 to ``beta`` over the
+    first steps. Without it the posterior can collapse onto the prior in the first hundred
+    steps (KL near 0, the decoder working from the side information alone) and, depending on
+    the seed and the order of the data, never recover; validation always uses the full beta.
     """
 
     def __init__(
@@ -35,18 +41,29 @@ class MnistCodecModule(L.LightningModule):
         estimator_hidden: int = 256,
         dropout: float = 0.5,
         beta: float = 0.15,
+        kl_warmup_steps: int = 500,
         lr: float = 1e-3,
         betas: Sequence[float] = (0.9, 0.99),
     ) -> None:
         super().__init__()
         if not beta >= 0:
             raise ConfigError(f"model.beta must be >= 0, got {beta}")
+        if not (isinstance(kl_warmup_steps, int) and kl_warmup_steps >= 0):
+            raise ConfigError(f"model.kl_warmup_steps must be an integer >= 0, got {kl_warmup_steps!r}")
         if not lr > 0:
             raise ConfigError(f"model.lr must be > 0, got {lr}")
         self.save_hyperparameters()
         self.nets = MnistCodecNetworks(latent_dim, crop_size, features, channels, hidden, estimator_hidden, dropout)
 
-    def losses(self, batch: MnistItem) -> dict[str, Tensor]:
+    def kl_weight(self, split: str) -> float:
+        """beta, ramped up linearly over the first ``kl_warmup_steps`` training steps."""
+        warmup = self.hparams.kl_warmup_steps
+        if split != "train" or warmup == 0:
+            return self.hparams.beta
+        return self.hparams.beta * min(1.0, (self.global_step + 1) / warmup)
+
+    def losses(self, batch: MnistItem, beta: float | None = None) -> dict[str, Tensor]:
+        """The loss terms of one batch with KL weight ``beta`` (default: the full beta)."""
         source, side_info = batch.source, batch.side_info[:, 0]  # decoder 0's crop
         posterior = self.nets.encoder(source)
         w = posterior.sample()
@@ -56,7 +73,7 @@ class MnistCodecModule(L.LightningModule):
         kl = posterior.kl_to_standard_normal().mean()
         bce, accuracy = self.estimator_bce(w.detach(), side_info)
         return {
-            "loss": distortion + self.hparams.beta * kl + bce,
+            "loss": distortion + (self.hparams.beta if beta is None else beta) * kl + bce,
             "distortion": distortion,
             "mse": squared.mean() / 4,  # the data are on [-1, 1]; report on the [0, 1] scale
             "kl": kl,
@@ -76,11 +93,13 @@ class MnistCodecModule(L.LightningModule):
         return bce, accuracy
 
     def _step(self, batch: MnistItem, split: str) -> Tensor:
-        losses = self.losses(batch)
-        if not torch.isfinite(losses["loss"]):
-            raise TrainingDivergedError(f"{split} loss is not finite; lower model.lr or check the data")
+        beta = self.kl_weight(split)
+        losses = self.losses(batch, beta)
+        self.check_loss(losses["loss"], split)
         self.log_dict({f"{split}/{k}": v for k, v in losses.items()}, prog_bar=split == "val",
                       batch_size=batch.source.shape[0], on_epoch=True, on_step=split == "train")
+        if split == "train":
+            self.log("train/beta", beta, on_step=True, on_epoch=False, batch_size=batch.source.shape[0])
         return losses["loss"]
 
     def training_step(self, batch: MnistItem, batch_idx: int) -> Tensor:

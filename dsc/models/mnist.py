@@ -45,6 +45,9 @@ class Posterior(NamedTuple):
         return -0.5 * (z + self.log_var[:, None, :] + 1.8378770664093453).sum(-1)
 
 
+INITIAL_LOG_VAR = -6.0
+
+
 class Encoder(nn.Module):
     """Right half ``[B, 1, 28, 14]`` -> :class:`Posterior` over ``latent_dim`` dims."""
 
@@ -57,6 +60,11 @@ class Encoder(nn.Module):
             nn.Flatten(), nn.Linear(channels * 7 * 7, hidden), nn.ReLU(),
             nn.Linear(hidden, 2 * latent_dim),
         )
+        # Start with small posterior variances (log_var about -6), so that w carries the
+        # source from the first step: with unit variances w starts as noise, the decoder
+        # learns to ignore it and the posterior can collapse onto the prior for good.
+        with torch.no_grad():
+            self.net[-1].bias[latent_dim:].fill_(INITIAL_LOG_VAR)
 
     def forward(self, source: Tensor) -> Posterior:
         mean, log_var = self.net(to_canvas(source)).chunk(2, dim=-1)

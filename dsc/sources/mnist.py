@@ -32,7 +32,7 @@ class MnistItem(NamedTuple):
 
     source: Tensor
     side_info: Tensor
-    index: int
+    index: int | Tensor  # [B] in a batch
 
 
 def scale(images: Tensor) -> Tensor:
@@ -98,6 +98,21 @@ class MnistHalves(Dataset):
         source, side_info = self.batch(torch.tensor([i]))
         return MnistItem(source[0], side_info[0], i)
 
+    def __getitems__(self, indices: list[int]) -> MnistItem:
+        """A whole batch at once (a DataLoader calls this instead of ``__getitem__`` per digit):
+        ``source`` ``[B, 1, 28, 14]``, ``side_info`` ``[B, K, 1, c, c]``, ``index`` ``[B]``."""
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return MnistItem(*self.batch(index), index)
+
+
+def collate_batch(batch: MnistItem | list[MnistItem]) -> MnistItem:
+    """DataLoader collate function for :class:`MnistHalves`: its ``__getitems__`` already returns
+    a batch, passed through; a list of single digits is stacked."""
+    if isinstance(batch, MnistItem):
+        return batch
+    return MnistItem(torch.stack([item.source for item in batch]), torch.stack([item.side_info for item in batch]),
+                     torch.tensor([item.index for item in batch]))
+
 
 class MnistDataModule(L.LightningDataModule):
     """Train / validation / test loaders of :class:`MnistHalves`; the validation split is
@@ -148,7 +163,8 @@ class MnistDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: MnistHalves, shuffle: bool) -> DataLoader:
         return DataLoader(dataset, batch_size=self.hparams.batch_size, shuffle=shuffle,
-                          num_workers=self.hparams.num_workers)
+                          num_workers=self.hparams.num_workers, collate_fn=collate_batch,
+                          persistent_workers=self.hparams.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)
