@@ -14,7 +14,9 @@ timings do not depend on them):
   project's path (:func:`dsc.eval.mnist.evaluate_point`: networks run once per split, the
   estimator's crop share computed once per crop) and for a reference written here that reruns
   every network per point and scores candidates on the concatenation [w, projection(t)], in
-  the same process, with their ratio. Both give the same MSE up to float rounding.
+  the same process, with their ratio. Both give the same MSE up to float rounding;
+- the codec's throughput as deployed: encode (encoder network + GLS encode) and decode at K
+  decoders (estimator + GLS decode + reconstruction), digits per second.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Sequence
 import torch
 
 from dsc.eval.mnist import (
-    PosteriorLogRatio, SplitFeatures, evaluate_point, make_coder, split_dataset,
+    DecoderLogRatio, PosteriorLogRatio, SplitFeatures, evaluate_point, make_coder, split_dataset,
 )
 from dsc.lit.mnist_module import MnistCodecModule
 from dsc.sources.mnist import MnistItem
@@ -104,6 +106,34 @@ def reference_point(nets, dataset, coder, batch_size: int) -> float:
     return total / count
 
 
+@torch.no_grad()
+def time_encode_decode(nets, dataset, coder, batch_size: int, device: torch.device, repeats: int) -> tuple[float, float]:
+    """Seconds to encode every digit (encoder network + GLS encode) and to decode them at the
+    coder's K decoders (estimator + GLS decode + projection + reconstruction), as a deployment
+    runs them: each side computes its own networks, data already on the device."""
+    k = coder.num_decoders
+    batches = []
+    for start in range(0, len(dataset), batch_size):
+        index = torch.arange(start, min(start + batch_size, len(dataset)))
+        source, crops = (t.to(device) for t in dataset.batch(index))
+        batches.append((index.to(device), source, crops[:, :k]))
+    labels = []
+
+    def encode():
+        labels.clear()
+        for index, source, _ in batches:
+            weight = PosteriorLogRatio(nets.encoder(source))
+            labels.append(coder.encode(index, weight, weight.maximum()).label)
+
+    def decode():
+        for (index, _, crops), label in zip(batches, labels):
+            got = coder.decode(index, label, DecoderLogRatio(nets.estimator, nets.estimator.crop_bias(crops)))
+            nets.decoder(got.candidate.flatten(0, 1), nets.projection(crops.flatten(0, 1)))
+
+    encode()  # warm-up, and the labels for decode()
+    return _median_seconds(encode, device, repeats), _median_seconds(decode, device, repeats)
+
+
 def run(device: torch.device, args) -> None:
     torch.manual_seed(0)
     module = MnistCodecModule().to(device)
@@ -144,6 +174,10 @@ def run(device: torch.device, args) -> None:
         print(f"{name:>34} {seconds:9.2f} {len(dataset) / seconds:10.0f} {shown}")
     print(f"reference / dsc: {reference_s / (features_s + point_s):.2f}x for one point, "
           f"{reference_s / point_s:.2f}x per further point on the same split (the protocol's case)")
+    encode_s, decode_s = time_encode_decode(module.nets, dataset, coder, args.eval_batch, device, args.repeats)
+    print(f"codec throughput: encode {len(dataset) / encode_s:,.0f} digits/s, decode at {args.num_decoders} "
+          f"decoders {len(dataset) / decode_s:,.0f} digits/s ({args.num_decoders * len(dataset) / decode_s:,.0f} "
+          "decoder outputs/s)")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

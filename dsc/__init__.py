@@ -1,22 +1,34 @@
 """dsc: neural distributed source coding with Gumbel-max list sampling (GLS)."""
 
 from dsc.errors import (
+    BitstreamError,
     ConfigError,
+    CorruptStreamError,
     DscError,
+    FingerprintMismatchError,
+    ForeignStreamError,
     InvalidArgumentError,
     InvalidProbabilityError,
     ShapeMismatchError,
     TrainingDivergedError,
+    TruncatedStreamError,
+    UnsupportedVersionError,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BitstreamError",
     "ConfigError",
+    "CorruptStreamError",
     "DscError",
+    "FingerprintMismatchError",
+    "ForeignStreamError",
     "InvalidArgumentError",
     "InvalidProbabilityError",
     "ShapeMismatchError",
     "TrainingDivergedError",
+    "TruncatedStreamError",
+    "UnsupportedVersionError",
     "__version__",
 ]

@@ -28,3 +28,29 @@ class ConfigError(DscError):
 
 class TrainingDivergedError(DscError):
     """A training loss became NaN or infinite; the run stops instead of saving broken weights."""
+
+
+class BitstreamError(DscError):
+    """A byte string that cannot be read as a dsc bitstream; no reconstruction is returned."""
+
+
+class ForeignStreamError(BitstreamError):
+    """The bytes do not start with the dsc magic: not a dsc bitstream at all."""
+
+
+class CorruptStreamError(BitstreamError):
+    """A dsc bitstream whose checksum, length or padding does not verify (damaged in storage or
+    transit)."""
+
+
+class TruncatedStreamError(CorruptStreamError):
+    """A dsc bitstream shorter than its header says."""
+
+
+class UnsupportedVersionError(BitstreamError):
+    """A well-formed bitstream of a format version this dsc cannot read."""
+
+
+class FingerprintMismatchError(BitstreamError):
+    """A valid bitstream written for another model or coding setting (model weights, seed, N,
+    L_max, K or check bits differ from the decoder's)."""

@@ -25,6 +25,7 @@ SOURCE        c     ``j``                           simulated source / side-info
 ARRIVAL       0     ``j``                           X_j ~ Exp(1), spacing of arrival times
 WINNING_ROW   0     ``j``                           r_j in [0, R), the row attaining M_j
 PERMUTATION   0     round                           keys of the balanced-label permutation
+CHECK         0     ``j``                           check value of candidate j (bitstreams)
 ============  ====  ==============================  =====================================
 
 The importance-sampled coder indexes its N candidates by *arrival order*. With R rows of
@@ -76,6 +77,7 @@ class Purpose(IntEnum):
     ARRIVAL = 5
     WINNING_ROW = 6
     PERMUTATION = 7
+    CHECK = 8
 
 
 def _pack(purpose: Purpose, message: IntOrTensor, row: IntOrTensor = 0) -> IntOrTensor:

@@ -29,46 +29,12 @@ from dsc.errors import ConfigError
 from dsc.eval.points import check_point
 from dsc.lit.checkpoint import load_module
 from dsc.lit.mnist_module import MnistCodecModule
-from dsc.models.mnist import Estimator, MnistCodecNetworks, Posterior
+from dsc.models.mnist import DecoderLogRatio, MnistCodecNetworks, Posterior, PosteriorLogRatio
 from dsc.sources.mnist import MnistDataModule, MnistHalves
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("val", "test")
-
-
-@dataclass(frozen=True)
-class PosteriorLogRatio:
-    """``log N(w; mean, var) - log N(w; 0, I)`` for candidates ``[B, n, d]`` -> ``[B, n]``;
-    ``maximum()`` is finite where every var < 1 and +inf elsewhere (then no early stop)."""
-
-    posterior: Posterior
-
-    def __call__(self, w: Tensor) -> Tensor:
-        return self.posterior.log_prob(w) + 0.5 * (w**2 + math.log(2 * math.pi)).sum(-1)
-
-    def subset(self, rows: Tensor) -> "PosteriorLogRatio":
-        return PosteriorLogRatio(Posterior(self.posterior.mean[rows], self.posterior.log_var[rows]))
-
-    def maximum(self) -> Tensor:
-        var = self.posterior.log_var.exp()
-        per_dim = self.posterior.mean**2 / (2 * (1 - var)) - 0.5 * self.posterior.log_var
-        return torch.where(var < 1, per_dim, torch.full_like(per_dim, float("inf"))).sum(-1).double()
-
-
-@dataclass(frozen=True)
-class DecoderLogRatio:
-    """The K decoders' log-weights: the estimator's logits of candidates ``[B, n, d]`` against
-    each digit's K crops, given as first-layer crop biases ``[B, K, hidden]`` -> ``[B, K, n]``."""
-
-    estimator: Estimator
-    crop_bias: Tensor
-
-    def __call__(self, w: Tensor) -> Tensor:
-        return self.estimator.logits(w, self.crop_bias)
-
-    def subset(self, rows: Tensor) -> "DecoderLogRatio":
-        return DecoderLogRatio(self.estimator, self.crop_bias[rows])
 
 
 def load_codec(ckpt_path: str | Path | None) -> MnistCodecModule:

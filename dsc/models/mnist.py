@@ -8,6 +8,8 @@ a 28x28 canvas and its right half is the reconstruction.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -171,3 +173,37 @@ class MnistCodecNetworks(nn.Module):
         self.projection = Projection(crop_size, features)
         self.decoder = Decoder(latent_dim, features, channels, hidden, dropout)
         self.estimator = Estimator(latent_dim, crop_size, features, estimator_hidden)
+
+
+@dataclass(frozen=True)
+class PosteriorLogRatio:
+    """``log N(w; mean, var) - log N(w; 0, I)`` for candidates ``[B, n, d]`` -> ``[B, n]``;
+    ``maximum()`` is finite where every var < 1 and +inf elsewhere (then no early stop)."""
+
+    posterior: Posterior
+
+    def __call__(self, w: Tensor) -> Tensor:
+        return self.posterior.log_prob(w) + 0.5 * (w**2 + math.log(2 * math.pi)).sum(-1)
+
+    def subset(self, rows: Tensor) -> "PosteriorLogRatio":
+        return PosteriorLogRatio(Posterior(self.posterior.mean[rows], self.posterior.log_var[rows]))
+
+    def maximum(self) -> Tensor:
+        var = self.posterior.log_var.exp()
+        per_dim = self.posterior.mean**2 / (2 * (1 - var)) - 0.5 * self.posterior.log_var
+        return torch.where(var < 1, per_dim, torch.full_like(per_dim, float("inf"))).sum(-1).double()
+
+
+@dataclass(frozen=True)
+class DecoderLogRatio:
+    """The K decoders' log-weights: the estimator's logits of candidates ``[B, n, d]`` against
+    each digit's K crops, given as first-layer crop biases ``[B, K, hidden]`` -> ``[B, K, n]``."""
+
+    estimator: Estimator
+    crop_bias: Tensor
+
+    def __call__(self, w: Tensor) -> Tensor:
+        return self.estimator.logits(w, self.crop_bias)
+
+    def subset(self, rows: Tensor) -> "DecoderLogRatio":
+        return DecoderLogRatio(self.estimator, self.crop_bias[rows])
