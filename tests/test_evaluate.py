@@ -69,3 +69,22 @@ def test_aggregate_callback_skips_sweeps_without_evaluations(tmp_path):
     (tmp_path / "0").mkdir()
     AggregateOnMultirunEnd().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
     assert list(tmp_path.iterdir()) == [tmp_path / "0"]
+
+
+def test_points_with_check_bits_get_their_own_table_and_curves(tmp_path):
+    """Oracle tables and curves use the c = 0 points; points with check bits go to the
+    practical-selection table and the any-pass curves."""
+    from dsc.eval.aggregate import markdown_tables, plot_rd
+
+    def point(rate, c, practical):
+        return {"scheme": "gls", "num_decoders": 4, "rate_bits": rate, "check_bits": c, "distortion_db": -10.0,
+                "mse_db": -8.0 - rate, "practical_mse_db": practical, "per_decoder_practical_mse_db": practical + 1,
+                "accept_rate": 0.5, "false_accept_rate": 2.0**-c, "s2": 0.005}
+
+    points = [point(1, 0, -3.0), point(2, 0, -3.5), point(1, 4, -6.0), point(2, 4, -7.0)]
+    tables = markdown_tables(points)
+    oracle, practical = tables.split("**practical decoder selection**")
+    assert oracle.count("| 4 | -9.00 (s2 0.005) | -10.00 (s2 0.005) |") == 1  # no c = 4 duplicates
+    assert "| gls | 4 | 2 | 4 | 6 | -10.00 | -7.00 | -6.00 | 0.500 | 0.0625 |" in practical
+    assert practical.count("| gls |") == 2  # only the c = 4 points
+    assert plot_rd(points, [], tmp_path / "rd.png").exists()

@@ -16,7 +16,7 @@ import torch
 import dsc
 from dsc.coding import CounterRandomness
 from dsc.eval.aggregate import aggregate
-from dsc.eval.gaussian import GaussianRateDistortion, trial_totals
+from dsc.eval.gaussian import GaussianRateDistortion, practical_totals, trial_totals
 from dsc.models.gaussian import AnalyticGaussianModel
 from dsc.sources.gaussian import GaussianSource
 from tests._stats import Z
@@ -72,6 +72,41 @@ def test_trial_metrics_against_hand_computed_values():
     assert totals["mse_db"] == pytest.approx(10 * math.log10(0.005))
     assert totals["per_decoder_mse_db"] == pytest.approx(10 * math.log10((0.05 + 0.02) / 2))
     assert totals["match_prob"] == 0.5
+
+
+def test_practical_selection_metrics_against_hand_computed_values():
+    source = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    recon = torch.tensor([[0.1, 0.3], [1.0, 0.8]], dtype=torch.float64)
+    fallback = torch.tensor([[0.5, -0.5], [0.0, 2.0]], dtype=torch.float64)
+    accepted = torch.tensor([[False, True], [False, False]])
+    wrong = torch.tensor([[False, True], [True, True]])
+    base = trial_totals(source, recon, torch.tensor([True, False]))
+    totals = practical_totals(base, source, recon, fallback, accepted, wrong).summary()
+    # outputs: trial 0 -> (0.5, 0.3), any-pass takes decoder 1 (0.3); trial 1 -> (0.0, 2.0), none
+    # passes, decoder 0's fallback (0.0)
+    assert totals["practical_mse_db"] == pytest.approx(10 * math.log10((0.09 + 1.0) / 2))
+    assert totals["per_decoder_practical_mse_db"] == pytest.approx(10 * math.log10(((0.25 + 0.09) / 2 + 1.0) / 2))
+    assert totals["accept_rate"] == 0.25 and totals["false_accept_rate"] == pytest.approx(1 / 3)
+    assert totals["mse_db"] == base.summary()["mse_db"]  # the oracle figures are untouched
+
+
+def test_check_bits_catch_wrong_picks_at_the_rate_they_should():
+    """c = 3: a wrong pick passes with probability 1/8 (4.5 binomial standard errors); without
+    check bits every pick is accepted and each decoder keeps its own reconstruction."""
+    def point(c):
+        job = GaussianRateDistortion(num_decoders=4, rate_bits=2, num_candidates=512, trials=3000,
+                                     test_channel_variances=[0.005], check_bits=c, progress=False)
+        return job.run(seed=0, device=torch.device("cpu"), output_dir=None)[0]
+
+    plain, checked = point(0), point(3)
+    assert plain["accept_rate"] == 1.0 and plain["false_accept_rate"] == 1.0
+    assert plain["per_decoder_practical_mse_db"] == pytest.approx(plain["per_decoder_mse_db"])
+    wrong = checked["trials"] * 4 * (1 - checked["accept_rate"]) / (1 - 1 / 8)  # about the wrong picks
+    assert abs(checked["false_accept_rate"] - 1 / 8) < Z * math.sqrt((1 / 8) * (7 / 8) / wrong)
+    assert checked["total_rate_bits"] == 5 and checked["check_bits"] == 3
+    assert checked["mse_db"] == pytest.approx(plain["mse_db"])  # the picks themselves do not change
+    with pytest.raises(dsc.ConfigError, match="check_bits"):
+        GaussianRateDistortion(check_bits=40)
 
 
 @pytest.mark.parametrize("point", sorted(PAPER_TABLE_10))

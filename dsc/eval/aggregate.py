@@ -29,6 +29,7 @@ LEADING_COLUMNS = (
     "scheme", "num_decoders", "rate_bits", "num_candidates",
     "distortion_db", "distortion_db_se", "mse_db", "mse_db_se",
     "per_decoder_mse_db", "per_decoder_mse_db_se", "match_prob", "match_prob_se",
+    "check_bits", "practical_mse_db", "per_decoder_practical_mse_db", "accept_rate", "false_accept_rate",
     "prop4_error_bound", "s2", "trials", "repetitions", "se_over",
 )
 WYNER_ZIV = "wyner_ziv_bound"
@@ -68,7 +69,8 @@ def collect_skipped(sweep_dir: Path) -> list[str]:
 
 
 def _point_order(point: dict) -> tuple:
-    return str(point.get("scheme", "")), point.get("num_decoders", 0), point.get("rate_bits", 0)
+    return (str(point.get("scheme", "")), point.get("num_decoders", 0), point.get("rate_bits", 0),
+            point.get("check_bits", 0))
 
 
 def wyner_ziv_rows(points: list[dict]) -> list[dict]:
@@ -145,7 +147,8 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    gaussian = [p for p in points if "distortion_db" in p and "rate_bits" in p]
+    gaussian = [p for p in points if "distortion_db" in p and "rate_bits" in p and not _checked(p)]
+    practical = [p for p in points if "practical_mse_db" in p and _checked(p)]
     mnist = [p for p in points if "mse" in p and "digits" in p and "rate_bits" in p]
     if gaussian:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
@@ -161,8 +164,12 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
             if rows:
                 axes[1].plot([r["rate_bits"] for r in rows], [r["mse_db"] for r in rows], color=color, linewidth=2.5,
                              alpha=0.8, label=label)
+        for c in sorted({p["check_bits"] for p in practical}):
+            for scheme, k, _, color, curve in _curves([p for p in practical if p["check_bits"] == c]):
+                axes[1].plot([p["rate_bits"] + c for p in curve], [p["practical_mse_db"] for p in curve],
+                             linestyle=":", marker="x", color=color, label=f"{scheme}, K={k}, {c} check bits: any-pass")
         axes[0].set_title("paper metric: mean over trials of best-of-K dB")
-        axes[1].set_title("10 log10(mean best-of-K MSE)")
+        axes[1].set_title("10 log10(mean best-of-K MSE)" + (" and practical selection" if practical else ""))
         ylabel, xlabel = "distortion (dB)", "rate (bits per source sample)"
     elif mnist:
         from dsc.eval.reference import PAPER_MNIST_GLS_MSE
@@ -222,6 +229,30 @@ def _setting(point: dict) -> str:
     return f"N {point.get('num_candidates', '')}{beta}"
 
 
+def _checked(point: dict) -> bool:
+    """A point coded with check bits (practical decoder selection); its oracle figures equal
+    the same point without them, so curves and K x rate tables show the c = 0 points."""
+    return bool(point.get("check_bits"))
+
+
+def practical_table(points: list[dict]) -> str | None:
+    """Oracle best-of-K vs practical selection for every point with check bits, or None."""
+    rows = sorted((p for p in points if _checked(p) and "practical_mse_db" in p),
+                  key=lambda p: (p["scheme"], p["num_decoders"], p["rate_bits"], p["check_bits"]))
+    if not rows:
+        return None
+    lines = ["**practical decoder selection** (c check bits per message; any-pass: the first decoder whose "
+             "check passes, else decoder 0's fallback E[A | T])", "",
+             "| scheme | K | label bits | c | total bits | oracle best-of-K MSE dB | any-pass MSE dB | "
+             "per-decoder MSE dB (with fallback) | picks accepted | wrong picks accepted |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {p['scheme']} | {p['num_decoders']} | {p['rate_bits']} | {p['check_bits']} | "
+              f"{p['rate_bits'] + p['check_bits']} | {p['mse_db']:.2f} | {p['practical_mse_db']:.2f} | "
+              f"{p['per_decoder_practical_mse_db']:.2f} | {p['accept_rate']:.3f} | {p['false_accept_rate']:.4f} |"
+              for p in rows]
+    return "\n".join(lines)
+
+
 def _is_codec_sweep(point: dict) -> bool:
     """A point of a classical (``quality``) or learned (``lmbda``) image codec: any rate."""
     return "quality" in point or "lmbda" in point
@@ -238,7 +269,8 @@ def markdown_tables(points: list[dict]) -> str | None:
     ``distortion_db`` and ``mse_db``; MNIST: ``mse``). None without RD points."""
     parts = []
     for key, description, digits in TABLE_METRICS:
-        rd = [p for p in points if key in p and "rate_bits" in p and "num_decoders" in p and not _is_codec_sweep(p)]
+        rd = [p for p in points if key in p and "rate_bits" in p and "num_decoders" in p and not _is_codec_sweep(p)
+              and not _checked(p)]
         rates = sorted({p["rate_bits"] for p in rd})
         for scheme in sorted({p["scheme"] for p in rd}):
             cells = {(p["num_decoders"], p["rate_bits"]): p for p in rd if p["scheme"] == scheme}
@@ -253,6 +285,9 @@ def markdown_tables(points: list[dict]) -> str | None:
                        for r in rates]
                 lines.append(f"| {k} | " + " | ".join(row) + " |")
             parts.append("\n".join(lines))
+    practical = practical_table(points)
+    if practical:
+        parts.append(practical)
     codecs = sorted((p for p in points if _is_codec_sweep(p) and "mse" in p), key=lambda p: (p["scheme"], p["rate_bits"]))
     if codecs:
         lines = ["**image codecs** (classical: no side information; learned: as named), bits per image half "

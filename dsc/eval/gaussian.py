@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from dsc.coding import CounterRandomness, ImportanceCoder, Scheme, prop4_error_bound
 from dsc.coding.streams import MAX_MESSAGE
 from dsc.coding.validation import check_positive_int
+from dsc.codec import check_values
 from dsc.errors import ConfigError
 from dsc.eval.points import check_point
 from dsc.models.gaussian import AnalyticGaussianModel
@@ -67,6 +68,15 @@ class TrialTotals(NamedTuple):
     per_decoder: float  # sum over trials of the decoder-averaged squared error
     per_decoder_sq: float
     matches: int
+    # practical decoder selection (check bits): see practical_totals
+    practical: float = 0.0  # sum of the any-pass output's squared errors
+    practical_sq: float = 0.0
+    per_decoder_practical: float = 0.0  # sum over trials of the decoder-averaged error, fallbacks included
+    per_decoder_practical_sq: float = 0.0
+    picks: int = 0  # decoder picks (trials x K)
+    accepted: int = 0  # picks whose check passed
+    wrong: int = 0  # picks other than the encoder's candidate
+    false_accepts: int = 0  # wrong picks whose check passed
 
     def add(self, other: "TrialTotals") -> "TrialTotals":
         return TrialTotals(*(a + b for a, b in zip(self, other)))
@@ -87,7 +97,17 @@ class TrialTotals(NamedTuple):
             return 10 / math.log(10) * se_of_mean(total, total_sq) / mean if mean > 0 else 0.0
 
         match = self.matches / n
-        return {
+        practical = {} if not self.picks else {
+            "practical_mse_db": to_db(self.practical / n),
+            "practical_mse_db_se": se_of_db(self.practical, self.practical_sq),
+            "per_decoder_practical_mse_db": to_db(self.per_decoder_practical / n),
+            "per_decoder_practical_mse_db_se": se_of_db(self.per_decoder_practical, self.per_decoder_practical_sq),
+            "accept_rate": self.accepted / self.picks,
+            "accept_rate_se": _binomial_se(self.accepted, self.picks),
+            "false_accept_rate": self.false_accepts / self.wrong if self.wrong else 0.0,
+            "false_accept_rate_se": _binomial_se(self.false_accepts, self.wrong),
+        }
+        return {**practical, 
             "distortion_db": self.distortion_db,
             "mse_db": to_db(self.best / n),
             "per_decoder_mse_db": to_db(self.per_decoder / n),
@@ -97,6 +117,30 @@ class TrialTotals(NamedTuple):
             "per_decoder_mse_db_se": se_of_db(self.per_decoder, self.per_decoder_sq),
             "match_prob_se": math.sqrt(match * (1 - match) / n),
         }
+
+
+def _binomial_se(count: int, total: int) -> float:
+    p = count / total if total else 0.0
+    return math.sqrt(p * (1 - p) / total) if total else 0.0
+
+
+def practical_totals(totals: TrialTotals, source: Tensor, reconstructions: Tensor, fallback: Tensor,
+                     accepted: Tensor, wrong: Tensor) -> TrialTotals:
+    """``totals`` with the practical-selection sums of one batch: reconstructions and fallbacks
+    ``[B, K]``, ``accepted`` and ``wrong`` picks ``[B, K]``. Decoder k outputs its reconstruction
+    where its check passed and its fallback elsewhere; the any-pass system outputs the first
+    decoder whose check passed, decoder 0's fallback when none did."""
+    outputs = torch.where(accepted, reconstructions, fallback)
+    errors = (source[:, None] - outputs) ** 2  # [B, K]
+    first = torch.where(accepted.any(dim=1), accepted.int().argmax(dim=1), torch.zeros_like(source, dtype=torch.long))
+    system = errors.gather(1, first[:, None])[:, 0]
+    per_decoder = errors.mean(dim=1)
+    return totals._replace(
+        practical=system.sum().item(), practical_sq=(system**2).sum().item(),
+        per_decoder_practical=per_decoder.sum().item(), per_decoder_practical_sq=(per_decoder**2).sum().item(),
+        picks=accepted.numel(), accepted=int(accepted.sum()), wrong=int(wrong.sum()),
+        false_accepts=int((accepted & wrong).sum()),
+    )
 
 
 def trial_totals(source: Tensor, reconstructions: Tensor, match: Tensor) -> TrialTotals:
@@ -131,6 +175,7 @@ class GaussianRateDistortion:
     test_channel_variances: list = field(default_factory=lambda: list(PAPER_TEST_CHANNEL_VARIANCES))
     noise_var: float = 0.5
     balanced_labels: bool = False
+    check_bits: int = 0  # c check bits per message: practical decoder selection (dsc.codec)
     batch_trials: int | None = None  # trials coded at once; None: 2048 on the CPU, 2**18 on a GPU
     chunk_size: int | None = None  # candidates per message per scan step (None: automatic); speed only
     bound_samples: int = 200_000
@@ -148,6 +193,8 @@ class GaussianRateDistortion:
         if any(not isinstance(s2, (int, float)) or s2 <= 0 for s2 in grid):
             raise ConfigError(f"test_channel_variances must all be > 0, got {grid}")
         self.test_channel_variances = [float(s2) for s2 in grid]
+        if isinstance(self.check_bits, bool) or not isinstance(self.check_bits, int) or not 0 <= self.check_bits <= 32:
+            raise ConfigError(f"check_bits must be an integer in [0, 32], got {self.check_bits!r}")
         self.source = GaussianSource(self.noise_var)  # validates noise_var
         if self._message_stride() * 2 * self.repetitions > MAX_MESSAGE:
             raise ConfigError("too many trials x repetitions for the message-id space (2**43)")
@@ -197,8 +244,12 @@ class GaussianRateDistortion:
             decoder_weight = model.decoder_log_weight(draw.side_info)
             got = coder.decode(messages, sent.label, decoder_weight, log_weight_max=decoder_weight.maximum())
             reconstructions = model.reconstruct(got.candidate[..., 0].double(), draw.side_info)
-            match = (got.index == sent.index[:, None]).any(dim=1)
-            totals = totals.add(trial_totals(draw.source, reconstructions, match))
+            right = got.index == sent.index[:, None]  # [B, K]
+            batch_totals = trial_totals(draw.source, reconstructions, right.any(dim=1))
+            checks = check_values(seed, messages, torch.cat([sent.index[:, None], got.index], dim=1), self.check_bits)
+            accepted = got.found & (checks[:, 1:] == checks[:, :1])
+            fallback = model.decoder_mean(draw.side_info.double())  # E[A | T_k]
+            totals = totals.add(practical_totals(batch_totals, draw.source, reconstructions, fallback, accepted, ~right))
             bar.update(messages.shape[0])
         bar.close()
         return totals
@@ -252,7 +303,8 @@ class GaussianRateDistortion:
         return [point]
 
     def _point(self, runs: list[dict], seed: int) -> dict:
-        metrics = ("distortion_db", "mse_db", "per_decoder_mse_db", "match_prob")
+        metrics = ("distortion_db", "mse_db", "per_decoder_mse_db", "match_prob", "practical_mse_db",
+                   "per_decoder_practical_mse_db", "accept_rate", "false_accept_rate")
         point = {
             "scheme": self.scheme,
             "num_decoders": self.num_decoders,
@@ -263,6 +315,8 @@ class GaussianRateDistortion:
             "repetitions": self.repetitions,
             "balanced_labels": self.balanced_labels,
             "noise_var": self.noise_var,
+            "check_bits": self.check_bits,
+            "total_rate_bits": self.rate_bits + self.check_bits,
         }
         for name in metrics:
             values = [run[name] for run in runs]
