@@ -88,3 +88,25 @@ def test_points_with_check_bits_get_their_own_table_and_curves(tmp_path):
     assert "| gls | 4 | 2 | 4 | 6 | -10.00 | -7.00 | -6.00 | 0.500 | 0.0625 |" in practical
     assert practical.count("| gls |") == 2  # only the c = 4 points
     assert plot_rd(points, [], tmp_path / "rd.png").exists()
+
+
+def test_a_failing_job_does_not_stop_the_sweep_and_is_reported(tmp_path):
+    """K = 0 is a configuration error in one job of a two-job multirun: the other job's point
+    is written and aggregated, results.md lists the failure, and the sweep exits non-zero."""
+    run = subprocess.run(
+        [sys.executable, "evaluate.py", "-m", "num_decoders=0,1", "rate_bits=1", "num_candidates=256",
+         "trials=300", "test_channel_variances=[0.005]", "device=cpu", f"hydra.sweep.dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode != 0 and "1 job(s) of the sweep failed" in run.stderr
+    failed = json.loads((tmp_path / "0" / "metrics.json").read_text())
+    assert failed["points"] == [] and "num_decoders" in failed["failed"]
+    assert len(json.loads((tmp_path / "1" / "metrics.json").read_text())["points"]) == 1
+    assert "**failed jobs**" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "results.csv").exists()
+
+
+def test_a_single_failing_run_still_raises(tmp_path):
+    with pytest.raises(dsc.DscError):
+        run_evaluation(compose_evaluate(["num_decoders=0", "device=cpu", f"paths.output_dir={tmp_path}"]))
+    assert not (tmp_path / "metrics.json").exists()

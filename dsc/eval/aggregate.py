@@ -38,12 +38,13 @@ NO_SIDE_INFO = "no_side_information_bound"
 
 class Aggregate(NamedTuple):
     """What an aggregation wrote: the CSV, the plot and markdown tables (None without RD
-    points), and the CSV's row count."""
+    points), the CSV's row count, and the jobs that failed."""
 
     csv_path: Path
     plot_path: Path | None
     tables_path: Path | None
     rows: int
+    failed: list[str]  # "<job dir>: <error>" of the sweep's failed jobs
 
 
 def _job_metrics(sweep_dir: Path):
@@ -62,10 +63,10 @@ def collect_points(sweep_dir: Path) -> list[dict]:
     return sorted(points, key=_point_order)
 
 
-def collect_skipped(sweep_dir: Path) -> list[str]:
-    """``"<job dir>: <reason>"`` for every job that ran but skipped its work (e.g. a codec that
-    the installed Pillow lacks)."""
-    return [f"{job}: {metrics['skipped']}" for job, metrics in _job_metrics(sweep_dir) if metrics.get("skipped")]
+def collect_notes(sweep_dir: Path, kind: str) -> list[str]:
+    """``"<job dir>: <reason>"`` for every job whose metrics.json records ``kind``: ``skipped``
+    (ran, nothing to do, e.g. a codec the installed Pillow lacks) or ``failed`` (an error)."""
+    return [f"{job}: {metrics[kind]}" for job, metrics in _job_metrics(sweep_dir) if metrics.get(kind)]
 
 
 def _point_order(point: dict) -> tuple:
@@ -303,19 +304,22 @@ def aggregate(sweep_dir: str | Path) -> Aggregate:
     if not sweep_dir.is_dir():
         raise DscError(f"no sweep directory at {sweep_dir}; pass the folder of a multirun")
     points = collect_points(sweep_dir)
+    failed = collect_notes(sweep_dir, "failed")
     if not points:
-        raise DscError(f"no metrics.json with points under {sweep_dir}; did the sweep's jobs finish?")
+        detail = f"; failed jobs: {'; '.join(failed)}" if failed else "; did the sweep's jobs finish?"
+        raise DscError(f"no metrics.json with points under {sweep_dir}{detail}")
     theory = wyner_ziv_rows(points)
     csv_path = atomic_write_bytes(sweep_dir / "results.csv", to_csv(points + theory))
     plot_path = plot_rd(points, theory, sweep_dir / "rd_plot.png")
     tables = markdown_tables(points)
-    skipped = collect_skipped(sweep_dir)
-    for note in skipped:
-        log.warning("skipped job %s", note)
-    if skipped and tables is not None:
-        tables += "\n**skipped jobs**\n\n" + "".join(f"- {note}\n" for note in skipped)
+    notes = {kind: collect_notes(sweep_dir, kind) for kind in ("skipped", "failed")}
+    for kind, lines in notes.items():
+        for note in lines:
+            log.warning("%s job %s", kind, note)
+        if lines and tables is not None:
+            tables += f"\n**{kind} jobs**\n\n" + "".join(f"- {note}\n" for note in lines)
     tables_path = None if tables is None else atomic_write_bytes(sweep_dir / "results.md", tables.encode())
-    return Aggregate(csv_path, plot_path, tables_path, len(points) + len(theory))
+    return Aggregate(csv_path, plot_path, tables_path, len(points) + len(theory), notes["failed"])
 
 
 class AggregateOnMultirunEnd(Callback):
@@ -330,6 +334,9 @@ class AggregateOnMultirunEnd(Callback):
         if result.plot_path is not None:
             log.info("RD plot: %s", result.plot_path)
             log.info("tables: %s", result.tables_path)
+        if result.failed:  # Hydra turns a callback's exceptions into warnings: exit non-zero ourselves
+            raise SystemExit(f"error: {len(result.failed)} job(s) of the sweep failed (the others' results are "
+                             f"in {result.csv_path}): " + "; ".join(result.failed))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

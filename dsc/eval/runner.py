@@ -17,32 +17,49 @@ from dsc.io import atomic_write_json
 log = logging.getLogger(__name__)
 
 
-def run_evaluation(cfg: DictConfig) -> dict:
+def run_evaluation(cfg: DictConfig, keep_going: bool = False) -> dict:
     """Instantiate ``cfg.job``, call its ``run(seed, device, output_dir)`` and save
-    ``{config, environment, elapsed_s, points}`` to ``<output_dir>/metrics.json``."""
-    device = resolve_device(cfg.device)
+    ``{config, environment, elapsed_s, points}`` to ``<output_dir>/metrics.json``.
+
+    ``keep_going`` (a job of a sweep): an error is logged and recorded as ``failed`` in
+    metrics.json, with no points, instead of raised, so that the sweep's other jobs still run;
+    the aggregator lists the failures and the sweep exits with an error at the end."""
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.get("job") is None:
-        raise ConfigError("nothing to run: choose a source (source=gaussian) or an experiment")
-    job = build(cfg.job, "job")
-    log.info(
-        "job %s | device %s (%s) | seed %d | torch %s | output %s",
-        type(job).__name__, device, device_name(device), cfg.seed, torch.__version__, output_dir,
-    )
     start = time.perf_counter()
-    points = job.run(seed=int(cfg.seed), device=device, output_dir=output_dir)
-    elapsed = time.perf_counter() - start
-    config = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        device = resolve_device(cfg.device)
+        if cfg.get("job") is None:
+            raise ConfigError("nothing to run: choose a source (source=gaussian) or an experiment")
+        job = build(cfg.job, "job")
+        log.info(
+            "job %s | device %s (%s) | seed %d | torch %s | output %s",
+            type(job).__name__, device, device_name(device), cfg.seed, torch.__version__, output_dir,
+        )
+        points = job.run(seed=int(cfg.seed), device=device, output_dir=output_dir)
+    except Exception as error:
+        if not keep_going:
+            raise
+        log.exception("job failed; the sweep goes on")
+        return _save(cfg, output_dir, torch.device("cpu"), time.perf_counter() - start, [],
+                     failed=f"{type(error).__name__}: {error}")
+    return _save(cfg, output_dir, device, time.perf_counter() - start, points, skipped=getattr(job, "skipped", None))
+
+
+def _save(cfg: DictConfig, output_dir: Path, device: torch.device, elapsed: float, points: list[dict],
+          **notes: str | None) -> dict:
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # a failed job's config may not resolve: keep it as written
+        config = OmegaConf.to_container(cfg, resolve=False)
     config.pop("hydra", None)
     metrics = {
         "config": config,
         "environment": environment_record(device),
         "elapsed_s": elapsed,
         "points": points,
+        **{name: note for name, note in notes.items() if note},
     }
-    if getattr(job, "skipped", None):
-        metrics["skipped"] = job.skipped
     path = atomic_write_json(output_dir / "metrics.json", metrics)
     log.info("%d points in %.1f s -> %s", len(points), elapsed, path)
     return metrics
