@@ -112,7 +112,7 @@ def test_mnist_streams_carry_the_evaluations_picks_and_bind_the_weights():
     model = MnistModel(nets)
     data = compress(model, source, setting)
     split = SplitFeatures.compute(nets, halves, torch.device("cpu"))
-    _, matched = code_digits(nets, split, setting.coder(model.prior), torch.arange(40))
+    _, matched, _ = code_digits(nets, split, setting.coder(model.prior), torch.arange(40))
     for k in range(3):
         out = decompress(data, model, crops[:, k], setting, decoder=k)
         assert out.reconstruction.shape == (40, 1, 28, 14)

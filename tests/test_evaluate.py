@@ -85,7 +85,7 @@ def test_points_with_check_bits_get_their_own_table_and_curves(tmp_path):
     tables = markdown_tables(points)
     oracle, practical = tables.split("**practical decoder selection**")
     assert oracle.count("| 4 | -9.00 (s2 0.005) | -10.00 (s2 0.005) |") == 1  # no c = 4 duplicates
-    assert "| gls | 4 | 2 | 4 | 6 | -10.00 | -7.00 | -6.00 | 0.500 | 0.0625 |" in practical
+    assert "| gls | 4 | 2 | 4 | 6 | -10.00 dB | -7.00 dB | -6.00 dB | 0.500 | 0.0625 |" in practical
     assert practical.count("| gls |") == 2  # only the c = 4 points
     assert plot_rd(points, [], tmp_path / "rd.png").exists()
 

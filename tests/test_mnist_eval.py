@@ -106,3 +106,31 @@ def test_mnist_points_are_tabulated_by_mse():
               for s in ("gls", "shared_randomness") for k in (1, 2) for r in (2, 3)]
     tables = markdown_tables(points)
     assert "MSE per pixel" in tables and "| 2 | 0.0700 (N 128) | 0.0800 (N 128) |" in tables
+
+
+def test_check_bits_give_practical_mnist_figures():
+    """With c = 8 every decoder that recovered the encoder's candidate passes its check and few
+    wrong picks do; rejected picks are scored by the crop-only reconstruction (w = 0)."""
+    from dsc.eval.mnist import SplitFeatures, evaluate_point, fallback_reconstructions, make_coder
+    from dsc.lit.mnist_module import MnistCodecModule
+    from dsc.sources.mnist import MnistHalves
+
+    torch.manual_seed(0)
+    nets = MnistCodecModule(channels=8, hidden=32, features=16, estimator_hidden=32).nets.eval()
+    split = SplitFeatures.compute(nets, MnistHalves(torch.rand(200, 28, 28), 3, 7, seed=0), torch.device("cpu"))
+    coder = make_coder(0, 4, "gls", 3, 1, 32)
+    plain = evaluate_point(nets, split, coder, batch_size=64)
+    checked = evaluate_point(nets, split, coder, batch_size=64, check_bits=8)
+    assert plain.accepted is None and "practical_mse" not in plain.summary()
+    assert torch.equal(plain.mse, checked.mse) and torch.equal(plain.match, checked.match)
+    assert bool(checked.accepted[checked.match].all())
+    wrong = ~checked.match
+    assert (checked.accepted & wrong).sum() <= 0.02 * wrong.sum() + 3  # about 2^-8 of the wrong picks
+    with torch.no_grad():
+        fallback = fallback_reconstructions(nets, split, torch.arange(200), 3)
+    expected = ((fallback - split.source[:, None]) / 2).pow(2).flatten(2).mean(-1)
+    assert torch.allclose(checked.fallback_mse, expected)
+    summary = checked.summary()
+    outputs = torch.where(checked.accepted, checked.mse, checked.fallback_mse)
+    assert summary["per_decoder_practical_mse"] == pytest.approx(outputs.double().mean().item())
+    assert summary["accept_rate"] == pytest.approx(checked.accepted.double().mean().item())

@@ -149,7 +149,7 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
     from matplotlib.ticker import MaxNLocator
 
     gaussian = [p for p in points if "distortion_db" in p and "rate_bits" in p and not _checked(p)]
-    practical = [p for p in points if "practical_mse_db" in p and _checked(p)]
+    practical = [p for p in points if "accept_rate" in p and _checked(p)]
     mnist = [p for p in points if "mse" in p and "digits" in p and "rate_bits" in p]
     if gaussian:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
@@ -165,10 +165,7 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
             if rows:
                 axes[1].plot([r["rate_bits"] for r in rows], [r["mse_db"] for r in rows], color=color, linewidth=2.5,
                              alpha=0.8, label=label)
-        for c in sorted({p["check_bits"] for p in practical}):
-            for scheme, k, _, color, curve in _curves([p for p in practical if p["check_bits"] == c]):
-                axes[1].plot([p["rate_bits"] + c for p in curve], [p["practical_mse_db"] for p in curve],
-                             linestyle=":", marker="x", color=color, label=f"{scheme}, K={k}, {c} check bits: any-pass")
+        _plot_practical(axes[1], practical, "practical_mse_db")
         axes[0].set_title("paper metric: mean over trials of best-of-K dB")
         axes[1].set_title("10 log10(mean best-of-K MSE)" + (" and practical selection" if practical else ""))
         ylabel, xlabel = "distortion (dB)", "rate (bits per source sample)"
@@ -177,7 +174,8 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
 
         fig, ax = plt.subplots(figsize=(10, 4.6))
         axes = [ax]
-        coded = [p for p in mnist if not _is_codec_sweep(p)]
+        coded = [p for p in mnist if not _is_codec_sweep(p) and not _checked(p)]
+        _plot_practical(ax, practical, "practical_mse")
         for scheme, k, style, color, curve in _curves(coded):
             rates = [p["rate_bits"] for p in curve]
             ax.errorbar(rates, [p["mse"] for p in curve], yerr=[2 * p.get("mse_se", 0) for p in curve],
@@ -237,21 +235,34 @@ def _checked(point: dict) -> bool:
 
 
 def practical_table(points: list[dict]) -> str | None:
-    """Oracle best-of-K vs practical selection for every point with check bits, or None."""
-    rows = sorted((p for p in points if _checked(p) and "practical_mse_db" in p),
+    """Oracle best-of-K vs practical selection for every point with check bits (Gaussian: MSE
+    in dB; MNIST: MSE per pixel), or None."""
+    rows = sorted((p for p in points if _checked(p) and "accept_rate" in p),
                   key=lambda p: (p["scheme"], p["num_decoders"], p["rate_bits"], p["check_bits"]))
     if not rows:
         return None
     lines = ["**practical decoder selection** (c check bits per message; any-pass: the first decoder whose "
-             "check passes, else decoder 0's fallback E[A | T])", "",
-             "| scheme | K | label bits | c | total bits | oracle best-of-K MSE dB | any-pass MSE dB | "
-             "per-decoder MSE dB (with fallback) | picks accepted | wrong picks accepted |",
+             "check passes, else decoder 0's fallback from its side information alone)", "",
+             "| scheme | K | label bits | c | total bits | oracle best-of-K MSE | any-pass MSE | "
+             "per-decoder MSE (with fallback) | picks accepted | wrong picks accepted |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {p['scheme']} | {p['num_decoders']} | {p['rate_bits']} | {p['check_bits']} | "
-              f"{p['rate_bits'] + p['check_bits']} | {p['mse_db']:.2f} | {p['practical_mse_db']:.2f} | "
-              f"{p['per_decoder_practical_mse_db']:.2f} | {p['accept_rate']:.3f} | {p['false_accept_rate']:.4f} |"
-              for p in rows]
+    for p in rows:
+        db = "practical_mse_db" in p
+        keys = ("mse_db", "practical_mse_db", "per_decoder_practical_mse_db") if db else \
+            ("mse", "practical_mse", "per_decoder_practical_mse")
+        cells = " | ".join(f"{p[key]:.2f} dB" if db else f"{p[key]:.4f}" for key in keys)
+        lines.append(f"| {p['scheme']} | {p['num_decoders']} | {p['rate_bits']} | {p['check_bits']} | "
+                     f"{p['rate_bits'] + p['check_bits']} | {cells} | {p['accept_rate']:.3f} | "
+                     f"{p['false_accept_rate']:.4f} |")
     return "\n".join(lines)
+
+
+def _plot_practical(ax, points: list[dict], key: str) -> None:
+    """Any-pass curves at rate = label bits + c, one per (scheme, K, c)."""
+    for c in sorted({p["check_bits"] for p in points}):
+        for scheme, k, _, color, curve in _curves([p for p in points if p["check_bits"] == c]):
+            ax.plot([p["rate_bits"] + c for p in curve], [p[key] for p in curve], linestyle=":", marker="x",
+                    color=color, label=f"{scheme}, K={k}, {c} check bits: any-pass")
 
 
 def _is_codec_sweep(point: dict) -> bool:

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from dsc.codec import check_values
 from dsc.coding import GaussianPrior, ImportanceCoder, Scheme
 from dsc.environment import strict_float32
 from dsc.errors import ConfigError
@@ -101,27 +102,54 @@ class SplitFeatures:
 @dataclass(frozen=True)
 class PointOutcome:
     """Per-digit results of one coding point: ``mse`` ``[n, K]`` (per pixel, [0, 1] scale) and
-    ``match`` ``[n, K]`` (decoder k picked the encoder's candidate)."""
+    ``match`` ``[n, K]`` (decoder k picked the encoder's candidate); with check bits also
+    ``accepted`` ``[n, K]`` (decoder k's check passed) and ``fallback_mse`` ``[n, K]`` (the
+    error of its side-information-only reconstruction)."""
 
     mse: Tensor
     match: Tensor
+    accepted: Tensor | None = None
+    fallback_mse: Tensor | None = None
 
     def first_decoders(self, k: int) -> "PointOutcome":
-        return PointOutcome(self.mse[:, :k], self.match[:, :k])
+        cut = [None if t is None else t[:, :k] for t in (self.accepted, self.fallback_mse)]
+        return PointOutcome(self.mse[:, :k], self.match[:, :k], *cut)
 
     def summary(self) -> dict:
         n = self.mse.shape[0]
         best = self.mse.min(dim=1).values.double()
         any_match = self.match.any(dim=1).double()
-        return {
+        summary = {
             "digits": n,
             "mse": best.mean().item(),
-            "mse_se": (best.std(unbiased=True) / math.sqrt(n)).item() if n > 1 else float("nan"),
+            "mse_se": _se(best),
             "per_decoder_mse": self.mse.double().mean().item(),
             "decoder_mse": [round(v, 6) for v in self.mse.double().mean(0).tolist()],
             "match_prob": any_match.mean().item(),
-            "match_prob_se": (any_match.std(unbiased=True) / math.sqrt(n)).item() if n > 1 else float("nan"),
+            "match_prob_se": _se(any_match),
         }
+        if self.accepted is not None:
+            summary.update(self.practical_summary())
+        return summary
+
+    def practical_summary(self) -> dict:
+        """Any-pass output (the first decoder whose check passed, else decoder 0's fallback), each
+        decoder with its fallback, and the acceptance rates."""
+        accepted = self.accepted
+        outputs = torch.where(accepted, self.mse, self.fallback_mse).double()  # [n, K]
+        first = torch.where(accepted.any(dim=1), accepted.int().argmax(dim=1), torch.zeros(len(outputs), dtype=torch.long))
+        system = outputs.gather(1, first[:, None])[:, 0]
+        wrong = ~self.match
+        return {
+            "practical_mse": system.mean().item(), "practical_mse_se": _se(system),
+            "per_decoder_practical_mse": outputs.mean().item(),
+            "accept_rate": accepted.double().mean().item(),
+            "false_accept_rate": (accepted & wrong).sum().item() / max(int(wrong.sum()), 1),
+        }
+
+
+def _se(values: Tensor) -> float:
+    return (values.std(unbiased=True) / math.sqrt(len(values))).item() if len(values) > 1 else float("nan")
 
 
 def make_coder(seed: int, latent_dim: int, scheme: str, num_decoders: int, rate_bits: int,
@@ -132,35 +160,58 @@ def make_coder(seed: int, latent_dim: int, scheme: str, num_decoders: int, rate_
 
 @torch.no_grad()
 @strict_float32()
-def code_digits(nets: MnistCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, index: Tensor) -> tuple[Tensor, Tensor]:
+def code_digits(nets: MnistCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, index: Tensor,
+                check_bits: int = 0) -> tuple[Tensor, Tensor, Tensor]:
     """Encode digits ``index`` ``[B]`` (their index is the message id) and decode them at the
-    coder's K decoders (crops 0..K-1) -> reconstructions ``[B, K, 1, 28, 14]`` and matches ``[B, K]``."""
+    coder's K decoders (crops 0..K-1) -> reconstructions ``[B, K, 1, 28, 14]``, matches
+    ``[B, K]`` and acceptances ``[B, K]`` (the pick's ``check_bits``-bit check value equals the
+    encoder's; with no check bits, every found pick)."""
     k = coder.num_decoders
     encoder_weight = PosteriorLogRatio(Posterior(split.mean[index], split.log_var[index]))
     sent = coder.encode(index, encoder_weight, encoder_weight.maximum())
     got = coder.decode(index, sent.label, DecoderLogRatio(nets.estimator, split.crop_bias[index, :k]))
     features = split.features[index, :k].flatten(0, 1)
     recon = nets.decoder(got.candidate.flatten(0, 1).to(features.dtype), features)
-    return recon.view(index.shape[0], k, 1, 28, 14), got.index == sent.index[:, None]
+    checks = check_values(coder.seed, index, torch.cat([sent.index[:, None], got.index], dim=1), check_bits)
+    accepted = got.found & (checks[:, 1:] == checks[:, :1])
+    return recon.view(index.shape[0], k, 1, 28, 14), got.index == sent.index[:, None], accepted
+
+
+@torch.no_grad()
+@strict_float32()
+def fallback_reconstructions(nets: MnistCodecNetworks, split: SplitFeatures, index: Tensor, k: int) -> Tensor:
+    """Each decoder's reconstruction from its crop alone (latent at the prior mean, w = 0)
+    -> ``[B, k, 1, 28, 14]``."""
+    features = split.features[index, :k].flatten(0, 1)
+    zeros = torch.zeros(features.shape[0], split.mean.shape[1], device=features.device, dtype=features.dtype)
+    return nets.decoder(zeros, features).view(index.shape[0], k, 1, 28, 14)
 
 
 def evaluate_point(nets: MnistCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, batch_size: int = 500,
-                   progress: bool = False) -> PointOutcome:
-    """Code every digit of ``split`` at ``coder``'s point -> per-digit outcomes."""
+                   progress: bool = False, check_bits: int = 0) -> PointOutcome:
+    """Code every digit of ``split`` at ``coder``'s point -> per-digit outcomes (with
+    ``check_bits`` > 0 also the practical-selection ones)."""
     if coder.num_decoders > split.num_decoders:
         raise ConfigError(f"the split has {split.num_decoders} crops per digit, the coder needs {coder.num_decoders}")
     device = split.source.device
-    mse, match = [], []
+    columns = {"mse": [], "match": [], "accepted": [], "fallback_mse": []}
+
+    def error(recon: Tensor, index: Tensor) -> Tensor:  # per pixel, pixels in [0, 1]
+        return ((recon - split.source[index, None]) / 2).pow(2).flatten(2).mean(-1).float().cpu()
+
     desc = f"{coder.scheme.value} K={coder.num_decoders} R={coder.rate_bits:g} N={coder.num_candidates}"
     with tqdm(total=split.num_digits, desc=desc, unit="digit", disable=not progress, leave=False) as bar:
         for start in range(0, split.num_digits, batch_size):
             index = torch.arange(start, min(start + batch_size, split.num_digits), device=device)
-            recon, matched = code_digits(nets, split, coder, index)
-            error = ((recon - split.source[index, None]) / 2).pow(2).flatten(2).mean(-1)  # pixels in [0, 1]
-            mse.append(error.float().cpu())
-            match.append(matched.cpu())
+            recon, matched, accepted = code_digits(nets, split, coder, index, check_bits)
+            columns["mse"].append(error(recon, index))
+            columns["match"].append(matched.cpu())
+            if check_bits:
+                columns["accepted"].append(accepted.cpu())
+                columns["fallback_mse"].append(error(fallback_reconstructions(nets, split, index, coder.num_decoders),
+                                                     index))
             bar.update(index.shape[0])
-    return PointOutcome(torch.cat(mse), torch.cat(match))
+    return PointOutcome(*(torch.cat(values) if values else None for values in columns.values()))
 
 
 def shares_rows_across_decoders(scheme: str) -> bool:
@@ -185,9 +236,12 @@ class MnistRateDistortion:
     data_source: str = "embedded"
     data_root: str | None = None
     progress: bool = True
+    check_bits: int = 0  # c check bits per message: practical decoder selection (rate = rate_bits + c)
 
     def __post_init__(self) -> None:
         check_point(self.scheme, self.num_decoders, self.rate_bits, self.num_candidates)
+        if isinstance(self.check_bits, bool) or not isinstance(self.check_bits, int) or not 0 <= self.check_bits <= 32:
+            raise ConfigError(f"check_bits must be an integer in [0, 32], got {self.check_bits!r}")
         if self.split not in SPLITS:
             raise ConfigError(f"split must be val or test, got {self.split!r}")
 
@@ -201,9 +255,10 @@ class MnistRateDistortion:
         log.info("data: %s, %s split, %d digits | device: %s", origin, self.split, len(dataset), device)
         split = SplitFeatures.compute(codec.nets, dataset, device, self.batch_size)
         coder = make_coder(seed, hp.latent_dim, self.scheme, self.num_decoders, self.rate_bits, self.num_candidates)
-        outcome = evaluate_point(codec.nets, split, coder, self.batch_size, self.progress)
+        outcome = evaluate_point(codec.nets, split, coder, self.batch_size, self.progress, self.check_bits)
         point = {
             "scheme": self.scheme, "num_decoders": self.num_decoders, "rate_bits": self.rate_bits,
+            "check_bits": self.check_bits, "total_rate_bits": self.rate_bits + self.check_bits,
             "num_candidates": self.num_candidates, "split": self.split, **outcome.summary(),
             "beta": float(hp.beta), "crop_size": int(hp.crop_size), "data": origin, "ckpt_path": str(self.ckpt_path),
         }
