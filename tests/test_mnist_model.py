@@ -167,3 +167,28 @@ def test_a_non_finite_loss_on_an_accelerator_stops_within_the_check_interval(mon
     module.on_train_epoch_end()
     with pytest.raises(dsc.TrainingDivergedError, match="val loss"):
         module.check_loss(torch.tensor(float("nan")), "val")  # validation: at once
+
+
+def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path):
+    """Two epochs straight vs one epoch, then a resume from last.ckpt for the second: same
+    weights bit for bit (data order keyed by epoch, random state saved with the checkpoint)."""
+    quiet = TINY_OVERRIDES + ["logger=none", "trainer.enable_progress_bar=false"]
+    run_training(compose_train(quiet + [f"paths.output_dir={tmp_path / 'straight'}", "trainer.max_epochs=2"]))
+    run_training(compose_train(quiet + [f"paths.output_dir={tmp_path / 'first'}", "trainer.max_epochs=1"]))
+    run_training(compose_train(quiet + [f"paths.output_dir={tmp_path / 'resumed'}", "trainer.max_epochs=2",
+                                        f"ckpt_path={tmp_path / 'first' / 'checkpoints' / 'last.ckpt'}"]))
+    straight, resumed = (torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+                         for run in ("straight", "resumed"))
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[name], resumed[name]) for name in straight)
+
+
+def test_epoch_shuffle_is_a_permutation_keyed_by_seed_and_epoch():
+    from dsc.sources.mnist import EpochShuffle
+
+    sampler = EpochShuffle(50, seed=3)
+    first = list(sampler)
+    assert sorted(first) == list(range(50)) and list(sampler) == first
+    sampler.set_epoch(1)
+    assert list(sampler) != first and sorted(sampler) == list(range(50))
+    assert list(EpochShuffle(50, seed=4)) != first

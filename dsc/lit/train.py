@@ -15,6 +15,7 @@ from dsc.config import build
 from dsc.environment import environment_record, resolve_device
 from dsc.errors import ConfigError
 from dsc.io import atomic_write_json
+from dsc.lit.resume import ResumableRandomState
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def run_training(cfg: DictConfig) -> dict:
         accelerator=device.type if device.type != "cuda" else "gpu",
         default_root_dir=str(output_dir),
         logger=build_loggers(cfg.get("logger")) or False,
-        callbacks=[checkpoints, timer],
+        callbacks=[checkpoints, timer, ResumableRandomState()],
     )
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(ckpt_path).is_file():

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from dsc.coding.randomness import CounterRandomness
 from dsc.coding.streams import Purpose, stream_id
@@ -105,6 +105,25 @@ class MnistHalves(Dataset):
         return MnistItem(*self.batch(index), index)
 
 
+class EpochShuffle(Sampler[int]):
+    """A fresh permutation of ``range(size)`` each epoch, a pure function of (seed, epoch): it
+    never draws from the global generator, so a resumed run and every process of a distributed
+    run see the same order. Lightning calls :meth:`set_epoch` before each epoch."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        key = (self.seed * 0x9E3779B97F4A7C15 + self.epoch) % 2**63
+        return iter(torch.randperm(self.size, generator=torch.Generator().manual_seed(key)).tolist())
+
+
 def collate_batch(batch: MnistItem | list[MnistItem]) -> MnistItem:
     """DataLoader collate function for :class:`MnistHalves`: its ``__getitems__`` already returns
     a batch, passed through; a list of single digits is stacked."""
@@ -162,7 +181,8 @@ class MnistDataModule(L.LightningDataModule):
         self.test_set = MnistHalves(test, k, c, seed=hp.seed)
 
     def _loader(self, dataset: MnistHalves, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.hparams.batch_size, shuffle=shuffle,
+        sampler = EpochShuffle(len(dataset), self.hparams.seed) if shuffle else None
+        return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=sampler,
                           num_workers=self.hparams.num_workers, collate_fn=collate_batch,
                           persistent_workers=self.hparams.num_workers > 0)
 
