@@ -96,6 +96,9 @@ class GaussianModel:
     test_channel_var: float = 0.005
     noise_var: float = 0.5
 
+    def __post_init__(self) -> None:
+        self.analytic  # validates both variances  # noqa: B018
+
     @property
     def analytic(self) -> AnalyticGaussianModel:
         return AnalyticGaussianModel(self.test_channel_var, self.noise_var)

@@ -104,6 +104,7 @@ def test_check_bits_catch_wrong_picks_at_the_rate_they_should():
     wrong = checked["trials"] * 4 * (1 - checked["accept_rate"]) / (1 - 1 / 8)  # about the wrong picks
     assert abs(checked["false_accept_rate"] - 1 / 8) < Z * math.sqrt((1 / 8) * (7 / 8) / wrong)
     assert checked["total_rate_bits"] == 5 and checked["check_bits"] == 3
+    assert (plain["selection_metric"], checked["selection_metric"]) == ("distortion_db", "practical_mse_db")
     assert checked["mse_db"] == pytest.approx(plain["mse_db"])  # the picks themselves do not change
     with pytest.raises(dsc.ConfigError, match="check_bits"):
         GaussianRateDistortion(check_bits=40)

@@ -190,6 +190,12 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
             side = curve[0].get("side_information", "none")
             ax.plot([p["rate_bits"] for p in curve], [p["mse"] for p in curve], marker="s", markersize=3,
                     color=plt.cm.tab10(i % 10), label=f"{scheme} (side information: {side})")
+            streamed = sorted((p for p in curve if "batch_stream_rate_bits" in p),
+                              key=lambda p: p["batch_stream_rate_bits"])
+            if streamed:  # the same learned codecs, 500 halves per entropy-coder stream
+                ax.plot([p["batch_stream_rate_bits"] for p in streamed], [p["mse"] for p in streamed],
+                        marker="s", markersize=3, linestyle="--", color=plt.cm.tab10(i % 10),
+                        label=f"{scheme}, batch streams")
         ax.set_title("MNIST right halves: best-of-K MSE (error bars: 2 SE)")
         ylabel, xlabel = "MSE per pixel (pixels in [0, 1])", "rate (bits per image half)"
         rates = [p["rate_bits"] for p in mnist]
@@ -259,10 +265,13 @@ def practical_table(points: list[dict]) -> str | None:
 
 def _plot_practical(ax, points: list[dict], key: str) -> None:
     """Any-pass curves at rate = label bits + c, one per (scheme, K, c)."""
-    for c in sorted({p["check_bits"] for p in points}):
-        for scheme, k, _, color, curve in _curves([p for p in points if p["check_bits"] == c]):
+    import matplotlib.pyplot as plt
+
+    for i, c in enumerate(sorted({p["check_bits"] for p in points})):
+        for scheme, k, _, _, curve in _curves([p for p in points if p["check_bits"] == c]):
             ax.plot([p["rate_bits"] + c for p in curve], [p[key] for p in curve], linestyle=":", marker="x",
-                    color=color, label=f"{scheme}, K={k}, {c} check bits: any-pass")
+                    color=plt.cm.autumn(i / max(1, len({p["check_bits"] for p in points}) - 1) * 0.8),
+                    label=f"{scheme}, K={k}, {c} check bits: any-pass")
 
 
 def _is_codec_sweep(point: dict) -> bool:
