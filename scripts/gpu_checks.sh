@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every check and speed figure that needs a CUDA device, in one run (about 7 minutes on an H100):
+# Every check and speed figure that needs a CUDA device, in one run (about 5 minutes on an H100):
 #
 #   bash scripts/gpu_checks.sh [OUT_DIR]        # default OUT_DIR: outputs/gpu_checks
 #   EPOCHS=30 bash scripts/gpu_checks.sh        # the paper's MNIST schedule in step 3
