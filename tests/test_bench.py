@@ -33,3 +33,14 @@ def test_mnist_benchmark_runs_and_both_paths_agree(capsys):
     mse = {line.split()[0]: float(line.split()[-1]) for line in out.splitlines()
            if line.strip().startswith(("dsc, each point", "reference, every point"))}
     assert abs(mse["dsc,"] - mse["reference,"]) < 1e-4  # same coding, same picks
+
+
+def test_speculative_benchmark_runs_every_method(capsys):
+    from benchmarks import bench_speculative
+
+    bench_speculative.main(["--device", "cpu", "--vocab", "64", "--batch", "2", "--drafts", "2", "--length", "2",
+                            "--repeats", "1"])
+    out = capsys.readouterr().out
+    for method in ("single_draft", "specinfer", "spectr", "gumbel", "gls", "gls_strong"):
+        assert method in out
+    assert "1.00x SpecInfer" in out

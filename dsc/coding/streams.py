@@ -26,6 +26,7 @@ ARRIVAL       0     ``j``                           X_j ~ Exp(1), spacing of arr
 WINNING_ROW   0     ``j``                           r_j in [0, R), the row attaining M_j
 PERMUTATION   0     round                           keys of the balanced-label permutation
 CHECK         0     ``j``                           check value of candidate j (bitstreams)
+SPECULATIVE   r     token id / 0                    speculative sampling noise (dsc.speculative)
 ============  ====  ==============================  =====================================
 
 The importance-sampled coder indexes its N candidates by *arrival order*. With R rows of
@@ -78,6 +79,7 @@ class Purpose(IntEnum):
     WINNING_ROW = 6
     PERMUTATION = 7
     CHECK = 8
+    SPECULATIVE = 9
 
 
 def _pack(purpose: Purpose, message: IntOrTensor, row: IntOrTensor = 0) -> IntOrTensor:

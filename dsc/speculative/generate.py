@@ -1,0 +1,109 @@
+"""Speculative generation: draft K continuations of L tokens with the shared noise, verify them
+in one target call, repeat. Batched over sequences whose blocks need not line up.
+
+Models are callables on padded prefixes ``tokens`` ``[N, T]`` with ``lengths`` ``[N]``:
+
+- ``draft_next(tokens, lengths, drafts)`` -> ``[N, V]``: the drafter's next-token distribution
+  after each prefix (``drafts`` ``[N]``: which draft, so K drafters may differ);
+- ``target_block(tokens, lengths, count)`` -> ``[N, count, V]``: the target's next-token
+  distributions after each of the last ``count`` prefixes ending at ``lengths - count + 1 ..
+  lengths`` (one parallel call).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from dsc.speculative.noise import SharedNoise, gumbel_sample
+from dsc.speculative.verifiers import verify_block
+
+DraftNext = Callable[[Tensor, Tensor, Tensor], Tensor]
+TargetBlock = Callable[[Tensor, Tensor, int], Tensor]
+
+
+@dataclass(frozen=True)
+class Generation:
+    """``tokens`` ``[B, T]`` generated after the prompt (exactly ``num_tokens`` each),
+    ``target_calls`` ``[B]``, ``accepted`` ``[B]`` draft positions that matched, ``positions``
+    ``[B]`` draft positions verified."""
+
+    tokens: Tensor
+    target_calls: Tensor
+    accepted: Tensor
+    positions: Tensor
+
+    @property
+    def block_efficiency(self) -> Tensor:
+        """Tokens per target call ``[B]`` (bonus tokens included)."""
+        return self.tokens.shape[1] / self.target_calls.double()
+
+
+def _append(tokens: Tensor, lengths: Tensor, new: Tensor, count: Tensor) -> Tensor:
+    """Write ``new`` ``[N, M]`` (first ``count`` of each row) after each prefix."""
+    width = int((lengths + count).max()) if len(lengths) else tokens.shape[1]
+    if width > tokens.shape[1]:
+        tokens = torch.cat([tokens, tokens.new_zeros(tokens.shape[0], width - tokens.shape[1])], dim=1)
+    for m in range(new.shape[1]):
+        rows = count > m
+        tokens[rows, lengths[rows] + m] = new[rows, m]
+    return tokens
+
+
+def draft(noise: SharedNoise, sequences: Tensor, tokens: Tensor, lengths: Tensor, prompt_lengths: Tensor,
+          drafts: int, length: int, draft_next: DraftNext) -> tuple[Tensor, Tensor]:
+    """K drafts of ``length`` tokens after each prefix, each token sampled with the shared draft
+    row at its absolute output position -> tokens ``[B, K, L]``, probabilities ``[B, K, L, V]``."""
+    b = tokens.shape[0]
+    flat = tokens.repeat_interleave(drafts, dim=0)
+    flat_lengths = lengths.repeat_interleave(drafts)
+    which = torch.arange(drafts).repeat(b)
+    out, probs = [], []
+    for j in range(length):
+        p = draft_next(flat, flat_lengths, which)  # [B * K, V]
+        e = noise.draft_rows(sequences, lengths - prompt_lengths + j, drafts, p.shape[-1])  # [B, K, V]
+        x = gumbel_sample(e.reshape(b * drafts, -1), p)
+        flat = _append(flat, flat_lengths, x[:, None], torch.ones_like(flat_lengths))
+        flat_lengths = flat_lengths + 1
+        out.append(x.view(b, drafts))
+        probs.append(p.view(b, drafts, -1))
+    return torch.stack(out, dim=2), torch.stack(probs, dim=2)
+
+
+def generate(method: str, prompts: Tensor, prompt_lengths: Tensor, num_tokens: int, drafts: int, length: int,
+             draft_next: DraftNext, target_block: TargetBlock, noise: SharedNoise,
+             sequences: Tensor | None = None) -> Generation:
+    """Generate ``num_tokens`` tokens after each prompt (``prompts`` ``[B, T]`` padded,
+    ``prompt_lengths`` ``[B]``) with K drafts of L tokens per target call."""
+    b = prompts.shape[0]
+    sequences = torch.arange(b) if sequences is None else sequences
+    tokens, lengths = prompts.clone(), prompt_lengths.clone()
+    calls = torch.zeros(b, dtype=torch.long)
+    accepted = torch.zeros(b, dtype=torch.long)
+    verified = torch.zeros(b, dtype=torch.long)
+    todo = lengths - prompt_lengths < num_tokens
+    while todo.any():
+        idx = torch.nonzero(todo)[:, 0]
+        t, n = tokens[idx], lengths[idx]
+        x, p = draft(noise, sequences[idx], t, n, prompt_lengths[idx], drafts, length, draft_next)
+        # the target sees every draft in full: prefix + L draft tokens, one call
+        flat = _append(t.repeat_interleave(drafts, dim=0), n.repeat_interleave(drafts), x.flatten(0, 1),
+                       torch.full((len(idx) * drafts,), length))
+        q = target_block(flat, n.repeat_interleave(drafts) + length, length + 1).view(len(idx), drafts, length + 1, -1)
+        result = verify_block(method, x, p, q, noise, sequences[idx], n - prompt_lengths[idx])
+        count = torch.minimum(result.emitted, num_tokens - (n - prompt_lengths[idx]))
+        new = torch.zeros(b, length + 1, dtype=torch.long)
+        new[idx] = result.tokens.clamp_min(0)
+        counts = torch.zeros_like(lengths)
+        counts[idx] = count
+        tokens = _append(tokens, lengths, new, counts)
+        lengths = lengths + counts
+        calls[idx] += 1
+        accepted[idx] += result.accepted.sum(dim=1)
+        verified[idx] += torch.minimum(result.emitted, torch.full_like(result.emitted, length))
+        todo = lengths - prompt_lengths < num_tokens
+    out = torch.stack([tokens[i, prompt_lengths[i]:prompt_lengths[i] + num_tokens] for i in range(b)])
+    return Generation(out, calls, accepted, verified)

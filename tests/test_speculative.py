@@ -1,0 +1,156 @@
+"""Speculative sampling verifiers: exact target marginals, acceptance against closed forms and
+bounds, drafter invariance, and clear errors. A toy Markov 'language model' on 4 tokens."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from scipy import stats
+
+import dsc
+from dsc.speculative import METHODS, SharedNoise, generate, probabilities, verify_block
+from dsc.speculative.noise import gumbel_sample
+from tests._stats import binomial_margin
+
+V = 4
+G = torch.Generator().manual_seed(0)
+TARGET = torch.distributions.Dirichlet(torch.ones(V)).sample((V,)).double()  # [last token, next]
+DRAFT = torch.distributions.Dirichlet(torch.ones(V)).sample((V,)).double()
+DRAFT_HOT = probabilities(torch.log(DRAFT), temperature=2.0)  # the same drafter, hotter
+
+
+def target_block(tokens, lengths, count):
+    last = torch.stack([tokens[torch.arange(len(tokens)), lengths - count + m] for m in range(count)], dim=1)
+    return TARGET[last]
+
+
+def drafter(even, odd):
+    """Drafts 0, 2, 4, ... follow the table ``even``, drafts 1, 3, ... the table ``odd``."""
+    def draft_next(tokens, lengths, drafts):
+        last = tokens[torch.arange(len(tokens)), lengths - 1]
+        return torch.where((drafts % 2 == 1)[:, None], odd[last], even[last])
+    return draft_next
+
+
+IID = drafter(DRAFT, DRAFT)
+MIXED_TEMPERATURES = drafter(DRAFT, DRAFT_HOT)
+
+
+def run(method, n, drafts, length, num_tokens, draft_next=IID, seed=0):
+    prompts = torch.zeros(n, 1, dtype=torch.long)
+    k = 1 if method in ("single_draft", "gumbel") else drafts
+    return generate(method, prompts, torch.ones(n, dtype=torch.long), num_tokens, k, length, draft_next,
+                    target_block, SharedNoise(seed))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_generated_tokens_follow_the_target_exactly(method):
+    """Joint law of the first two generated tokens (16 cells) against the target chain:
+    chi-square p-value above 1e-4 on 12,000 sequences, blocks of K = 3 drafts x L = 2."""
+    out = run(method, 12_000, drafts=3, length=2, num_tokens=2, draft_next=MIXED_TEMPERATURES
+              if method in ("gls", "gls_strong", "specinfer") else IID)
+    cells = out.tokens[:, 0] * V + out.tokens[:, 1]
+    observed = torch.bincount(cells, minlength=V * V).double()
+    joint = (TARGET[0][:, None] * TARGET).flatten()
+    expected = joint / joint.sum() * len(cells)
+    assert stats.chisquare(observed.numpy(), expected.numpy()).pvalue > 1e-4
+    assert bool((out.block_efficiency >= 1).all()) and bool((out.block_efficiency <= 3).all())
+
+
+def one_position(method, n, p_rows, q, seed=1):
+    """Acceptance rate of one position: K drafts from p_rows ``[K, V]`` sampled with the shared
+    noise, target q ``[V]``."""
+    k = p_rows.shape[0]
+    noise, seqs, start = SharedNoise(seed), torch.arange(n), torch.zeros(n, dtype=torch.long)
+    p = p_rows[None, :, None, :].expand(n, k, 1, V)
+    x = gumbel_sample(noise.draft_rows(seqs, start, k, V), p[:, :, 0])[..., None]
+    target = q[None, None, None, :].expand(n, k, 2, V)
+    return verify_block(method, x, p, target, noise, seqs, start).accepted[:, 0].double().mean().item()
+
+
+def specinfer_exact(p_rows, q):
+    r, reject = q.clone(), 1.0
+    for p in p_rows:
+        reject *= 1 - torch.minimum(p, r).sum().item()
+        residual = (r - p).clamp_min(0)
+        r = residual / residual.sum() if residual.sum() > 0 else r
+    return 1 - reject
+
+
+def optimal_coupling(p_rows, q):
+    worst = 0.0
+    for size in range(V + 1):
+        for subset in itertools.combinations(range(V), size):
+            s = list(subset)
+            worst = max(worst, torch.prod(p_rows[:, s].sum(1)).item() - q[s].sum().item())
+    return 1 - worst
+
+
+def lml_bound(p, q, k):
+    ratio = lambda d: d[:, None] / d[None, :]  # [i, j] = d_i / d_j  # noqa: E731
+    return (k / (torch.maximum(ratio(q), ratio(p)) + (k - 1) * ratio(q)).sum(0)).sum().item()
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_acceptance_against_closed_forms_and_bounds(k):
+    n = 40_000
+    p, q = DRAFT[2], TARGET[2]
+    p_rows = p.expand(k, V)
+    gls = one_position("gls", n, p_rows, q)
+    specinfer = one_position("specinfer", n, p_rows, q)
+    assert abs(specinfer - specinfer_exact(p_rows, q)) < binomial_margin(specinfer, n)
+    assert gls >= lml_bound(p, q, k) - binomial_margin(gls, n)
+    assert gls <= optimal_coupling(p_rows, q) + binomial_margin(gls, n)
+    if k == 1:
+        gumbel_exact = sum(1 / torch.maximum(p / p[j], q / q[j]).sum().item() for j in range(V))
+        assert abs(gls - gumbel_exact) < binomial_margin(gls, n)
+        assert abs(one_position("gumbel", n, p_rows, q) - gumbel_exact) < binomial_margin(gls, n)
+        single = one_position("single_draft", n, p_rows, q)
+        assert abs(single - torch.minimum(p, q).sum().item()) < binomial_margin(single, n)
+    spectr = one_position("spectr", n, p_rows, q)
+    assert spectr <= optimal_coupling(p_rows, q) + binomial_margin(spectr, n)
+
+
+def test_drafter_invariance():
+    """With the noise and the draft tokens fixed, GLS's output does not depend on the draft
+    probabilities and SpecInfer's does; strong GLS generates the same text whatever the drafter."""
+    n, k, length = 3000, 2, 3
+    noise, seqs, start = SharedNoise(5), torch.arange(n), torch.zeros(n, dtype=torch.long)
+    x = torch.randint(V, (n, k, length), generator=G)
+    q = TARGET[1].expand(n, k, length + 1, V)  # any target
+    p_a = torch.full((n, k, length, V), 1 / V, dtype=torch.float64)
+    p_b = torch.distributions.Dirichlet(torch.ones(V)).sample((n, k, length)).double()
+    outputs = {m: [verify_block(m, x, p, q, noise, seqs, start).tokens for p in (p_a, p_b)]
+               for m in ("gls", "gls_strong", "specinfer")}
+    assert torch.equal(*outputs["gls"]) and torch.equal(*outputs["gls_strong"])
+    assert not torch.equal(*outputs["specinfer"])
+    strong = [run("gls_strong", 500, drafts=2, length=3, num_tokens=6, draft_next=d, seed=9)
+              for d in (IID, MIXED_TEMPERATURES)]
+    assert torch.equal(strong[0].tokens, strong[1].tokens)
+    assert not torch.equal(strong[0].target_calls, strong[1].target_calls)  # the drafts still matter for speed
+
+
+def test_bad_input_is_a_clear_error():
+    noise, seqs, start = SharedNoise(0), torch.arange(2), torch.zeros(2, dtype=torch.long)
+    x = torch.zeros(2, 2, 3, dtype=torch.long)
+    p = torch.full((2, 2, 3, V), 1 / V, dtype=torch.float64)
+    q = torch.full((2, 2, 4, V), 1 / V, dtype=torch.float64)
+    with pytest.raises(dsc.ShapeMismatchError, match="same vocabulary"):
+        verify_block("gls", x, p, torch.full((2, 2, 4, V + 1), 1 / (V + 1)), noise, seqs, start)
+    with pytest.raises(dsc.InvalidArgumentError, match="K >= 1"):
+        verify_block("gls", x[:, :0], p[:, :0], q[:, :0], noise, seqs, start)
+    with pytest.raises(dsc.InvalidArgumentError, match="L >= 1"):
+        verify_block("gls", x[:, :, :0], p[:, :, :0], q[:, :, :1], noise, seqs, start)
+    with pytest.raises(dsc.InvalidProbabilityError, match="sum to 1"):
+        verify_block("gls", x, p * 1.1, q, noise, seqs, start)
+    with pytest.raises(dsc.InvalidArgumentError, match="single draft"):
+        verify_block("single_draft", x, p, q, noise, seqs, start)
+    with pytest.raises(dsc.InvalidArgumentError, match="method"):
+        verify_block("medusa", x, p, q, noise, seqs, start)
+    with pytest.raises(dsc.InvalidArgumentError, match="temperature"):
+        probabilities(torch.zeros(V), temperature=0)
+    with pytest.raises(dsc.InvalidArgumentError, match="top_k"):
+        probabilities(torch.zeros(V), top_k=0)
+    assert probabilities(torch.tensor([0.0, 1.0, 2.0, 3.0]), top_k=2)[:2].sum() == 0
