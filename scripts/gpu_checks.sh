@@ -12,7 +12,8 @@
 #    messages, and the test split x 10 seeds with the model from step 3;
 # 5. MNIST training step and evaluation point timings (benchmarks/bench_mnist.py);
 # 6. a learned baseline codec (model=learned_codec) for 2 epochs: seconds per epoch in
-#    OUT_DIR/train_summary_learned.json.
+#    OUT_DIR/train_summary_learned.json;
+# 7. speculative-sampling verification time per method (benchmarks/bench_speculative.py).
 #
 # Each step has its own time limit and the script goes on after a failing step; the exit
 # status counts the failed steps. A step's output goes to the terminal and to OUT_DIR/log.txt.
@@ -53,6 +54,7 @@ step() {  # step NAME LIMIT_S COMMAND...
   step "train learned codec (2 epochs)" 150 "$PY" train.py model=learned_codec logger=csv device=cuda \
     trainer.max_epochs=2 trainer.enable_progress_bar=false data.num_workers="$WORKERS" \
     hydra.run.dir="$RUNS_DIR/learned"
+  step "bench_speculative" 120 "$PY" -m benchmarks.bench_speculative --device cuda
   for run in mnist learned; do
     if [[ -f "$RUNS_DIR/$run/train_summary.json" ]]; then
       cp "$RUNS_DIR/$run/train_summary.json" "$OUT/train_summary_$run.json"
