@@ -43,3 +43,12 @@ def test_right_padding_leaves_each_sequence_unchanged(model):
     assert torch.allclose(together[0, :len(short)], alone[0], atol=1e-3)
     probs = torch.softmax(together[1, -1].double(), dim=-1)
     assert abs(probs.sum().item() - 1) < 1e-9 and probs.max() > 0.01
+
+
+def test_a_study_run_generates_text_and_counts_target_calls(model):
+    from dsc.speculative.study import Models, run_setting
+
+    models = Models(model, top_k=50, target_temperature=1.0, draft_temperatures=[1.3])
+    row = run_setting(models, "gls", drafts=2, length=2, tokens=3, seed=0, prompts=["The capital of France is"])
+    assert 1 <= row["block_efficiency"] <= 3 and 0 <= row["matching_probability"] <= 1
+    assert 0 < row["lml_bound"] <= 1 and len(row["text"]) == 1 and row["text"][0]

@@ -154,3 +154,19 @@ def test_bad_input_is_a_clear_error():
     with pytest.raises(dsc.InvalidArgumentError, match="top_k"):
         probabilities(torch.zeros(V), top_k=0)
     assert probabilities(torch.tensor([0.0, 1.0, 2.0, 3.0]), top_k=2)[:2].sum() == 0
+
+
+def test_fast_lml_bound_equals_the_formula():
+    from dsc.speculative.study import lml_bound as fast
+
+    g = torch.Generator().manual_seed(3)
+    for k in (1, 2, 8):
+        p = torch.rand(7, generator=g).double()
+        q = torch.rand(7, generator=g).double()
+        p[0], q[1] = 0, 0  # a token only q emits, and one only p does
+        p, q = p / p.sum(), q / q.sum()
+        support = q > 0
+        # a token the drafts never propose (p_j = 0) has an infinite denominator: term 0
+        direct = sum(k / (torch.maximum(q / q[j], p / p[j]).sum() + (k - 1) / q[j]).item()
+                     for j in range(7) if support[j] and p[j] > 0)
+        assert fast(p, q, k) == pytest.approx(direct, rel=1e-9)

@@ -75,9 +75,10 @@ def draft(noise: SharedNoise, sequences: Tensor, tokens: Tensor, lengths: Tensor
 
 def generate(method: str, prompts: Tensor, prompt_lengths: Tensor, num_tokens: int, drafts: int, length: int,
              draft_next: DraftNext, target_block: TargetBlock, noise: SharedNoise,
-             sequences: Tensor | None = None) -> Generation:
+             sequences: Tensor | None = None, on_block: Callable | None = None) -> Generation:
     """Generate ``num_tokens`` tokens after each prompt (``prompts`` ``[B, T]`` padded,
-    ``prompt_lengths`` ``[B]``) with K drafts of L tokens per target call."""
+    ``prompt_lengths`` ``[B]``) with K drafts of L tokens per target call. ``on_block(x, p, q,
+    verified)``, optional, sees every block's drafts, distributions and verification."""
     b = prompts.shape[0]
     sequences = torch.arange(b) if sequences is None else sequences
     tokens, lengths = prompts.clone(), prompt_lengths.clone()
@@ -94,6 +95,8 @@ def generate(method: str, prompts: Tensor, prompt_lengths: Tensor, num_tokens: i
                        torch.full((len(idx) * drafts,), length))
         q = target_block(flat, n.repeat_interleave(drafts) + length, length + 1).view(len(idx), drafts, length + 1, -1)
         result = verify_block(method, x, p, q, noise, sequences[idx], n - prompt_lengths[idx])
+        if on_block is not None:
+            on_block(x, p, q, result)
         count = torch.minimum(result.emitted, num_tokens - (n - prompt_lengths[idx]))
         new = torch.zeros(b, length + 1, dtype=torch.long)
         new[idx] = result.tokens.clamp_min(0)
