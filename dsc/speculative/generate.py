@@ -28,18 +28,21 @@ TargetBlock = Callable[[Tensor, Tensor, int], Tensor]
 @dataclass(frozen=True)
 class Generation:
     """``tokens`` ``[B, T]`` generated after the prompt (exactly ``num_tokens`` each),
-    ``target_calls`` ``[B]``, ``accepted`` ``[B]`` draft positions that matched, ``positions``
-    ``[B]`` draft positions verified."""
+    ``target_calls`` ``[B]``, ``emitted`` ``[B]`` tokens the verifier emitted (the last block's
+    may run past ``num_tokens``), ``accepted`` ``[B]`` draft positions that matched,
+    ``positions`` ``[B]`` draft positions verified."""
 
     tokens: Tensor
     target_calls: Tensor
+    emitted: Tensor
     accepted: Tensor
     positions: Tensor
 
     @property
     def block_efficiency(self) -> Tensor:
-        """Tokens per target call ``[B]`` (bonus tokens included)."""
-        return self.tokens.shape[1] / self.target_calls.double()
+        """Emitted tokens per target call ``[B]`` (bonus tokens included; the last block is not
+        cut at ``num_tokens``, which would bias short generations down)."""
+        return self.emitted.double() / self.target_calls.double()
 
 
 def _append(tokens: Tensor, lengths: Tensor, new: Tensor, count: Tensor) -> Tensor:
@@ -83,6 +86,7 @@ def generate(method: str, prompts: Tensor, prompt_lengths: Tensor, num_tokens: i
     sequences = torch.arange(b) if sequences is None else sequences
     tokens, lengths = prompts.clone(), prompt_lengths.clone()
     calls = torch.zeros(b, dtype=torch.long)
+    emitted = torch.zeros(b, dtype=torch.long)
     accepted = torch.zeros(b, dtype=torch.long)
     verified = torch.zeros(b, dtype=torch.long)
     todo = lengths - prompt_lengths < num_tokens
@@ -105,8 +109,9 @@ def generate(method: str, prompts: Tensor, prompt_lengths: Tensor, num_tokens: i
         tokens = _append(tokens, lengths, new, counts)
         lengths = lengths + counts
         calls[idx] += 1
+        emitted[idx] += result.emitted
         accepted[idx] += result.accepted.sum(dim=1)
         verified[idx] += torch.minimum(result.emitted, torch.full_like(result.emitted, length))
         todo = lengths - prompt_lengths < num_tokens
     out = torch.stack([tokens[i, prompt_lengths[i]:prompt_lengths[i] + num_tokens] for i in range(b)])
-    return Generation(out, calls, accepted, verified)
+    return Generation(out, calls, emitted, accepted, verified)

@@ -3,7 +3,7 @@
     python -m dsc.speculative.study --out outputs/speculative      # the default grid
     python -m dsc.speculative.study --drafts 1,2 --seeds 2 --tokens 8 --out /tmp/quick
 
-Drafter: the target model itself at ``--draft-temperature`` (1.3 by default). Block efficiency
+Drafter: the target model itself at ``--draft-temperature`` (2.0 by default). Block efficiency
 counts target calls only, so the drafter's cost does not enter it; a drafter that is the same
 network at another temperature gives a controlled, high-acceptance setting on one offline model
 (an n-gram drafter would accept too rarely to tell methods apart). The second setting draws the
@@ -99,7 +99,7 @@ def run_setting(models: Models, method: str, drafts: int, length: int, tokens: i
                    models.draft_next, models.target_block, SharedNoise(seed),
                    sequences=torch.arange(len(encoded)), on_block=on_block)
     return {"method": method, "drafts": drafts, "seed": seed,
-            "block_efficiency": out.tokens.numel() / out.target_calls.sum().item(),
+            "block_efficiency": out.emitted.sum().item() / out.target_calls.sum().item(),
             "matching_probability": statistics.fmean(matches), "lml_bound": statistics.fmean(bounds),
             "text": [models.model.decode(t) for t in out.tokens.tolist()]}
 
@@ -134,11 +134,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--methods", default="gls,specinfer,spectr,single_draft")
     parser.add_argument("--drafts", default="1,2,4,8", help="K values (single_draft always runs K = 1)")
     parser.add_argument("--length", type=int, default=4, help="L draft tokens per block")
-    parser.add_argument("--tokens", type=int, default=12, help="tokens generated per prompt")
+    parser.add_argument("--tokens", type=int, default=16, help="tokens generated per prompt")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--top-k", type=int, default=50)
     parser.add_argument("--temperature", type=float, default=1.0, help="target temperature")
-    parser.add_argument("--draft-temperature", type=float, default=1.3)
+    parser.add_argument("--draft-temperature", type=float, default=2.0)
     parser.add_argument("--mixed-temperatures", default="1.0,2.0",
                         help="K = 2 drafts at these temperatures (GLS vs SpecInfer); empty to skip")
     args = parser.parse_args(argv)
