@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -30,7 +29,6 @@ from dsc.codec import CodingSetting, GaussianModel, MnistModel, compress, decomp
 from dsc.errors import DscError, InvalidArgumentError
 from dsc.io import atomic_write_bytes
 
-log = logging.getLogger("dsc")
 
 
 def _gaussian(args, count: int, first: int, num_decoders: int):

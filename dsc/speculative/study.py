@@ -19,7 +19,6 @@ block next to the list matching lemma bound computed from that position's p and 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import statistics
@@ -67,7 +66,6 @@ class Models:
     def __init__(self, model: SmolLM, top_k: int, target_temperature: float, draft_temperatures: Sequence[float]):
         self.model, self.top_k = model, top_k
         self.target_temperature, self.draft_temperatures = target_temperature, list(draft_temperatures)
-        self.calls = 0
 
     def target_block(self, tokens, lengths, count):
         logits = self.model.logits(tokens)
