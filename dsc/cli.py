@@ -30,7 +30,6 @@ from dsc.errors import DscError, InvalidArgumentError
 from dsc.io import atomic_write_bytes
 
 
-
 def _gaussian(args, count: int, first: int, num_decoders: int):
     from dsc.coding import CounterRandomness  # noqa: PLC0415
     from dsc.sources.gaussian import GaussianSource  # noqa: PLC0415
