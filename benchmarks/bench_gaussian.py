@@ -28,6 +28,7 @@ from typing import Sequence
 
 import torch
 
+from benchmarks.timing import sync
 from dsc.eval.gaussian import GaussianRateDistortion
 
 NUM_CANDIDATES = 2**15
@@ -61,21 +62,16 @@ def reference_trials(batch: int, rate_bits: int, s2: float, generator: torch.Gen
     return (10 * torch.log10(best)).sum().item()
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_reference(trials: int, batch: int, rate_bits: int, s2: float, device, repeats: int):
     generator = torch.Generator(device=device).manual_seed(0)
     reference_trials(min(batch, 8), rate_bits, s2, generator, device)  # warm-up
     rates, db = [], 0.0
     for _ in range(repeats):
-        _sync(device)
+        sync(device)
         start, total = time.perf_counter(), 0.0
         for done in range(0, trials, batch):
             total += reference_trials(min(batch, trials - done), rate_bits, s2, generator, device)
-        _sync(device)
+        sync(device)
         rates.append(trials / (time.perf_counter() - start))
         db = total / trials
     return statistics.median(rates), db
@@ -89,10 +85,10 @@ def time_project(trials: int, batch: int | None, rate_bits: int, s2: float, devi
     job.simulate(s2, 0, 0, 64, device, "warm-up")
     rates, db = [], 0.0
     for repeat in range(repeats):
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         totals = job.simulate(s2, 0, (repeat + 1) * trials, trials, device, "bench")
-        _sync(device)
+        sync(device)
         rates.append(trials / (time.perf_counter() - start))
         db = totals.distortion_db
     return statistics.median(rates), db

@@ -24,12 +24,11 @@ from __future__ import annotations
 import argparse
 import math
 import platform
-import statistics
-import time
 from typing import Sequence
 
 import torch
 
+from benchmarks.timing import median_seconds
 from dsc.eval.mnist import (
     DecoderLogRatio, PosteriorLogRatio, SplitFeatures, evaluate_point, make_coder, split_dataset,
 )
@@ -37,22 +36,6 @@ from dsc.lit.mnist_module import MnistCodecModule
 from dsc.sources.mnist import MnistItem
 
 TRAIN_DIGITS, VAL_DIGITS = 55_000, 5_000
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _median_seconds(fn, device: torch.device, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def time_training(module: MnistCodecModule, dataset, device: torch.device, batch_size: int,
@@ -77,7 +60,7 @@ def time_training(module: MnistCodecModule, dataset, device: torch.device, batch
 
     train_step()  # warm-up
     val_step()
-    return _median_seconds(train_step, device, steps), _median_seconds(val_step, device, steps)
+    return median_seconds(train_step, device, steps), median_seconds(val_step, device, steps)
 
 
 @torch.no_grad()
@@ -131,7 +114,7 @@ def time_encode_decode(nets, dataset, coder, batch_size: int, device: torch.devi
             nets.decoder(got.candidate.flatten(0, 1), nets.projection(crops.flatten(0, 1)))
 
     encode()  # warm-up, and the labels for decode()
-    return _median_seconds(encode, device, repeats), _median_seconds(decode, device, repeats)
+    return median_seconds(encode, device, repeats), median_seconds(decode, device, repeats)
 
 
 def run(device: torch.device, args) -> None:
@@ -159,9 +142,9 @@ def run(device: torch.device, args) -> None:
     def reference():
         outcome["reference"] = reference_point(module.nets, dataset, coder, args.eval_batch)
 
-    features_s = _median_seconds(features, device, args.repeats)
-    point_s = _median_seconds(point, device, args.repeats)
-    reference_s = _median_seconds(reference, device, args.repeats)
+    features_s = median_seconds(features, device, args.repeats)
+    point_s = median_seconds(point, device, args.repeats)
+    reference_s = median_seconds(reference, device, args.repeats)
     print(f"evaluation point {args.scheme} K={args.num_decoders} R={args.rate_bits} N={args.num_candidates} "
           f"on {len(dataset)} test digits:")
     print(f"{'':>34} {'seconds':>9} {'digits/s':>10} {'best-of-K mse':>14}")

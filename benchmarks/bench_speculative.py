@@ -17,21 +17,16 @@ noise inside the timed call.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from typing import Sequence
 
 import torch
 
+from benchmarks.timing import median_seconds
 from dsc.speculative import METHODS, SharedNoise, verify_block
+from dsc.speculative.verifiers import SINGLE_DRAFT_METHODS
 from dsc.speculative.noise import gumbel_sample
 
 VOCABS = (49_152, 151_936)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def case(batch: int, drafts: int, length: int, vocab: int, device: torch.device, seed: int = 0):
@@ -48,18 +43,11 @@ def case(batch: int, drafts: int, length: int, vocab: int, device: torch.device,
 
 def time_method(method: str, inputs, repeats: int, device: torch.device) -> float:
     tokens, draft_probs, target, noise, sequences, start, rows = inputs
-    if method in ("single_draft", "gumbel"):
+    if method in SINGLE_DRAFT_METHODS:
         tokens, draft_probs, target, rows = tokens[:, :1], draft_probs[:, :1], target[:, :1], rows[:, :1]
     run = lambda: verify_block(method, tokens, draft_probs, target, noise, sequences, start, draft_noise=rows)  # noqa: E731
     run()  # warm-up
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        begin = time.perf_counter()
-        run()
-        _sync(device)
-        times.append(time.perf_counter() - begin)
-    return statistics.median(times)
+    return median_seconds(run, device, repeats)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -52,7 +52,8 @@ class CodingSetting:
         if not (isinstance(self.rate_bits, int) and 1 <= self.rate_bits <= MAX_LABEL_BITS):
             raise InvalidArgumentError(f"rate_bits (log2 L_max) must be an integer in [1, {MAX_LABEL_BITS}], "
                                        f"got {self.rate_bits!r}")
-        if not (isinstance(self.check_bits, int) and 0 <= self.check_bits <= MAX_CHECK_BITS):
+        if isinstance(self.check_bits, bool) or not (isinstance(self.check_bits, int)
+                                                     and 0 <= self.check_bits <= MAX_CHECK_BITS):
             raise InvalidArgumentError(f"check_bits must be an integer in [0, {MAX_CHECK_BITS}], got {self.check_bits!r}")
         self.coder(GaussianPrior())  # validates seed, N, K and scheme
 
@@ -173,6 +174,13 @@ def check_values(seed: int, messages: Tensor, index: Tensor, check_bits: int) ->
         return torch.zeros_like(index)
     streams = stream_id(Purpose.CHECK, messages).view(-1, *([1] * (index.dim() - 1)))
     return random_words(seed, streams, index.clamp(min=0), 0) & ((1 << check_bits) - 1)
+
+
+def first_accepted(accepted: Tensor) -> Tensor:
+    """The any-pass receiver's choice among K decoders: the first whose check passed, decoder 0
+    (with its fallback) when none did; ``accepted`` ``[B, K]`` -> ``[B]``."""
+    none = torch.zeros_like(accepted[:, 0], dtype=torch.long)
+    return torch.where(accepted.any(dim=1), accepted.int().argmax(dim=1), none)
 
 
 def message_ids(first_message: int, count: int, device) -> Tensor:

@@ -33,9 +33,9 @@ from tqdm.auto import tqdm
 from dsc.coding import CounterRandomness, ImportanceCoder, Scheme, prop4_error_bound
 from dsc.coding.streams import MAX_MESSAGE
 from dsc.coding.validation import check_positive_int
-from dsc.codec import check_values
+from dsc.codec import check_values, first_accepted
 from dsc.errors import ConfigError
-from dsc.eval.points import check_point
+from dsc.eval.points import check_check_bits, check_point
 from dsc.models.gaussian import AnalyticGaussianModel
 from dsc.sources.gaussian import GaussianSource
 
@@ -132,8 +132,7 @@ def practical_totals(totals: TrialTotals, source: Tensor, reconstructions: Tenso
     decoder whose check passed, decoder 0's fallback when none did."""
     outputs = torch.where(accepted, reconstructions, fallback)
     errors = (source[:, None] - outputs) ** 2  # [B, K]
-    first = torch.where(accepted.any(dim=1), accepted.int().argmax(dim=1), torch.zeros_like(source, dtype=torch.long))
-    system = errors.gather(1, first[:, None])[:, 0]
+    system = errors.gather(1, first_accepted(accepted)[:, None])[:, 0]
     per_decoder = errors.mean(dim=1)
     return totals._replace(
         practical=system.sum().item(), practical_sq=(system**2).sum().item(),
@@ -193,8 +192,7 @@ class GaussianRateDistortion:
         if any(not isinstance(s2, (int, float)) or s2 <= 0 for s2 in grid):
             raise ConfigError(f"test_channel_variances must all be > 0, got {grid}")
         self.test_channel_variances = [float(s2) for s2 in grid]
-        if isinstance(self.check_bits, bool) or not isinstance(self.check_bits, int) or not 0 <= self.check_bits <= 32:
-            raise ConfigError(f"check_bits must be an integer in [0, 32], got {self.check_bits!r}")
+        check_check_bits(self.check_bits)
         self.source = GaussianSource(self.noise_var)  # validates noise_var
         if self._message_stride() * 2 * self.repetitions > MAX_MESSAGE:
             raise ConfigError("too many trials x repetitions for the message-id space (2**43)")

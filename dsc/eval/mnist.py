@@ -23,11 +23,11 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from dsc.codec import check_values
+from dsc.codec import check_values, first_accepted
 from dsc.coding import GaussianPrior, ImportanceCoder, Scheme
 from dsc.environment import strict_float32
 from dsc.errors import ConfigError
-from dsc.eval.points import check_point
+from dsc.eval.points import check_check_bits, check_point
 from dsc.lit.checkpoint import load_module
 from dsc.lit.mnist_module import MnistCodecModule
 from dsc.models.mnist import DecoderLogRatio, MnistCodecNetworks, Posterior, PosteriorLogRatio
@@ -137,8 +137,7 @@ class PointOutcome:
         decoder with its fallback, and the acceptance rates."""
         accepted = self.accepted
         outputs = torch.where(accepted, self.mse, self.fallback_mse).double()  # [n, K]
-        first = torch.where(accepted.any(dim=1), accepted.int().argmax(dim=1), torch.zeros(len(outputs), dtype=torch.long))
-        system = outputs.gather(1, first[:, None])[:, 0]
+        system = outputs.gather(1, first_accepted(accepted)[:, None])[:, 0]
         wrong = ~self.match
         return {
             "practical_mse": system.mean().item(), "practical_mse_se": _se(system),
@@ -240,8 +239,7 @@ class MnistRateDistortion:
 
     def __post_init__(self) -> None:
         check_point(self.scheme, self.num_decoders, self.rate_bits, self.num_candidates)
-        if isinstance(self.check_bits, bool) or not isinstance(self.check_bits, int) or not 0 <= self.check_bits <= 32:
-            raise ConfigError(f"check_bits must be an integer in [0, 32], got {self.check_bits!r}")
+        check_check_bits(self.check_bits)
         if self.split not in SPLITS:
             raise ConfigError(f"split must be val or test, got {self.split!r}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dsc.bitstream import MAX_CHECK_BITS
 from dsc.coding import Scheme
 from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
@@ -25,3 +26,10 @@ def check_point(scheme: str, num_decoders: int, rate_bits: int, num_candidates: 
             f"num_candidates (N = {num_candidates}) must be at least L_max = 2**rate_bits = "
             f"{2**rate_bits}; raise num_candidates or lower rate_bits"
         )
+
+
+def check_check_bits(check_bits: int) -> int:
+    """c check bits per message: an integer in [0, 32] (dsc.bitstream's limit)."""
+    if isinstance(check_bits, bool) or not isinstance(check_bits, int) or not 0 <= check_bits <= MAX_CHECK_BITS:
+        raise ConfigError(f"check_bits must be an integer in [0, {MAX_CHECK_BITS}], got {check_bits!r}")
+    return check_bits

@@ -34,6 +34,7 @@ from dsc.speculative.distributions import probabilities
 from dsc.speculative.generate import generate
 from dsc.speculative.noise import SharedNoise
 from dsc.speculative.smollm import SmolLM
+from dsc.speculative.verifiers import SINGLE_DRAFT_METHODS
 
 log = logging.getLogger("dsc.speculative.study")
 
@@ -74,10 +75,9 @@ class Models:
         return probabilities(logits[rows, cols], self.target_temperature, self.top_k)
 
     def draft_next(self, tokens, lengths, drafts):
-        logits = self.model.logits(tokens)[torch.arange(len(tokens)), lengths - 1]
-        temps = torch.tensor([self.draft_temperatures[int(k) % len(self.draft_temperatures)] for k in drafts],
-                             dtype=torch.float64)
-        return torch.cat([probabilities(logits[i:i + 1], float(t), self.top_k) for i, t in enumerate(temps)])
+        logits = self.model.logits(tokens)[torch.arange(len(tokens)), lengths - 1].double()
+        temps = torch.tensor(self.draft_temperatures, dtype=torch.float64)[drafts % len(self.draft_temperatures)]
+        return probabilities(logits / temps[:, None], 1.0, self.top_k)  # top-k is unchanged by a positive scale
 
 
 def run_setting(models: Models, method: str, drafts: int, length: int, tokens: int, seed: int,
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
              len(PROMPTS), args.tokens, args.length, args.top_k)
     jobs = []
     for method in args.methods.split(","):
-        for k in ([1] if method in ("single_draft", "gumbel") else [int(v) for v in args.drafts.split(",")]):
+        for k in ([1] if method in SINGLE_DRAFT_METHODS else [int(v) for v in args.drafts.split(",")]):
             jobs += [("iid", method, k, seed, [args.draft_temperature]) for seed in range(args.seeds)]
     if args.mixed_temperatures:
         temps = [float(t) for t in args.mixed_temperatures.split(",")]
