@@ -110,3 +110,44 @@ def test_a_single_failing_run_still_raises(tmp_path):
     with pytest.raises(dsc.DscError):
         run_evaluation(compose_evaluate(["num_decoders=0", "device=cpu", f"paths.output_dir={tmp_path}"]))
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_a_complete_job_is_skipped_and_anything_else_is_redone(tmp_path):
+    overrides = SMALL + ["job.pairs=1", f"paths.output_dir={tmp_path}"]
+    path = tmp_path / "metrics.json"
+    first = run_evaluation(compose_evaluate(overrides))
+    assert first["complete"] is True and len(first["points"]) == 4
+    marked = {**first, "elapsed_s": -1.0}  # a sentinel a rerun would overwrite
+    path.write_text(json.dumps(marked))
+    assert run_evaluation(compose_evaluate(overrides))["elapsed_s"] == -1.0  # skipped
+    assert run_evaluation(compose_evaluate(overrides + ["skip_complete=false"]))["elapsed_s"] >= 0  # forced
+    for broken in ({**marked, "complete": False}, {**marked, "failed": "ValueError: x"}):
+        path.write_text(json.dumps(broken))
+        assert run_evaluation(compose_evaluate(overrides))["elapsed_s"] >= 0
+    path.write_text(json.dumps(marked))
+    changed = run_evaluation(compose_evaluate(overrides + ["job.trials=3000"]))  # another configuration
+    assert changed["elapsed_s"] >= 0 and changed["config"]["job"]["trials"] == 3000
+    path.write_text(json.dumps(marked)[:200])  # a truncated file (written by something else)
+    assert run_evaluation(compose_evaluate(overrides))["elapsed_s"] >= 0
+
+
+def test_rerunning_a_sweep_redoes_only_unfinished_points(tmp_path):
+    """Job 0's metrics.json is cut short, job 1's is complete: the rerun keeps job 1 as it was,
+    redoes job 0 whole, and the aggregate holds each point once."""
+    command = [sys.executable, "evaluate.py", "-m", "num_decoders=1,2", "rate_bits=1", "num_candidates=256",
+               "trials=300", "selection_trials=100", "test_channel_variances=[0.005]", "device=cpu",
+               f"hydra.sweep.dir={tmp_path}"]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    done = json.loads((tmp_path / "1" / "metrics.json").read_text())
+    (tmp_path / "1" / "metrics.json").write_text(json.dumps({**done, "elapsed_s": -1.0}))
+    (tmp_path / "0" / "metrics.json").write_text((tmp_path / "0" / "metrics.json").read_text()[:300])
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "skipped" in run.stderr + run.stdout
+    assert json.loads((tmp_path / "1" / "metrics.json").read_text())["elapsed_s"] == -1.0
+    redone = json.loads((tmp_path / "0" / "metrics.json").read_text())
+    assert redone["complete"] and redone["elapsed_s"] >= 0 and len(redone["points"]) == 1
+    rows = (tmp_path / "results.csv").read_text().splitlines()
+    gls_rows = [r for r in rows if r.startswith("gls,")]
+    assert sorted(r.split(",")[1] for r in gls_rows) == ["1", "2"]

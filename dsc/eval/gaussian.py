@@ -23,6 +23,7 @@ import logging
 import math
 import statistics
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -35,6 +36,7 @@ from dsc.coding.streams import MAX_MESSAGE
 from dsc.coding.validation import check_positive_int
 from dsc.codec import check_values, first_accepted
 from dsc.errors import ConfigError
+from dsc.eval.parallel import WorkerPool, worker_devices
 from dsc.eval.points import check_check_bits, check_point
 from dsc.models.gaussian import AnalyticGaussianModel
 from dsc.sources.gaussian import GaussianSource
@@ -119,6 +121,13 @@ class TrialTotals(NamedTuple):
         }
 
 
+def _simulate_batch(job: "GaussianRateDistortion", s2: float, seed: int, first_message: int, trials: int,
+                    batch: int, start: int, device: torch.device) -> TrialTotals:
+    """One batch of :meth:`GaussianRateDistortion.simulate` (module level: workers unpickle it)."""
+    stop = first_message + min(start + batch, trials)
+    return job.simulate_batch(s2, seed, torch.arange(first_message + start, stop, device=device))
+
+
 def _binomial_se(count: int, total: int) -> float:
     p = count / total if total else 0.0
     return math.sqrt(p * (1 - p) / total) if total else 0.0
@@ -177,6 +186,7 @@ class GaussianRateDistortion:
     check_bits: int = 0  # c check bits per message: practical decoder selection (dsc.codec)
     batch_trials: int | None = None  # trials coded at once; None: 2048 on the CPU, 2**18 on a GPU
     chunk_size: int | None = None  # candidates per message per scan step (None: automatic); speed only
+    workers: int = 1  # processes (one per GPU with device=cuda) sharing the batches; same results
     bound_samples: int = 200_000
     progress: bool = True
 
@@ -186,6 +196,7 @@ class GaussianRateDistortion:
             check_positive_int(getattr(self, name), name)
         if self.batch_trials is not None:
             check_positive_int(self.batch_trials, "batch_trials")
+        check_positive_int(self.workers, "workers")
         grid = list(self.test_channel_variances or [])
         if not grid:
             raise ConfigError("test_channel_variances is empty: give at least one s2, e.g. [0.005]")
@@ -226,31 +237,36 @@ class GaussianRateDistortion:
             return self.batch_trials
         return AUTO_BATCH_TRIALS_CUDA if device.type == "cuda" else AUTO_BATCH_TRIALS_CPU
 
-    def simulate(self, s2: float, seed: int, first_message: int, trials: int, device, desc: str) -> TrialTotals:
-        """Encode and decode ``trials`` messages from ``first_message`` on with s2."""
+    def simulate(self, s2: float, seed: int, first_message: int, trials: int, device, desc: str,
+                 pool: WorkerPool | None = None) -> TrialTotals:
+        """Encode and decode ``trials`` messages from ``first_message`` on with s2, batch by batch
+        (on ``pool``'s workers when given; the totals are the same either way)."""
+        batch = self.batch_for(torch.device(device))
+        starts = range(0, trials, batch)
+        totals = TrialTotals(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
+        work = partial(_simulate_batch, self, s2, seed, first_message, trials, batch)
+        with tqdm(total=trials, desc=desc, unit="trial", disable=not self.progress, leave=False) as bar:
+            for part in (pool or WorkerPool([torch.device(device)])).map(work, starts):
+                totals = totals.add(part)  # in batch order, whichever worker coded the batch
+                bar.update(part.count)
+        return totals
+
+    def simulate_batch(self, s2: float, seed: int, messages: Tensor) -> TrialTotals:
+        """The sums over one batch of message ids ``messages`` ``[B]`` (on their device)."""
         model = AnalyticGaussianModel(s2, self.noise_var)
         coder = self._coder(model, seed)
-        rng = CounterRandomness(seed)
-        totals = TrialTotals(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
-        bar = tqdm(total=trials, desc=desc, unit="trial", disable=not self.progress, leave=False)
-        batch = self.batch_for(torch.device(device))
-        for start in range(0, trials, batch):
-            messages = torch.arange(first_message + start, first_message + min(start + batch, trials), device=device)
-            draw = self.source.sample(rng, messages, self.num_decoders)
-            encoder_weight = model.encoder_log_weight(draw.source)
-            sent = coder.encode(messages, encoder_weight, encoder_weight.maximum())
-            decoder_weight = model.decoder_log_weight(draw.side_info)
-            got = coder.decode(messages, sent.label, decoder_weight, log_weight_max=decoder_weight.maximum())
-            reconstructions = model.reconstruct(got.candidate[..., 0].double(), draw.side_info)
-            right = got.index == sent.index[:, None]  # [B, K]
-            batch_totals = trial_totals(draw.source, reconstructions, right.any(dim=1))
-            checks = check_values(seed, messages, torch.cat([sent.index[:, None], got.index], dim=1), self.check_bits)
-            accepted = got.found & (checks[:, 1:] == checks[:, :1])
-            fallback = model.decoder_mean(draw.side_info.double())  # E[A | T_k]
-            totals = totals.add(practical_totals(batch_totals, draw.source, reconstructions, fallback, accepted, ~right))
-            bar.update(messages.shape[0])
-        bar.close()
-        return totals
+        draw = self.source.sample(CounterRandomness(seed), messages, self.num_decoders)
+        encoder_weight = model.encoder_log_weight(draw.source)
+        sent = coder.encode(messages, encoder_weight, encoder_weight.maximum())
+        decoder_weight = model.decoder_log_weight(draw.side_info)
+        got = coder.decode(messages, sent.label, decoder_weight, log_weight_max=decoder_weight.maximum())
+        reconstructions = model.reconstruct(got.candidate[..., 0].double(), draw.side_info)
+        right = got.index == sent.index[:, None]  # [B, K]
+        batch_totals = trial_totals(draw.source, reconstructions, right.any(dim=1))
+        checks = check_values(seed, messages, torch.cat([sent.index[:, None], got.index], dim=1), self.check_bits)
+        accepted = got.found & (checks[:, 1:] == checks[:, :1])
+        fallback = model.decoder_mean(draw.side_info.double())  # E[A | T_k]
+        return practical_totals(batch_totals, draw.source, reconstructions, fallback, accepted, ~right)
 
     @property
     def selection_metric(self) -> str:
@@ -258,7 +274,7 @@ class GaussianRateDistortion:
         receiver without the oracle prefers larger s2, whose picks match more often)."""
         return "practical_mse_db" if self.check_bits else "distortion_db"
 
-    def select(self, seed: int, repetition: int, device) -> tuple[float, dict]:
+    def select(self, seed: int, repetition: int, device, pool: WorkerPool | None = None) -> tuple[float, dict]:
         """Choose s2 by the lowest :attr:`selection_metric` on the selection trials."""
         if len(self.test_channel_variances) == 1:
             return self.test_channel_variances[0], {}
@@ -266,7 +282,7 @@ class GaussianRateDistortion:
         scores = {}
         for s2 in self.test_channel_variances:
             desc = f"{self.label} rep {repetition} select s2={s2:g}"
-            totals = self.simulate(s2, seed, first, self.selection_trials, device, desc)
+            totals = self.simulate(s2, seed, first, self.selection_trials, device, desc, pool)
             scores[s2] = totals.summary()[self.selection_metric]
         return min(scores, key=scores.get), scores
 
@@ -289,15 +305,20 @@ class GaussianRateDistortion:
 
     def run(self, seed: int, device: torch.device, output_dir: Path) -> list[dict]:
         runs = []
-        for repetition in range(self.repetitions):
-            s2, selection = self.select(seed, repetition, device)
-            first = self._first_message(repetition, EVALUATION)
-            totals = self.simulate(s2, seed, first, self.trials, device, f"{self.label} rep {repetition} s2={s2:g}")
-            runs.append({**totals.summary(), "s2": s2, "selection": selection})
-            log.info(
-                "%s rep %d: s2 %g, distortion %.2f dB (paper metric), mse %.2f dB, match %.4f",
-                self.label, repetition, s2, runs[-1]["distortion_db"], runs[-1]["mse_db"], runs[-1]["match_prob"],
-            )
+        devices = worker_devices(device, self.workers)
+        if len(devices) > 1:
+            log.info("%s: trials split over %d workers on %s", self.label, len(devices), ", ".join(map(str, devices)))
+        with WorkerPool(devices) as pool:
+            for repetition in range(self.repetitions):
+                s2, selection = self.select(seed, repetition, device, pool)
+                first = self._first_message(repetition, EVALUATION)
+                desc = f"{self.label} rep {repetition} s2={s2:g}"
+                totals = self.simulate(s2, seed, first, self.trials, device, desc, pool)
+                runs.append({**totals.summary(), "s2": s2, "selection": selection})
+                log.info(
+                    "%s rep %d: s2 %g, distortion %.2f dB (paper metric), mse %.2f dB, match %.4f",
+                    self.label, repetition, s2, runs[-1]["distortion_db"], runs[-1]["mse_db"], runs[-1]["match_prob"],
+                )
         point = self._point(runs, seed)
         log.info(
             "%s: distortion %.2f +- %.2f dB, mse %.2f dB, per-decoder mse %.2f dB, match %.4f "

@@ -13,11 +13,12 @@ SCHEMES = tuple(s.value for s in Scheme) + (NESTED, NESTED_PAPER_METRIC)
 
 
 def gaussian_point(scheme: str, num_decoders: int, rate_bits: int, noise_var: float = 0.5,
-                   nested: dict | None = None, progress: bool = True, **coder_settings):
+                   nested: dict | None = None, progress: bool = True, workers: int = 1, **coder_settings):
     """``scheme`` gls or shared_randomness: :class:`GaussianRateDistortion` with
     ``coder_settings`` (N, trials, s2 grid, ...); ``nested_scalar``:
     :class:`NestedQuantizerRateDistortion` with the settings in ``nested`` (step chosen by
-    MSE; ``nested_scalar_paper_metric``: by the paper's mean per-trial dB)."""
+    MSE; ``nested_scalar_paper_metric``: by the paper's mean per-trial dB), which is cheap and
+    runs in one process whatever ``workers`` says."""
     if scheme in (NESTED, NESTED_PAPER_METRIC):
         settings = dict(nested or {})
         if scheme == NESTED_PAPER_METRIC:
@@ -27,4 +28,4 @@ def gaussian_point(scheme: str, num_decoders: int, rate_bits: int, noise_var: fl
     if scheme not in SCHEMES:
         raise ConfigError(f"scheme must be one of {', '.join(SCHEMES)}; got {scheme!r}")
     return GaussianRateDistortion(scheme=scheme, num_decoders=num_decoders, rate_bits=rate_bits,
-                                  noise_var=noise_var, progress=progress, **coder_settings)
+                                  noise_var=noise_var, progress=progress, workers=workers, **coder_settings)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Iterable
 
 import lightning as L
 import torch
@@ -27,6 +29,8 @@ from dsc.codec import check_values, first_accepted
 from dsc.coding import GaussianPrior, ImportanceCoder, Scheme
 from dsc.environment import strict_float32
 from dsc.errors import ConfigError
+from dsc.coding.validation import check_positive_int
+from dsc.eval.parallel import WorkerPool, worker_devices
 from dsc.eval.points import check_check_bits, check_point
 from dsc.lit.checkpoint import load_module
 from dsc.lit.mnist_module import MnistCodecModule
@@ -186,31 +190,40 @@ def fallback_reconstructions(nets: MnistCodecNetworks, split: SplitFeatures, ind
     return nets.decoder(zeros, features).view(index.shape[0], k, 1, 28, 14)
 
 
-def evaluate_point(nets: MnistCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, batch_size: int = 500,
-                   progress: bool = False, check_bits: int = 0) -> PointOutcome:
-    """Code every digit of ``split`` at ``coder``'s point -> per-digit outcomes (with
-    ``check_bits`` > 0 also the practical-selection ones)."""
-    if coder.num_decoders > split.num_decoders:
-        raise ConfigError(f"the split has {split.num_decoders} crops per digit, the coder needs {coder.num_decoders}")
-    device = split.source.device
-    columns = {"mse": [], "match": [], "accepted": [], "fallback_mse": []}
-
-    def error(recon: Tensor, index: Tensor) -> Tensor:  # per pixel, pixels in [0, 1]
+def batch_outcome(nets: MnistCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, index: Tensor,
+                  check_bits: int = 0) -> PointOutcome:
+    """Per-digit outcomes (on the CPU) of the digits ``index`` ``[B]`` of ``split``."""
+    def error(recon: Tensor) -> Tensor:  # per pixel, pixels in [0, 1]
         return ((recon - split.source[index, None]) / 2).pow(2).flatten(2).mean(-1).float().cpu()
 
+    recon, matched, accepted = code_digits(nets, split, coder, index, check_bits)
+    if not check_bits:
+        return PointOutcome(error(recon), matched.cpu())
+    return PointOutcome(error(recon), matched.cpu(), accepted.cpu(),
+                        error(fallback_reconstructions(nets, split, index, coder.num_decoders)))
+
+
+def evaluate_point(nets: MnistCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, batch_size: int = 500,
+                   progress: bool = False, check_bits: int = 0,
+                   batches: Iterable[PointOutcome] | None = None) -> PointOutcome:
+    """Code every digit of ``split`` at ``coder``'s point -> per-digit outcomes (with
+    ``check_bits`` > 0 also the practical-selection ones). ``batches``, optional: the outcomes
+    of consecutive batches of ``batch_size`` digits computed elsewhere (by workers), in order."""
+    if coder.num_decoders > split.num_decoders:
+        raise ConfigError(f"the split has {split.num_decoders} crops per digit, the coder needs {coder.num_decoders}")
+    if batches is None:
+        device = split.source.device
+        batches = (batch_outcome(nets, split, coder, torch.arange(start, min(start + batch_size, split.num_digits),
+                                                                  device=device), check_bits)
+                   for start in range(0, split.num_digits, batch_size))
+    parts = []
     desc = f"{coder.scheme.value} K={coder.num_decoders} R={coder.rate_bits:g} N={coder.num_candidates}"
     with tqdm(total=split.num_digits, desc=desc, unit="digit", disable=not progress, leave=False) as bar:
-        for start in range(0, split.num_digits, batch_size):
-            index = torch.arange(start, min(start + batch_size, split.num_digits), device=device)
-            recon, matched, accepted = code_digits(nets, split, coder, index, check_bits)
-            columns["mse"].append(error(recon, index))
-            columns["match"].append(matched.cpu())
-            if check_bits:
-                columns["accepted"].append(accepted.cpu())
-                columns["fallback_mse"].append(error(fallback_reconstructions(nets, split, index, coder.num_decoders),
-                                                     index))
-            bar.update(index.shape[0])
-    return PointOutcome(*(torch.cat(values) if values else None for values in columns.values()))
+        for part in batches:
+            parts.append(part)
+            bar.update(part.mse.shape[0])
+    columns = zip(*((p.mse, p.match, p.accepted, p.fallback_mse) for p in parts))
+    return PointOutcome(*(None if values[0] is None else torch.cat(values) for values in columns))
 
 
 def shares_rows_across_decoders(scheme: str) -> bool:
@@ -236,24 +249,38 @@ class MnistRateDistortion:
     data_root: str | None = None
     progress: bool = True
     check_bits: int = 0  # c check bits per message: practical decoder selection (rate = rate_bits + c)
+    workers: int = 1  # processes (one per GPU with device=cuda) sharing the digits; same results
 
     def __post_init__(self) -> None:
         check_point(self.scheme, self.num_decoders, self.rate_bits, self.num_candidates)
         check_check_bits(self.check_bits)
+        check_positive_int(self.workers, "workers")
         if self.split not in SPLITS:
             raise ConfigError(f"split must be val or test, got {self.split!r}")
+
+    def prepare(self, seed: int, device: torch.device) -> tuple[MnistCodecModule, SplitFeatures, ImportanceCoder, str]:
+        """The codec on ``device``, its split's features, the coder and the data's origin."""
+        codec = load_codec(self.ckpt_path).to(device)
+        dataset, origin = split_dataset(codec, self.split, self.num_decoders, seed, self.limit, self.data_source,
+                                        self.data_root)
+        split = SplitFeatures.compute(codec.nets, dataset, device, self.batch_size)
+        hp = codec.hparams
+        coder = make_coder(seed, hp.latent_dim, self.scheme, self.num_decoders, self.rate_bits, self.num_candidates)
+        return codec, split, coder, origin
 
     def run(self, seed: int, device: torch.device, output_dir: Path) -> list[dict]:
         from dsc.eval.mnist_figures import save_reconstruction_grid
 
-        codec = load_codec(self.ckpt_path).to(device)
+        devices = worker_devices(device, self.workers)
+        codec, split, coder, origin = self.prepare(seed, device)
+        log.info("data: %s, %s split, %d digits | device: %s%s", origin, self.split, split.num_digits, device,
+                 f" | digits split over {len(devices)} workers" if len(devices) > 1 else "")
+        with WorkerPool(devices) as pool:
+            batches = None if len(devices) == 1 else pool.map(
+                partial(_worker_batch, self, seed), range(0, split.num_digits, self.batch_size))
+            outcome = evaluate_point(codec.nets, split, coder, self.batch_size, self.progress, self.check_bits,
+                                     batches)
         hp = codec.hparams
-        dataset, origin = split_dataset(codec, self.split, self.num_decoders, seed, self.limit, self.data_source,
-                                        self.data_root)
-        log.info("data: %s, %s split, %d digits | device: %s", origin, self.split, len(dataset), device)
-        split = SplitFeatures.compute(codec.nets, dataset, device, self.batch_size)
-        coder = make_coder(seed, hp.latent_dim, self.scheme, self.num_decoders, self.rate_bits, self.num_candidates)
-        outcome = evaluate_point(codec.nets, split, coder, self.batch_size, self.progress, self.check_bits)
         point = {
             "scheme": self.scheme, "num_decoders": self.num_decoders, "rate_bits": self.rate_bits,
             "check_bits": self.check_bits, "total_rate_bits": self.rate_bits + self.check_bits,
@@ -265,3 +292,17 @@ class MnistRateDistortion:
                  self.scheme, self.num_decoders, self.rate_bits, self.num_candidates, self.split, point["digits"],
                  point["mse"], point["mse_se"], point["per_decoder_mse"], point["match_prob"])
         return [point]
+
+
+_PREPARED: dict = {}  # a worker's prepared codec, split and coder, for the job it serves
+
+
+def _worker_batch(job: MnistRateDistortion, seed: int, start: int, device: torch.device) -> PointOutcome:
+    """One batch of ``job`` in a worker process (the job is prepared once per worker)."""
+    key = (repr(job), seed, str(device))
+    if key not in _PREPARED:
+        _PREPARED.clear()
+        _PREPARED[key] = job.prepare(seed, device)
+    codec, split, coder, _ = _PREPARED[key]
+    index = torch.arange(start, min(start + job.batch_size, split.num_digits), device=device)
+    return batch_outcome(codec.nets, split, coder, index, job.check_bits)

@@ -1,7 +1,13 @@
-"""Run one evaluation job from a Hydra config and write its metrics.json atomically."""
+"""Run one evaluation job from a Hydra config and write its metrics.json atomically.
+
+A job whose output directory already holds a complete metrics.json for the same configuration
+is skipped (``skip_complete``, on by default): rerunning a sweep into its directory
+(``hydra.sweep.dir=<dir>``) redoes only the jobs that failed, were interrupted or changed.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -26,6 +32,12 @@ def run_evaluation(cfg: DictConfig, keep_going: bool = False) -> dict:
     the aggregator lists the failures and the sweep exits with an error at the end."""
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("skip_complete", True):
+        done = complete_metrics(output_dir / "metrics.json", _config_record(cfg))
+        if done is not None:
+            log.info("%s is complete for this configuration (%d points): skipped (skip_complete=false redoes it)",
+                     output_dir / "metrics.json", len(done["points"]))
+            return done
     start = time.perf_counter()
     try:
         device = resolve_device(cfg.device)
@@ -46,15 +58,35 @@ def run_evaluation(cfg: DictConfig, keep_going: bool = False) -> dict:
     return _save(cfg, output_dir, device, time.perf_counter() - start, points, skipped=getattr(job, "skipped", None))
 
 
-def _save(cfg: DictConfig, output_dir: Path, device: torch.device, elapsed: float, points: list[dict],
-          **notes: str | None) -> dict:
+def complete_metrics(path: Path, config: dict) -> dict | None:
+    """The metrics in ``path`` when they are a finished run of ``config`` (marked complete, not
+    failed, same configuration apart from ``skip_complete``), else None: then the job runs and
+    its metrics.json is replaced whole, never merged."""
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(metrics, dict) or metrics.get("complete") is not True or metrics.get("failed"):
+        return None
+    strip = lambda c: {k: v for k, v in c.items() if k != "skip_complete"} if isinstance(c, dict) else c  # noqa: E731
+    same = strip(metrics.get("config")) == strip(json.loads(json.dumps(config)))
+    return metrics if same and isinstance(metrics.get("points"), list) else None
+
+
+def _config_record(cfg: DictConfig) -> dict:
     try:
         config = OmegaConf.to_container(cfg, resolve=True)
     except Exception:  # a failed job's config may not resolve: keep it as written
         config = OmegaConf.to_container(cfg, resolve=False)
     config.pop("hydra", None)
+    return config
+
+
+def _save(cfg: DictConfig, output_dir: Path, device: torch.device, elapsed: float, points: list[dict],
+          **notes: str | None) -> dict:
     metrics = {
-        "config": config,
+        "complete": not notes.get("failed"),
+        "config": _config_record(cfg),
         "environment": environment_record(device),
         "elapsed_s": elapsed,
         "points": points,

@@ -47,7 +47,8 @@ class LearnedCodecModule(FiniteLossGuard, L.LightningModule):
     def _log(self, losses: dict[str, Tensor], split: str, batch_size: int) -> None:
         self.check_loss(losses["loss"], split)
         self.log_dict({f"{split}/{k}": v for k, v in losses.items()}, prog_bar=split == "val",
-                      batch_size=batch_size, on_epoch=True, on_step=split == "train")
+                      batch_size=batch_size, on_epoch=True, on_step=split == "train",
+                      sync_dist=split != "train")  # validation: the mean over every rank's share
 
     def training_step(self, batch: MnistItem, batch_idx: int) -> None:
         main, aux = self.optimizers()

@@ -97,7 +97,8 @@ class MnistCodecModule(FiniteLossGuard, L.LightningModule):
         losses = self.losses(batch, beta)
         self.check_loss(losses["loss"], split)
         self.log_dict({f"{split}/{k}": v for k, v in losses.items()}, prog_bar=split == "val",
-                      batch_size=batch.source.shape[0], on_epoch=True, on_step=split == "train")
+                      batch_size=batch.source.shape[0], on_epoch=True, on_step=split == "train",
+                      sync_dist=split != "train")  # validation: the mean over every rank's share
         if split == "train":
             self.log("train/beta", beta, on_step=True, on_epoch=False, batch_size=batch.source.shape[0])
         return losses["loss"]

@@ -19,6 +19,15 @@ def capture_random_state() -> dict:
     return state
 
 
+def split_random_state(rank: int) -> None:
+    """Give each process of a distributed run its own generators: a base drawn from the common
+    state (the same on every rank), plus the rank. Crops, dropout and latent noise then differ
+    across ranks while staying a pure function of the run's seed."""
+    base = int(torch.randint(0, 2**62, ()))
+    torch.manual_seed(base + rank)  # every CUDA device too
+    random.seed(base + rank)
+
+
 def restore_random_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
@@ -31,10 +40,21 @@ class ResumableRandomState(L.Callback):
     when the checkpoint is loaded and again after a sanity check (which draws random numbers
     too), before the first training batch is fetched, so crops, dropout and the latent noise
     continue exactly as in an uninterrupted run (the data order is keyed by epoch anyway, see
-    :class:`dsc.sources.mnist.EpochShuffle`)."""
+    :class:`dsc.sources.mnist.EpochShuffle`).
+
+    In a distributed run every rank starts from the same seeded state; at setup, and after a
+    restore (the checkpoint holds rank zero's state), each rank splits off its own stream
+    (:func:`split_random_state`), so ranks never draw the same crops. A resumed distributed run
+    is reproducible but not bit-identical to an uninterrupted one."""
 
     def __init__(self) -> None:
         self._pending: dict | None = None
+        self._rank, self._world = 0, 1
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._rank, self._world = trainer.global_rank, trainer.world_size
+        if self._world > 1:
+            split_random_state(self._rank)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         checkpoint[STATE_KEY] = capture_random_state()
@@ -52,3 +72,5 @@ class ResumableRandomState(L.Callback):
     def _restore(self) -> None:
         if self._pending is not None:
             restore_random_state(self._pending)
+            if self._world > 1:
+                split_random_state(self._rank)

@@ -8,13 +8,17 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 
 from dsc.config import build
 from dsc.environment import environment_record, resolve_device
 from dsc.errors import ConfigError
 from dsc.io import atomic_write_json
+from dsc.lit.replicas import ReplicaCheck
 from dsc.lit.resume import ResumableRandomState
 
 log = logging.getLogger(__name__)
@@ -28,7 +32,12 @@ def build_loggers(cfg: DictConfig | None) -> list:
 def run_training(cfg: DictConfig) -> dict:
     """Seed, build data, model, loggers and checkpoints from ``cfg``; fit (resuming from
     ``cfg.ckpt_path`` when given); return the final metrics. The resolved config and the
-    environment are saved as ``run_config.json`` in the output directory first."""
+    environment are saved as ``run_config.json`` in the output directory first.
+
+    Distributed runs (``trainer=ddp``) run this in every process; only global rank zero writes
+    run_config.json, train_summary.json, checkpoints and log lines. The summary's metrics are
+    means over the ranks, and it records whether every rank ended with the same parameters
+    (:class:`dsc.lit.replicas.ReplicaCheck`; a mismatch raises after the summary is written)."""
     for key in ("data", "model", "trainer"):
         if cfg.get(key) is None:
             raise ConfigError(f"nothing to train: `{key}` is not configured (try source=mnist model=mnist_vae)")
@@ -38,19 +47,24 @@ def run_training(cfg: DictConfig) -> dict:
     device = resolve_device(cfg.get("device", "auto"))
     datamodule = build(cfg.data, "data")
     module = build(cfg.model, "model")
-    config = OmegaConf.to_container(cfg, resolve=True)
-    config.pop("hydra", None)
-    atomic_write_json(output_dir / "run_config.json", {"config": config, "environment": environment_record(device)})
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if device.index is not None and trainer_cfg.get("devices", 1) == 1:
+        trainer_cfg["devices"] = [device.index]  # device=cuda:N on one GPU: that GPU
     checkpoints = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor="val/loss",
                                   mode="min", save_last=True, enable_version_counter=False)
-    timer = Timer()
+    timer, replicas = Timer(), ReplicaCheck()
     trainer = L.Trainer(
-        **OmegaConf.to_container(cfg.trainer, resolve=True),
+        **trainer_cfg,
         accelerator=device.type if device.type != "cuda" else "gpu",
         default_root_dir=str(output_dir),
         logger=build_loggers(cfg.get("logger")) or False,
-        callbacks=[checkpoints, timer, ResumableRandomState()],
+        callbacks=[checkpoints, timer, ResumableRandomState(), replicas],
     )
+    _refuse_multirun_launches(trainer)
+    if trainer.is_global_zero:  # the Trainer knows the process's global rank (env of the launcher)
+        config = OmegaConf.to_container(cfg, resolve=True)
+        config.pop("hydra", None)
+        atomic_write_json(output_dir / "run_config.json", {"config": config, "environment": environment_record(device)})
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(ckpt_path).is_file():
         raise ConfigError(f"ckpt_path {ckpt_path} does not exist; pass the last.ckpt of an earlier run")
@@ -60,20 +74,37 @@ def run_training(cfg: DictConfig) -> dict:
     finally:
         if "wandb" in sys.modules:
             sys.modules["wandb"].finish()
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    record = replicas.record or {"world_size": trainer.world_size, "replicas_identical": None,
+                                 "parameter_sha256": None,
+                                 "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()}}
+    metrics = record["metrics"]
     epochs = trainer.current_epoch - first_epoch
     train_s = timer.time_elapsed("train")  # the whole fit loop, validation included
     summary = {
         "epochs": epochs, "train_s": train_s,
         "seconds_per_epoch": train_s / epochs if epochs else None,
         "batch_size": int(cfg.data.batch_size), "device": str(device), "data": datamodule.origin,
-        "best_checkpoint": checkpoints.best_model_path, "metrics": metrics,
+        "best_checkpoint": checkpoints.best_model_path, **record,
     }
-    atomic_write_json(output_dir / "train_summary.json", summary)
-    log.info("data: %s | device: %s | %d epochs, %.1f s per epoch at batch %d (validation included) | "
-             "best checkpoint: %s", datamodule.origin, device, epochs, summary["seconds_per_epoch"] or 0.0,
-             summary["batch_size"], checkpoints.best_model_path)
+    if trainer.is_global_zero:
+        atomic_write_json(output_dir / "train_summary.json", summary)
+        log.info("data: %s | device: %s x %d | %d epochs, %.1f s per epoch at batch %d per process (validation "
+                 "included) | best checkpoint: %s", datamodule.origin, device, trainer.world_size, epochs,
+                 summary["seconds_per_epoch"] or 0.0, summary["batch_size"], checkpoints.best_model_path)
+    replicas.raise_if_different()
     return metrics
+
+
+def _refuse_multirun_launches(trainer: L.Trainer) -> None:
+    """Lightning's DDP launcher starts ranks 1.. by re-running the command line; under a Hydra
+    multirun (``-m``) each would re-run the whole sweep and the processes would not pair up."""
+    launcher = trainer.strategy.launcher
+    if (isinstance(launcher, _SubprocessScriptLauncher) and launcher.num_processes > 1
+            and not launcher.cluster_environment.creates_processes_externally
+            and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+        raise ConfigError("trainer=ddp with several devices cannot run inside a Hydra multirun (-m): Lightning "
+                          "starts the other ranks by re-running the command. Run the sweep's points one by one "
+                          "(a shell loop over `python train.py trainer=ddp ...`)")
 
 
 def _checkpoint_epoch(ckpt_path: str | None) -> int:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dsc.errors import ConfigError
+from dsc.speculative.prefix_cache import PrefixCache
 
 _PRETOKEN = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d| ?[^\s\w]+|\s+(?!\S)|\s+""")
 
@@ -66,9 +67,10 @@ class Config:
 
 
 class SmolLM:
-    """The target model: ``next_probs(tokens)`` and the tokenizer (``encode`` / ``decode``)."""
+    """The target model: ``logits`` (from scratch), ``tail_logits`` (with a prefix cache of
+    ``cache_tokens`` tokens, about 46 kB each) and the tokenizer (``encode`` / ``decode``)."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, cache_tokens: int = 1 << 15) -> None:
         try:
             import gguf  # noqa: PLC0415
         except ImportError:
@@ -89,6 +91,7 @@ class SmolLM:
         self.ranks = {tuple(m.split(" ")): i for i, m in enumerate(field("tokenizer.ggml.merges"))}
         self.ids = {t: i for i, t in enumerate(self.tokens)}
         self.eos = int(field("tokenizer.ggml.eos_token_id"))
+        self.cache = PrefixCache(cache_tokens)
 
     # ---- tokenizer -------------------------------------------------------------------------
 
@@ -135,27 +138,72 @@ class SmolLM:
     def _norm(self, x: Tensor, weight: Tensor) -> Tensor:
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.config.eps) * weight
 
-    @torch.no_grad()
-    def logits(self, tokens: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Next-token logits after every prefix: ``tokens`` ``[N, T]`` (right-padded; ``lengths``
-        ``[N]``) -> ``[N, T, V]`` (rows past a sequence's length are meaningless)."""
+    def _forward(self, tokens: Tensor, positions: Tensor, past: Tensor | None = None,
+                 past_valid: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Logits and keys/values of ``tokens`` ``[N, S]`` at absolute ``positions`` ``[N, S]``
+        after an optional cached ``past`` ``[N, layers, 2, P, kv_heads, D]`` whose slots
+        ``past_valid`` ``[N, P]`` may be attended -> ``[N, S, V]``, ``[N, layers, 2, S, kv_heads, D]``."""
         c, w = self.config, self.w
-        n, t = tokens.shape
-        head = c.hidden // c.heads
+        n, s = tokens.shape
+        head, groups = c.hidden // c.heads, c.heads // c.kv_heads
+        causal = torch.ones(s, s, dtype=torch.bool).tril().expand(n, s, s)
+        mask = causal if past is None else torch.cat([past_valid[:, None, :].expand(n, s, -1), causal], dim=2)
         x = w["token_embd.weight"][tokens]
-        positions = torch.arange(t)[None, :].expand(n, t)
-        mask = torch.ones(t, t, dtype=torch.bool).tril()
+        new = []
         for i in range(c.layers):
             p = f"blk.{i}."
             h = self._norm(x, w[p + "attn_norm.weight"])
-            q = self._rope((h @ w[p + "attn_q.weight"].T).view(n, t, c.heads, head), positions)
-            k = self._rope((h @ w[p + "attn_k.weight"].T).view(n, t, c.kv_heads, head), positions)
-            v = (h @ w[p + "attn_v.weight"].T).view(n, t, c.kv_heads, head)
-            groups = c.heads // c.kv_heads
+            q = self._rope((h @ w[p + "attn_q.weight"].T).view(n, s, c.heads, head), positions)
+            k = self._rope((h @ w[p + "attn_k.weight"].T).view(n, s, c.kv_heads, head), positions)
+            v = (h @ w[p + "attn_v.weight"].T).view(n, s, c.kv_heads, head)
+            new.append(torch.stack([k, v]))
+            if past is not None:
+                k, v = torch.cat([past[:, i, 0], k], dim=1), torch.cat([past[:, i, 1], v], dim=1)
             k, v = k.repeat_interleave(groups, dim=2), v.repeat_interleave(groups, dim=2)
             attn = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                                  attn_mask=mask)
-            x = x + attn.transpose(1, 2).reshape(n, t, c.hidden) @ w[p + "attn_output.weight"].T
+                                                  attn_mask=mask[:, None])
+            x = x + attn.transpose(1, 2).reshape(n, s, c.hidden) @ w[p + "attn_output.weight"].T
             h = self._norm(x, w[p + "ffn_norm.weight"])
             x = x + (F.silu(h @ w[p + "ffn_gate.weight"].T) * (h @ w[p + "ffn_up.weight"].T)) @ w[p + "ffn_down.weight"].T
-        return self._norm(x, w["output_norm.weight"]) @ w["output.weight"].T
+        logits = self._norm(x, w["output_norm.weight"]) @ w["output.weight"].T
+        return logits, torch.stack(new).permute(2, 0, 1, 3, 4, 5)  # [layers, 2, N, S, ...] -> [N, layers, 2, S, ...]
+
+    @torch.no_grad()
+    def logits(self, tokens: Tensor) -> Tensor:
+        """Next-token logits after every prefix, computed from scratch: ``tokens`` ``[N, T]``
+        (right-padded) -> ``[N, T, V]`` (rows past a sequence's length are meaningless)."""
+        n, t = tokens.shape
+        return self._forward(tokens, torch.arange(t).expand(n, t))[0]
+
+    @torch.no_grad()
+    def tail_logits(self, tokens: Tensor, lengths: Tensor, count: int = 1) -> Tensor:
+        """Next-token logits after each of the last ``count`` prefixes of every row, reusing the
+        cached keys/values of the longest known prefix: ``tokens`` ``[N, T]`` right-padded to
+        ``lengths`` ``[N]`` -> ``[N, count, V]``; the whole rows are then cached."""
+        n = tokens.shape[0]
+        rows = [tuple(tokens[i, :int(lengths[i])].tolist()) for i in range(n)]
+        if any(len(r) < count for r in rows):
+            raise ConfigError(f"tail_logits needs rows of at least count = {count} tokens")
+        hits = [self.cache.longest(r, len(r) - count) for r in rows]
+        starts = [m for m, _ in hits]
+        width, span = max(starts), max(len(r) - m for r, (m, _) in zip(rows, hits))
+        fresh = torch.zeros(n, span, dtype=torch.long)
+        for i, (r, m) in enumerate(zip(rows, starts)):
+            fresh[i, :len(r) - m] = torch.tensor(r[m:])
+        positions = torch.tensor(starts)[:, None] + torch.arange(span)[None, :]
+        past = past_valid = None
+        if width:
+            c = self.config
+            past = torch.zeros(n, c.layers, 2, width, c.kv_heads, c.hidden // c.heads)
+            past_valid = torch.zeros(n, width, dtype=torch.bool)
+            for i, (m, kv) in enumerate(hits):
+                if m:
+                    past[i, :, :, :m], past_valid[i, :m] = kv, True
+        logits, kv = self._forward(fresh, positions, past, past_valid)
+        out = []
+        for i, (r, m) in enumerate(zip(rows, starts)):
+            new = len(r) - m
+            whole = kv[i, :, :, :new] if not m else torch.cat([hits[i][1], kv[i, :, :, :new]], dim=2)
+            self.cache.put(r, whole.clone())
+            out.append(logits[i, new - count:new])
+        return torch.stack(out)

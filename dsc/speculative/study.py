@@ -1,14 +1,17 @@
 """Block efficiency of multi-draft speculative sampling with SmolLM2-135M as the target.
 
     python -m dsc.speculative.study --out outputs/speculative      # the default grid
-    python -m dsc.speculative.study --drafts 1,2 --seeds 2 --tokens 8 --out /tmp/quick
+    python -m dsc.speculative.study --drafts 1,2 --seeds 2 --tokens 8 --mixed "" --out /tmp/quick
 
 Drafter: the target model itself at ``--draft-temperature`` (2.0 by default). Block efficiency
 counts target calls only, so the drafter's cost does not enter it; a drafter that is the same
 network at another temperature gives a controlled, high-acceptance setting on one offline model
-(an n-gram drafter would accept too rarely to tell methods apart). The second setting draws the
-K = 2 drafts at two temperatures (``--mixed-temperatures``, the paper's heterogeneous drafts),
-where SpecTr's i.i.d. assumption does not hold and it is left out.
+(an n-gram drafter would accept too rarely to tell methods apart, and the network cut after
+fewer layers agrees with the full one on under 35 % of the probability mass). The second
+setting draws the K drafts at different temperatures (``--mixed TARGET:T1,T2``, repeatable;
+the paper's heterogeneous drafts with target temperature 2 and L = ``--mixed-length`` = 5),
+where SpecTr's i.i.d. assumption does not hold and it is left out. Both draft orders run by
+default, since SpecInfer's result depends on the order and GLS's, in distribution, does not.
 
 Per (method, K, seed): block efficiency = generated tokens / target calls over all prompts
 (bonus tokens included), and for K >= 1 the matching probability of the first position of each
@@ -29,6 +32,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from dsc.errors import ConfigError
 from dsc.io import atomic_write_bytes, atomic_write_json
 from dsc.speculative.distributions import probabilities
 from dsc.speculative.generate import generate
@@ -43,7 +47,13 @@ PROMPTS = (
     "Here is a short story about a robot who learns to paint:",
     "def fibonacci(n):",
     "Three tips for staying healthy are",
+    "Question: Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
+    "in May. How many clips did Natalia sell altogether in April and May?\nAnswer:",
+    "import numpy as np\n\ndef moving_average(x, window):\n",
+    "Why is the sky blue? Explain it to a ten year old.",
+    "The three most important events of the nineteenth century were",
 )
+MIXED_DEFAULT = ("2.0:1.0,4.0", "2.0:4.0,1.0")
 
 
 def lml_bound(p: torch.Tensor, q: torch.Tensor, k: int) -> float:
@@ -69,13 +79,10 @@ class Models:
         self.target_temperature, self.draft_temperatures = target_temperature, list(draft_temperatures)
 
     def target_block(self, tokens, lengths, count):
-        logits = self.model.logits(tokens)
-        rows = torch.arange(len(tokens))[:, None]
-        cols = lengths[:, None] - count + torch.arange(count)[None, :]
-        return probabilities(logits[rows, cols], self.target_temperature, self.top_k)
+        return probabilities(self.model.tail_logits(tokens, lengths, count), self.target_temperature, self.top_k)
 
     def draft_next(self, tokens, lengths, drafts):
-        logits = self.model.logits(tokens)[torch.arange(len(tokens)), lengths - 1].double()
+        logits = self.model.tail_logits(tokens, lengths)[:, 0].double()
         temps = torch.tensor(self.draft_temperatures, dtype=torch.float64)[drafts % len(self.draft_temperatures)]
         return probabilities(logits / temps[:, None], 1.0, self.top_k)  # top-k is unchanged by a positive scale
 
@@ -102,6 +109,18 @@ def run_setting(models: Models, method: str, drafts: int, length: int, tokens: i
             "text": [models.model.decode(t) for t in out.tokens.tolist()]}
 
 
+def parse_mixed(spec: str) -> tuple[float, list[float]]:
+    """``"2.0:1.0,4.0"`` -> (target temperature 2.0, draft temperatures [1.0, 4.0])."""
+    try:
+        target, drafts = spec.split(":")
+        temps = (float(target), [float(t) for t in drafts.split(",")])
+    except ValueError:
+        raise ConfigError(f"--mixed wants TARGET:T1,T2,... (e.g. 2.0:1.0,4.0), got {spec!r}") from None
+    if min(temps[0], *temps[1]) <= 0 or len(temps[1]) < 2:
+        raise ConfigError(f"--mixed needs positive temperatures and at least two drafts, got {spec!r}")
+    return temps
+
+
 def summarize(rows: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
@@ -121,8 +140,9 @@ def markdown(summary: list[dict], header: str) -> str:
     lines = [header, "", "| setting | method | K | block efficiency | first-position match | LML bound |",
              "|---|---|---|---|---|---|"]
     for s in summary:
+        bound = f"{s['lml_bound']:.3f}" if s["setting"] == "iid" else "-"  # the bound assumes i.i.d. drafts
         lines.append(f"| {s['setting']} | {s['method']} | {s['drafts']} | {s['block_efficiency']:.3f} +- "
-                     f"{s['block_efficiency_se']:.3f} | {s['matching_probability']:.3f} | {s['lml_bound']:.3f} |")
+                     f"{s['block_efficiency_se']:.3f} | {s['matching_probability']:.3f} | {bound} |")
     return "\n".join(lines) + "\n"
 
 
@@ -132,39 +152,48 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--methods", default="gls,specinfer,spectr,single_draft")
     parser.add_argument("--drafts", default="1,2,4,8", help="K values (single_draft always runs K = 1)")
     parser.add_argument("--length", type=int, default=4, help="L draft tokens per block")
-    parser.add_argument("--tokens", type=int, default=16, help="tokens generated per prompt")
+    parser.add_argument("--tokens", type=int, default=24, help="tokens generated per prompt")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--top-k", type=int, default=50)
     parser.add_argument("--temperature", type=float, default=1.0, help="target temperature")
     parser.add_argument("--draft-temperature", type=float, default=2.0)
-    parser.add_argument("--mixed-temperatures", default="1.0,2.0",
-                        help="K = 2 drafts at these temperatures (GLS vs SpecInfer); empty to skip")
+    parser.add_argument("--mixed", action="append", default=None, metavar="TARGET:T1,T2",
+                        help="target temperature and one temperature per draft (GLS vs SpecInfer); "
+                             f"repeatable, default {' and '.join(MIXED_DEFAULT)}; \"\" skips the setting")
+    parser.add_argument("--mixed-length", type=int, default=5, help="L in the mixed-temperature setting")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     start = time.perf_counter()
+    try:
+        mixed = [parse_mixed(spec) for spec in (MIXED_DEFAULT if args.mixed is None else args.mixed) if spec]
+    except ConfigError as error:
+        parser.error(str(error))
     model = SmolLM()
     log.info("target: SmolLM2-135M (GGUF, CPU float32), %d prompts, %d tokens each, L = %d, top-k %d",
              len(PROMPTS), args.tokens, args.length, args.top_k)
-    jobs = []
-    for method in args.methods.split(","):
+    jobs = []  # (setting, method, K, L, seed, target temperature, draft temperatures)
+    for method in filter(None, args.methods.split(",")):  # --methods "": the mixed settings only
         for k in ([1] if method in SINGLE_DRAFT_METHODS else [int(v) for v in args.drafts.split(",")]):
-            jobs += [("iid", method, k, seed, [args.draft_temperature]) for seed in range(args.seeds)]
-    if args.mixed_temperatures:
-        temps = [float(t) for t in args.mixed_temperatures.split(",")]
-        for method in ("gls", "specinfer"):
-            jobs += [("mixed temperatures", method, len(temps), seed, temps) for seed in range(args.seeds)]
+            jobs += [("iid", method, k, args.length, seed, args.temperature, [args.draft_temperature])
+                     for seed in range(args.seeds)]
+    for target, temps in mixed:
+        setting = f"target {target:g}, drafts {', '.join(f'{t:g}' for t in temps)}"
+        jobs += [(setting, method, len(temps), args.mixed_length, seed, target, temps)
+                 for method in ("gls", "specinfer") for seed in range(args.seeds)]
     rows = []
-    for setting, method, k, seed, temps in tqdm(jobs, desc="speculative study", unit="run"):
-        models = Models(model, args.top_k, args.temperature, temps)
-        rows.append({"setting": setting, **run_setting(models, method, k, args.length, args.tokens, seed, PROMPTS)})
+    for setting, method, k, length, seed, target, temps in tqdm(jobs, desc="speculative study", unit="run"):
+        models = Models(model, args.top_k, target, temps)
+        rows.append({"setting": setting, "length": length,
+                     **run_setting(models, method, k, length, args.tokens, seed, PROMPTS)})
     summary = summarize(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / "results.json", {"args": {k: str(v) for k, v in vars(args).items()},
                                                    "summary": summary, "runs": rows,
                                                    "seconds": time.perf_counter() - start})
-    text = markdown(summary, f"SmolLM2-135M target, drafter = target at temperature {args.draft_temperature} "
-                             f"(mixed setting: {args.mixed_temperatures}), L = {args.length}, {len(PROMPTS)} prompts "
-                             f"x {args.tokens} tokens, {args.seeds} seeds, mean +- SE over seeds")
+    text = markdown(summary, f"SmolLM2-135M target at temperature {args.temperature:g}, drafter = target at "
+                             f"temperature {args.draft_temperature:g}, L = {args.length} (mixed settings: L = "
+                             f"{args.mixed_length}), {len(PROMPTS)} prompts x {args.tokens} tokens, {args.seeds} "
+                             f"seeds, mean +- SE over seeds, {time.perf_counter() - start:.0f} s")
     atomic_write_bytes(args.out / "results.md", text.encode())
     print(text)
 
