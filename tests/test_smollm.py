@@ -52,3 +52,21 @@ def test_a_study_run_generates_text_and_counts_target_calls(model):
     row = run_setting(models, "gls", drafts=2, length=2, tokens=3, seed=0, prompts=["The capital of France is"])
     assert 1 <= row["block_efficiency"] <= 3 and 0 <= row["matching_probability"] <= 1
     assert 0 < row["lml_bound"] <= 1 and len(row["text"]) == 1 and row["text"][0]
+
+
+def test_cached_tail_logits_equal_a_fresh_forward_pass(model):
+    from dsc.speculative.prefix_cache import PrefixCache
+
+    model.cache = PrefixCache()
+    a, b = model.encode("Here is a short story about a robot"), model.encode("The capital of France is")
+    rows = torch.full((2, len(a) + 2), model.eos)
+    rows[0, :len(a)], rows[1, :len(b)] = torch.tensor(a), torch.tensor(b)
+    lengths = torch.tensor([len(a), len(b)])
+    first = model.tail_logits(rows, lengths, count=3)  # nothing cached yet
+    rows[0, len(a):len(a) + 2], rows[1, len(b):len(b) + 2] = torch.tensor([11, 22]), torch.tensor([33, 44])
+    extended = model.tail_logits(rows, lengths + 2, count=2)  # extends the cached prefixes
+    assert model.cache.hits == 2 and model.cache.misses == 2
+    fresh = model.logits(rows)
+    for i, n in enumerate(lengths.tolist()):
+        assert torch.allclose(first[i], fresh[i, n - 3:n], atol=1e-4)
+        assert torch.allclose(extended[i], fresh[i, n:n + 2], atol=1e-4)

@@ -21,6 +21,7 @@ from dsc.environment import device_name, environment_record, resolve_device
 from dsc.io import atomic_write_json
 
 log = logging.getLogger(__name__)
+IGNORED_KEYS = ("skip_complete", "paths")  # a moved sweep directory is still complete
 
 
 def run_evaluation(cfg: DictConfig, keep_going: bool = False) -> dict:
@@ -60,7 +61,7 @@ def run_evaluation(cfg: DictConfig, keep_going: bool = False) -> dict:
 
 def complete_metrics(path: Path, config: dict) -> dict | None:
     """The metrics in ``path`` when they are a finished run of ``config`` (marked complete, not
-    failed, same configuration apart from ``skip_complete``), else None: then the job runs and
+    failed, same configuration apart from :data:`IGNORED_KEYS`), else None: then the job runs and
     its metrics.json is replaced whole, never merged."""
     try:
         metrics = json.loads(path.read_text())
@@ -68,7 +69,7 @@ def complete_metrics(path: Path, config: dict) -> dict | None:
         return None
     if not isinstance(metrics, dict) or metrics.get("complete") is not True or metrics.get("failed"):
         return None
-    strip = lambda c: {k: v for k, v in c.items() if k != "skip_complete"} if isinstance(c, dict) else c  # noqa: E731
+    strip = lambda c: {k: v for k, v in c.items() if k not in IGNORED_KEYS} if isinstance(c, dict) else c  # noqa: E731
     same = strip(metrics.get("config")) == strip(json.loads(json.dumps(config)))
     return metrics if same and isinstance(metrics.get("points"), list) else None
 

@@ -190,10 +190,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     atomic_write_json(args.out / "results.json", {"args": {k: str(v) for k, v in vars(args).items()},
                                                    "summary": summary, "runs": rows,
                                                    "seconds": time.perf_counter() - start})
-    text = markdown(summary, f"SmolLM2-135M target at temperature {args.temperature:g}, drafter = target at "
-                             f"temperature {args.draft_temperature:g}, L = {args.length} (mixed settings: L = "
-                             f"{args.mixed_length}), {len(PROMPTS)} prompts x {args.tokens} tokens, {args.seeds} "
-                             f"seeds, mean +- SE over seeds, {time.perf_counter() - start:.0f} s")
+    text = markdown(summary, f"SmolLM2-135M target, top-k {args.top_k}; iid: target at temperature "
+                             f"{args.temperature:g}, drafts = the target at temperature {args.draft_temperature:g}, "
+                             f"L = {args.length}; mixed settings: temperatures as named, L = {args.mixed_length}; "
+                             f"{len(PROMPTS)} prompts x {args.tokens} tokens, {args.seeds} seeds, mean +- SE over "
+                             f"seeds, {time.perf_counter() - start:.0f} s")
     atomic_write_bytes(args.out / "results.md", text.encode())
     print(text)
 
