@@ -187,3 +187,12 @@ def test_prefix_cache_finds_the_longest_prefix_and_evicts_the_oldest():
     assert cache.tokens == 4 and cache.longest((1, 2, 3), limit=3)[0] == 2 and cache.longest((7, 8), 2)[0] == 2
     with pytest.raises(ValueError):
         PrefixCache(capacity=0)
+
+
+def test_mixed_temperature_settings_parse_or_fail_clearly():
+    from dsc.speculative.study import parse_mixed
+
+    assert parse_mixed("2.0:1.0,4.0") == (2.0, [1.0, 4.0])
+    for bad in ("2.0", "2:1", "2:1,x", "0:1,2", "2:1,-1"):
+        with pytest.raises(dsc.DscError, match="--mixed"):
+            parse_mixed(bad)

@@ -28,8 +28,8 @@ from tqdm.auto import tqdm
 from dsc.codec import check_values, first_accepted
 from dsc.coding import GaussianPrior, ImportanceCoder, Scheme
 from dsc.environment import strict_float32
-from dsc.errors import ConfigError
 from dsc.coding.validation import check_positive_int
+from dsc.errors import ConfigError
 from dsc.eval.parallel import WorkerPool, worker_devices
 from dsc.eval.points import check_check_bits, check_point
 from dsc.lit.checkpoint import load_module
@@ -190,6 +190,12 @@ def fallback_reconstructions(nets: MnistCodecNetworks, split: SplitFeatures, ind
     return nets.decoder(zeros, features).view(index.shape[0], k, 1, 28, 14)
 
 
+def digit_batch(start: int, batch_size: int, num_digits: int, device: torch.device) -> Tensor:
+    """Indices ``[B]`` of the batch of digits starting at ``start``: the one batching that the
+    in-process and the worker evaluation share, so their outcomes are identical."""
+    return torch.arange(start, min(start + batch_size, num_digits), device=device)
+
+
 def batch_outcome(nets: MnistCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, index: Tensor,
                   check_bits: int = 0) -> PointOutcome:
     """Per-digit outcomes (on the CPU) of the digits ``index`` ``[B]`` of ``split``."""
@@ -213,9 +219,8 @@ def evaluate_point(nets: MnistCodecNetworks, split: SplitFeatures, coder: Import
         raise ConfigError(f"the split has {split.num_decoders} crops per digit, the coder needs {coder.num_decoders}")
     if batches is None:
         device = split.source.device
-        batches = (batch_outcome(nets, split, coder, torch.arange(start, min(start + batch_size, split.num_digits),
-                                                                  device=device), check_bits)
-                   for start in range(0, split.num_digits, batch_size))
+        batches = (batch_outcome(nets, split, coder, digit_batch(start, batch_size, split.num_digits, device),
+                                 check_bits) for start in range(0, split.num_digits, batch_size))
     parts = []
     desc = f"{coder.scheme.value} K={coder.num_decoders} R={coder.rate_bits:g} N={coder.num_candidates}"
     with tqdm(total=split.num_digits, desc=desc, unit="digit", disable=not progress, leave=False) as bar:
@@ -304,5 +309,5 @@ def _worker_batch(job: MnistRateDistortion, seed: int, start: int, device: torch
         _PREPARED.clear()
         _PREPARED[key] = job.prepare(seed, device)
     codec, split, coder, _ = _PREPARED[key]
-    index = torch.arange(start, min(start + job.batch_size, split.num_digits), device=device)
+    index = digit_batch(start, job.batch_size, split.num_digits, device)
     return batch_outcome(codec.nets, split, coder, index, job.check_bits)
