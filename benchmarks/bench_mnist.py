@@ -8,13 +8,17 @@ Run from the repository root::
 Prints, per device, with the paper's full-width networks (Table 12, untrained weights: the
 timings do not depend on them):
 
-- the median seconds of one training step (forward, backward, Adam) at ``--batch-size``, and
-  the epoch time it implies for full MNIST (55,000 training digits, 5,000 validation digits);
+- the median seconds of one training step (forward, backward, Adam) at ``--batch-size`` in
+  float32 and in bfloat16 autocast (``trainer.precision=bf16-mixed``), the epoch time each
+  implies for full MNIST (55,000 training digits, 5,000 validation digits) and their ratio;
+- the seconds per step of a real Lightning fit (``train.py``'s own trainer, loggers and
+  callbacks, ``--fit-steps`` batches) beside the bare step: the loop's overhead per step;
 - the seconds to evaluate one (scheme, K, rate, N) point on ``--digits`` test digits, for the
   project's path (:func:`dsc.eval.mnist.evaluate_point`: networks run once per split, the
   estimator's crop share computed once per crop) and for a reference written here that reruns
   every network per point and scores candidates on the concatenation [w, projection(t)], in
   the same process, with their ratio. Both give the same MSE up to float rounding;
+- with ``--processes P``, training steps per second of P concurrent processes against one;
 - the codec's throughput as deployed: encode (encoder network + GLS encode) and decode at K
   decoders (estimator + GLS decode + reconstruction), digits per second.
 """
@@ -24,23 +28,33 @@ from __future__ import annotations
 import argparse
 import math
 import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
 from typing import Sequence
 
+import lightning as L
 import torch
 
-from benchmarks.timing import median_seconds
+from benchmarks.timing import median_seconds, sync
 from dsc.eval.mnist import (
     DecoderLogRatio, PosteriorLogRatio, SplitFeatures, evaluate_point, make_coder, split_dataset,
 )
 from dsc.lit.mnist_module import MnistCodecModule
-from dsc.sources.mnist import MnistItem
+from dsc.sources.mnist import MnistHalves, MnistItem
 
 TRAIN_DIGITS, VAL_DIGITS = 55_000, 5_000
 
 
+PRECISIONS = ("32-true", "bf16-mixed")
+
+
 def time_training(module: MnistCodecModule, dataset, device: torch.device, batch_size: int,
-                  steps: int) -> tuple[float, float]:
-    """Median seconds of a training step and of a validation step at ``batch_size``."""
+                  steps: int, precision: str = "32-true") -> tuple[float, float]:
+    """Median seconds of a training step and of a validation step at ``batch_size``, under
+    ``precision`` (32-true, or bf16-mixed: the networks in bfloat16 autocast, as Lightning does)."""
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     batches = [dataset[i % len(dataset)] for i in range(batch_size)]
     source = torch.stack([b.source for b in batches]).to(device)
@@ -50,12 +64,14 @@ def time_training(module: MnistCodecModule, dataset, device: torch.device, batch
     def train_step():
         module.train()
         optimizer.zero_grad(set_to_none=True)
-        module.losses(batch)["loss"].backward()
+        with autocast:
+            loss = module.losses(batch)["loss"]
+        loss.backward()
         optimizer.step()
 
     def val_step():
         module.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast:
             module.losses(batch)
 
     train_step()  # warm-up
@@ -117,16 +133,115 @@ def time_encode_decode(nets, dataset, coder, batch_size: int, device: torch.devi
     return median_seconds(encode, device, repeats), median_seconds(decode, device, repeats)
 
 
+class _TrainLoopTimer(L.Callback):
+    """Wall-clock seconds and batches of the training loop alone (validation excluded)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.seconds, self.batches = device, 0.0, 0
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        sync(self.device)
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.batches += 1
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        sync(self.device)
+        self.seconds += time.perf_counter() - self.start
+
+
+def time_fit(device: torch.device, batch_size: int, steps: int, precision: str, output_dir: Path) -> float:
+    """Seconds per training step of a real ``train.py`` fit (the real configs: default model,
+    CSV logger, every callback) over ``steps`` batches, measured inside the training loop."""
+    from hydra import compose, initialize_config_dir
+
+    from dsc.lit.train import run_training
+
+    conf = Path(__file__).resolve().parent.parent / "conf"
+    overrides = [f"data.limit={steps * batch_size}", f"data.batch_size={batch_size}", "trainer.max_epochs=1",
+                 "trainer.limit_val_batches=1", f"trainer.precision={precision}", "logger=csv",
+                 "trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false", f"device={device}",
+                 f"paths.output_dir={output_dir}"]
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    timer = _TrainLoopTimer(device)
+    run_training(cfg, extra_callbacks=[timer])
+    return timer.seconds / timer.batches
+
+
+def time_precisions(device: torch.device, dataset, args) -> None:
+    """The training-speed table: bare step, validation step, implied epoch and (``--fit-steps``)
+    the Lightning loop per step, for each precision, with ratios against float32."""
+    steps_per_epoch = math.ceil(TRAIN_DIGITS / args.batch_size), math.ceil(VAL_DIGITS / args.batch_size)
+    print(f"{'precision':>12} {'train step':>11} {'val step':>9} {'epoch (implied)':>16} {'30 epochs':>10} "
+          f"{'vs 32-true':>10} {'Lightning step':>15} {'loop overhead':>14}")
+    reference = None
+    for precision in args.precision or PRECISIONS:
+        torch.manual_seed(0)
+        module = MnistCodecModule().to(device)
+        step, val_step = time_training(module, dataset, device, args.batch_size, args.steps, precision)
+        epoch = steps_per_epoch[0] * step + steps_per_epoch[1] * val_step
+        reference = reference or epoch
+        fit = ""
+        if args.fit_steps:
+            with tempfile.TemporaryDirectory() as tmp:
+                fit_step = time_fit(device, args.batch_size, args.fit_steps, precision, Path(tmp))
+            fit = f"{fit_step * 1e3:12.1f} ms {(fit_step - step) * 1e3:11.1f} ms"
+        print(f"{precision:>12} {step * 1e3:8.1f} ms {val_step * 1e3:6.1f} ms {epoch:14.1f} s "
+              f"{30 * epoch / 60:7.1f} min {reference / epoch:9.2f}x {fit}")
+    fit = f"; Lightning step: {args.fit_steps} batches of a real fit" if args.fit_steps else ""
+    print(f"(medians of {args.steps} steps at batch {args.batch_size}; epoch = {steps_per_epoch[0]} training + "
+          f"{steps_per_epoch[1]} validation steps{fit})")
+
+
+def _concurrent_worker(device_name: str, threads: int, batch_size: int, steps: int, precision: str, barrier,
+                       results) -> None:
+    """One of several training processes on one device: warm up, wait for the others, time."""
+    torch.set_num_threads(threads)
+    device = torch.device(device_name)
+    torch.manual_seed(0)
+    module = MnistCodecModule().to(device)
+    dataset = MnistHalves(torch.rand(batch_size, 28, 28), num_decoders=1, crop_size=7)
+    time_training(module, dataset, device, batch_size, 2, precision)  # warm-up
+    barrier.wait()
+    results.put(time_training(module, dataset, device, batch_size, steps, precision)[0])
+
+
+def time_concurrent(device: torch.device, args, precision: str) -> None:
+    """Training steps per second of one process against ``--processes`` concurrent ones on the
+    same device (the CPU's threads split evenly between them): what training several betas at
+    once (``JOBS`` in scripts/mnist_paper.sh) gains over one after the other."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    total_threads = torch.get_num_threads()
+    rates = {}
+    for processes in (1, args.processes):
+        threads = max(1, total_threads // processes) if device.type == "cpu" else total_threads
+        barrier, results = context.Barrier(processes), context.Queue()
+        workers = [context.Process(target=_concurrent_worker, args=(str(device), threads, args.batch_size, args.steps,
+                                                                    precision, barrier, results))
+                   for _ in range(processes)]
+        for worker in workers:
+            worker.start()
+        steps = [results.get() for _ in workers]
+        for worker in workers:
+            worker.join()
+        rates[processes] = sum(1 / s for s in steps)
+        print(f"{processes} training process(es) x {threads} thread(s), {precision}: {rates[processes]:.2f} steps/s "
+              f"in all (median step {statistics.median(steps) * 1e3:.0f} ms)")
+    print(f"{args.processes} concurrent processes / 1 process: {rates[args.processes] / rates[1]:.2f}x the steps per second")
+
+
 def run(device: torch.device, args) -> None:
     torch.manual_seed(0)
     module = MnistCodecModule().to(device)
     dataset, origin = split_dataset(module, "test", args.num_decoders, seed=0, limit=args.digits)
-    step, val_step = time_training(module, dataset, device, args.batch_size, args.steps)
-    epoch = math.ceil(TRAIN_DIGITS / args.batch_size) * step + math.ceil(VAL_DIGITS / args.batch_size) * val_step
     print(f"\n[{device}] data: {origin}")
-    print(f"training step, batch {args.batch_size}: {step * 1e3:.1f} ms (median of {args.steps}); "
-          f"validation step {val_step * 1e3:.1f} ms")
-    print(f"implied epoch on full MNIST: {epoch:.1f} s; 30 epochs: {30 * epoch / 60:.1f} min")
+    time_precisions(device, dataset, args)
+    if args.processes > 1:
+        time_concurrent(device, args, (args.precision or PRECISIONS)[-1])
 
     module.eval()
     coder = make_coder(0, module.hparams.latent_dim, args.scheme, args.num_decoders, args.rate_bits,
@@ -168,6 +283,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--device", action="append", help="cpu, cuda, ... (default: every available device)")
     parser.add_argument("--batch-size", type=int, default=64, help="training batch size (paper: 64)")
     parser.add_argument("--steps", type=int, default=20, help="timed training steps")
+    parser.add_argument("--precision", action="append", choices=PRECISIONS,
+                        help="training precision to time (default: both)")
+    parser.add_argument("--fit-steps", type=int, default=60,
+                        help="batches of a real Lightning fit to time per precision (0: skip)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="also time this many concurrent training processes against one (1: skip)")
     parser.add_argument("--digits", type=int, default=10_000, help="test digits of the evaluation point")
     parser.add_argument("--eval-batch", type=int, default=500)
     parser.add_argument("--scheme", default="gls")

@@ -27,9 +27,11 @@ def test_mnist_benchmark_runs_and_both_paths_agree(capsys):
     from benchmarks import bench_mnist
 
     bench_mnist.main(["--device", "cpu", "--digits", "40", "--steps", "1", "--eval-batch", "20",
-                      "--num-candidates", "16"])
+                      "--num-candidates", "16", "--fit-steps", "2"])
     out = capsys.readouterr().out
-    assert "training step, batch 64" in out and "implied epoch on full MNIST" in out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip().startswith(("32-true", "bf16-mixed"))}
+    assert set(rows) == {"32-true", "bf16-mixed"} and "1.00x" in rows["32-true"]
+    assert all(row.count(" ms") == 4 for row in rows.values())  # step, val step, Lightning step, overhead
     mse = {line.split()[0]: float(line.split()[-1]) for line in out.splitlines()
            if line.strip().startswith(("dsc, each point", "reference, every point"))}
     assert abs(mse["dsc,"] - mse["reference,"]) < 1e-4  # same coding, same picks

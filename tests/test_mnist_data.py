@@ -69,6 +69,34 @@ def test_embedded_copy_is_the_standard_mnist(mnist):
     assert "embedded" in mnist.origin
 
 
+def _write_idx(path, array: np.ndarray) -> None:
+    """MNIST's IDX file format: magic (0, 0, 0x08 = unsigned byte, number of dimensions), the
+    dimensions as big-endian int32, then the bytes."""
+    header = bytes([0, 0, 8, array.ndim]) + np.asarray(array.shape, dtype=">i4").tobytes()
+    path.write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+
+def test_both_sources_give_identical_tensors_for_the_same_digit(mnist, tmp_path):
+    """The original files' bytes (here the embedded copy's k / 256 values times 256, written as
+    IDX files) read through torchvision's own MNIST reader give exactly the embedded loader's
+    tensors: pixels k / 255 from both, so an ink pixel of 255 is 1.0, not 0.996."""
+    from dsc.sources.mnist_data import embedded_path
+
+    with gzip.open(embedded_path(), "rb") as stream:
+        (train_x, train_y), _, (test_x, test_y) = restricted_load(stream)
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    n = 64
+    for prefix, images, labels in (("train", train_x, train_y), ("t10k", test_x, test_y)):
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", (images[:n] * 256).round().reshape(n, 28, 28))
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.asarray(labels[:n]))
+    other = load_torchvision(tmp_path)
+    assert torch.equal(other.train_images, mnist.train_images[:n])
+    assert torch.equal(other.test_images, mnist.test_images[:n])
+    assert torch.equal(other.train_labels, mnist.train_labels[:n])
+    assert mnist.train_images.max() == 1.0 and other.train_images.max() == 1.0
+
+
 def test_a_missing_torchvision_directory_with_downloads_off_says_what_to_do(tmp_path):
     with pytest.raises(DataSourceError, match="download"):
         load_torchvision(tmp_path / "nothing-here", download=False)

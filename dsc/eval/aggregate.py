@@ -98,11 +98,13 @@ def _cell(value) -> str:
     return str(value)
 
 
-def to_csv(rows: list[dict]) -> bytes:
-    """One row per point; leading columns first, the rest in order of appearance."""
-    columns = [c for c in LEADING_COLUMNS if any(c in r for r in rows)]
-    for row in rows:
-        columns += [c for c in row if c not in columns]
+def to_csv(rows: list[dict], columns: Sequence[str] | None = None) -> bytes:
+    """One row per point; ``columns`` in that order, or by default the leading columns first and
+    the rest in order of appearance."""
+    if columns is None:
+        columns = [c for c in LEADING_COLUMNS if any(c in r for r in rows)]
+        for row in rows:
+            columns += [c for c in row if c not in columns]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -127,7 +129,8 @@ def _curves(points: list[dict]):
                 yield scheme, k, styles[scheme], colors[k], curve
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Write a matplotlib figure to ``path`` as PNG, atomically, and close it."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
@@ -170,7 +173,7 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
         axes[1].set_title("10 log10(mean best-of-K MSE)" + (" and practical selection" if practical else ""))
         ylabel, xlabel = "distortion (dB)", "rate (bits per source sample)"
     elif mnist:
-        from dsc.eval.reference import PAPER_MNIST_GLS_MSE
+        from dsc.eval.reference import PAPER_MNIST_MSE, PAPER_TABLES
 
         fig, ax = plt.subplots(figsize=(10, 4.6))
         axes = [ax]
@@ -180,10 +183,11 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
             rates = [p["rate_bits"] for p in curve]
             ax.errorbar(rates, [p["mse"] for p in curve], yerr=[2 * p.get("mse_se", 0) for p in curve],
                         linestyle=style, color=color, marker="o", markersize=3, capsize=2, label=f"{scheme}, K={k}")
-            paper = [(r, PAPER_MNIST_GLS_MSE[(k, r)]) for r in rates if (k, r) in PAPER_MNIST_GLS_MSE]
-            if scheme == "gls" and paper:
-                ax.plot(*zip(*paper), linestyle="none", marker="x", color=color, markersize=6,
-                        label=f"paper Table 13, K={k}")
+            table = PAPER_MNIST_MSE.get(scheme, {})
+            paper = [(r, table[(k, r)]) for r in rates if (k, r) in table]
+            if paper and not (scheme != "gls" and k == 1):  # at K = 1 the baseline is GLS
+                ax.plot(*zip(*paper), linestyle="none", marker="x" if scheme == "gls" else "+", color=color,
+                        markersize=6, label=f"paper {PAPER_TABLES[scheme]}, {scheme}, K={k}")
         codecs = [p for p in mnist if _is_codec_sweep(p)]
         for i, scheme in enumerate(sorted({p["scheme"] for p in codecs})):
             curve = sorted((p for p in codecs if p["scheme"] == scheme), key=lambda p: p["rate_bits"])
@@ -213,7 +217,7 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
         axes[-1].legend(fontsize=7, ncol=2)
     else:  # many curves: the legend beside the plot
         axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 TABLE_METRICS = (  # (key, description, digits): Gaussian points have the first two, MNIST the last

