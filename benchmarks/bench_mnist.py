@@ -39,9 +39,11 @@ import torch
 
 from benchmarks.timing import median_seconds, sync
 from dsc.eval.mnist import (
-    DecoderLogRatio, PosteriorLogRatio, SplitFeatures, evaluate_point, make_coder, split_dataset,
+    PosteriorLogRatio, SplitFeatures, evaluate_point, make_coder, split_dataset,
 )
+from dsc import pipeline
 from dsc.lit.mnist_module import MnistCodecModule
+from dsc.models.mnist import MnistModel
 from dsc.sources.mnist import MnistHalves, MnistItem
 
 TRAIN_DIGITS, VAL_DIGITS = 55_000, 5_000
@@ -111,6 +113,7 @@ def time_encode_decode(nets, dataset, coder, batch_size: int, device: torch.devi
     coder's K decoders (estimator + GLS decode + projection + reconstruction), as a deployment
     runs them: each side computes its own networks, data already on the device."""
     k = coder.num_decoders
+    model = MnistModel(nets)
     batches = []
     for start in range(0, len(dataset), batch_size):
         index = torch.arange(start, min(start + batch_size, len(dataset)))
@@ -121,13 +124,11 @@ def time_encode_decode(nets, dataset, coder, batch_size: int, device: torch.devi
     def encode():
         labels.clear()
         for index, source, _ in batches:
-            weight = PosteriorLogRatio(nets.encoder(source))
-            labels.append(coder.encode(index, weight, weight.maximum()).label)
+            labels.append(pipeline.encode(model, coder, index, source).label)
 
     def decode():
         for (index, _, crops), label in zip(batches, labels):
-            got = coder.decode(index, label, DecoderLogRatio(nets.estimator, nets.estimator.crop_bias(crops)))
-            nets.decoder(got.candidate.flatten(0, 1), nets.projection(crops.flatten(0, 1)))
+            pipeline.decode(model, coder, index, label, torch.zeros_like(label), crops, fallback=False)
 
     encode()  # warm-up, and the labels for decode()
     return median_seconds(encode, device, repeats), median_seconds(decode, device, repeats)

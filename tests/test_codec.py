@@ -112,13 +112,13 @@ def test_mnist_streams_carry_the_evaluations_picks_and_bind_the_weights():
     model = MnistModel(nets)
     data = compress(model, source, setting)
     split = SplitFeatures.compute(nets, halves, torch.device("cpu"))
-    _, matched, _ = code_digits(nets, split, setting.coder(model.prior), torch.arange(40))
+    matched = code_digits(nets, split, setting.coder(model.prior), torch.arange(40)).match
     for k in range(3):
         out = decompress(data, model, crops[:, k], setting, decoder=k)
         assert out.reconstruction.shape == (40, 1, 28, 14)
         assert bool(out.accepted[matched[:, k]].all())  # right picks always pass the check
         with torch.no_grad():
-            fallback = model.fallback(crops[:, k])
+            fallback = model.fallback(crops[:, k, None])[:, 0]
         assert torch.allclose(out.reconstruction[~out.accepted], fallback[~out.accepted])
     with torch.no_grad():
         nets.decoder.fc[0].weight[0, 0] += 1e-3

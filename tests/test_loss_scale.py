@@ -149,3 +149,56 @@ def test_the_study_report_from_a_synthetic_study(tmp_path):
     assert (out / "loss_scale.png").stat().st_size > 0 and len((out / "protocol.csv").read_text().splitlines()) == 81
     with pytest.raises(dsc.DscError, match="no finished training runs"):
         write_study(tmp_path / "empty", tmp_path / "nothing")
+
+
+def test_convergence_runs_the_protocol_on_every_common_snapshot(tmp_path):
+    from dsc.eval.convergence import convergence_rows, plot_convergence, snapshot_epochs
+
+    runs = []
+    for beta in (0.15, 0.35):
+        run = tmp_path / f"beta_{beta}"
+        run_training(compose_train(TINY + [f"paths.output_dir={run}", "trainer.max_epochs=2",
+                                           "checkpoint_every_n_epochs=1", f"model.beta={beta}"]))
+        runs.append(run)
+    (runs[1] / "checkpoints" / "epoch_2.ckpt").unlink()  # epoch 2 is no longer common to both runs
+    assert snapshot_epochs(runs) == [1]
+    rows = convergence_rows(runs, tmp_path / "work", torch.device("cpu"), num_candidates=[4], num_decoders=[1, 2],
+                            rate_bits=[1, 2], selection_limit=20, limit=30, batch_size=10)
+    assert [(r["epoch"], r["num_decoders"], r["rate_bits"]) for r in rows] == [
+        (1, 1, 1), (1, 1, 2), (1, 2, 1), (1, 2, 2)]
+    assert all(r["beta"] in (0.15, 0.35) and r["digits"] == 30 for r in rows)
+    assert rows[1]["paper_mse"] == 0.1027 and rows[0]["paper_mse"] is None  # 1 bit is not in Table 13
+    assert plot_convergence(rows, tmp_path / "c.png").stat().st_size > 0
+    with pytest.raises(dsc.DscError, match="checkpoint_every_n_epochs"):
+        snapshot_epochs([tmp_path / "work"])
+
+
+def test_docs_tables_render_from_results_and_refuse_unknown_views(tmp_path):
+    from dsc.eval.docs_tables import render, render_docs
+
+    results = tmp_path / "results" / "mnist_paper"
+    results.mkdir(parents=True)
+    rows = ["scheme,num_decoders,rate_bits,mse,beta,num_candidates",
+            "gls,2,2,0.0800,0.15,128", "shared_randomness,2,2,0.1000,0.35,256"]
+    (results / "results.csv").write_text("\n".join(rows) + "\n")
+    doc = tmp_path / "doc.md"
+    doc.write_text("Intro.\n<!-- results mnist_paper/margins -->\nstale\n<!-- end results -->\nOutro.\n")
+    assert render_docs([doc], tmp_path / "results", check=True) == [doc] and "stale" in doc.read_text()
+    assert render_docs([doc], tmp_path / "results") == [doc]
+    text = doc.read_text()
+    assert "| 2 | 20.0 % (8.6 %) |" in text and "stale" not in text and text.endswith("<!-- end results -->\nOutro.\n")
+    assert render_docs([doc], tmp_path / "results", check=True) == []  # idempotent
+    choices = render("<!-- results mnist_paper/choices -->\n<!-- end results -->", tmp_path / "results")
+    assert "| 2 | 0.15, 128 |" in choices and "| 2 | 0.35, 256 |" in choices
+    with pytest.raises(dsc.DscError, match="unknown results view"):
+        render("<!-- results nothing/here -->\n<!-- end results -->", tmp_path / "results")
+    with pytest.raises(dsc.DscError, match="cannot read"):
+        render("<!-- results mnist_paper/convergence -->\n<!-- end results -->", tmp_path / "results")
+
+
+def test_the_committed_docs_match_the_committed_results():
+    """Every generated table in docs/ is what the data under results/ renders to today."""
+    from dsc.eval.docs_tables import ROOT as DOCS_ROOT
+    from dsc.eval.docs_tables import render_docs
+
+    assert render_docs(sorted((DOCS_ROOT / "docs").glob("*.md")), DOCS_ROOT / "results", check=True) == []

@@ -111,7 +111,7 @@ def test_mnist_points_are_tabulated_by_mse():
 def test_check_bits_give_practical_mnist_figures():
     """With c = 8 every decoder that recovered the encoder's candidate passes its check and few
     wrong picks do; rejected picks are scored by the crop-only reconstruction (w = 0)."""
-    from dsc.eval.mnist import SplitFeatures, evaluate_point, fallback_reconstructions, make_coder
+    from dsc.eval.mnist import MnistSplitModel, SplitFeatures, evaluate_point, make_coder
     from dsc.lit.mnist_module import MnistCodecModule
     from dsc.sources.mnist import MnistHalves
 
@@ -127,7 +127,8 @@ def test_check_bits_give_practical_mnist_figures():
     wrong = ~checked.match
     assert (checked.accepted & wrong).sum() <= 0.02 * wrong.sum() + 3  # about 2^-8 of the wrong picks
     with torch.no_grad():
-        fallback = fallback_reconstructions(nets, split, torch.arange(200), 3)
+        fallback = nets.decoder(torch.zeros(600, 4), split.features[:, :3].flatten(0, 1)).view(200, 3, 1, 28, 14)
+        assert torch.equal(fallback, MnistSplitModel(nets, split).fallback(MnistSplitModel.side(torch.arange(200), 3)))
     expected = ((fallback - split.source[:, None]) / 2).pow(2).flatten(2).mean(-1)
     assert torch.allclose(checked.fallback_mse, expected)
     summary = checked.summary()

@@ -123,6 +123,9 @@ def test_experiment_configs_compose_and_name_the_protocol(tmp_path):
         train = compose(config_name="train", overrides=["experiment=mnist_train_demo"])
         empty = compose(config_name="evaluate", overrides=["experiment=mnist_rd", f"paths.output_dir={tmp_path}",
                                                            "device=cpu"])
+        strict = compose(config_name="evaluate", overrides=["experiment=mnist_rd", "distortion=sum_pm1"])
+        point = compose(config_name="evaluate", overrides=["source=mnist", "distortion=sum_01"])
+    assert strict.job.distortion == "sum_pm1" and point.job.distortion == "sum_01" and full.job.distortion is None
     assert full.job.num_candidates == [2**e for e in range(7, 13)] and full.job.rate_bits == [2, 3, 4, 5, 6]
     assert demo.job._target_ == full.job._target_ and demo.job.limit == 1000
     assert train.data.limit == 4000 and "csv" in train.logger

@@ -3,8 +3,8 @@
 The shared randomness is bit-identical on every device (counter-based words and uniforms), but
 log-weights computed by different math libraries, and for MNIST by different convolution
 algorithms, can differ in the last ulps; a pick flips only where two candidates nearly tie.
-Each function here codes the same messages on a reference device and on a second device and
-counts how often the two agree:
+Each function here codes the same messages through :mod:`dsc.pipeline` on a reference device
+and on a second device and counts how often the two agree:
 
 - ``encoder``: the encoder's candidate index, encoded on either device;
 - ``decoder``: each decoder's pick from the reference encoder's labels, decoded on either device;
@@ -31,12 +31,11 @@ from dsc.coding import CounterRandomness, ImportanceCoder
 from dsc.coding.validation import check_positive_int
 from dsc.environment import strict_float32
 from dsc.errors import ConfigError
-from dsc.eval.mnist import (
-    DecoderLogRatio, PosteriorLogRatio, SplitFeatures, load_codec, make_coder, split_dataset,
-)
+from dsc.eval.mnist import MnistSplitModel, SplitFeatures, load_codec, make_coder, split_dataset
 from dsc.lit.mnist_module import MnistCodecModule
-from dsc.models.gaussian import AnalyticGaussianModel
-from dsc.models.mnist import MnistCodecNetworks, Posterior
+from dsc.models.gaussian import GaussianModel
+from dsc.models.mnist import MnistCodecNetworks
+from dsc.pipeline import decode, encode
 from dsc.sources.gaussian import GaussianSource
 from dsc.sources.mnist import MnistHalves
 
@@ -89,7 +88,7 @@ def gaussian_agreement(messages: int, reference: torch.device | str, other: torc
     ``reference`` and on ``other``; sources and side information are drawn on the reference
     device and copied, so only the coding differs."""
     reference, other = torch.device(reference), torch.device(other)
-    model = AnalyticGaussianModel(s2, noise_var)
+    model = GaussianModel(s2, noise_var)
     coder = ImportanceCoder(seed=seed, prior=model.prior, num_candidates=num_candidates,
                             num_labels=2**rate_bits, num_decoders=num_decoders, dtype=dtype)
     source, rng = GaussianSource(noise_var), CounterRandomness(seed)
@@ -97,15 +96,12 @@ def gaussian_agreement(messages: int, reference: torch.device | str, other: torc
     for start, stop in _batches(messages, batch):
         ids = torch.arange(start, stop, device=reference)
         draw = source.sample(rng, ids, num_decoders)
-        results = []
-        for device in (reference, other):
-            enc = model.encoder_log_weight(draw.source.to(device))
-            results.append((ids.to(device), enc, model.decoder_log_weight(draw.side_info.to(device))))
-        (ids_r, enc_r, dec_r), (ids_o, enc_o, dec_o) = results
-        sent_r = coder.encode(ids_r, enc_r, enc_r.maximum())
-        sent_o = coder.encode(ids_o, enc_o, enc_o.maximum())
-        got_r = coder.decode(ids_r, sent_r.label, dec_r, log_weight_max=dec_r.maximum())
-        got_o = coder.decode(ids_o, sent_r.label.to(other), dec_o, log_weight_max=dec_o.maximum())
+        sent_r = encode(model, coder, ids, draw.source)
+        got_r = decode(model, coder, ids, sent_r.label, sent_r.check, draw.side_info, fallback=False)
+        ids_o = ids.to(other)
+        sent_o = encode(model, coder, ids_o, draw.source.to(other))
+        got_o = decode(model, coder, ids_o, sent_r.label.to(other), sent_r.check.to(other), draw.side_info.to(other),
+                       fallback=False)
         counts.add(sent_r.index, sent_o.index, got_r.index, got_o.index)
     return counts
 
@@ -138,11 +134,11 @@ def _mnist_picks(nets: MnistCodecNetworks, split: SplitFeatures, coder: Importan
                  sent_label: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(encoder index ``[B]``, decoder picks ``[B, K]``, label ``[B]``) on ``index``'s device; the
     decoders read ``sent_label`` when given (the reference encoder's message), else their own."""
-    k = coder.num_decoders
-    encoder_weight = PosteriorLogRatio(Posterior(split.mean[index], split.log_var[index]))
-    sent = coder.encode(index, encoder_weight, encoder_weight.maximum())
+    model = MnistSplitModel(nets, split)
+    sent = encode(model, coder, index, index)
     label = sent.label if sent_label is None else sent_label
-    got = coder.decode(index, label, DecoderLogRatio(nets.estimator, split.crop_bias[index, :k]))
+    got = decode(model, coder, index, label, torch.zeros_like(label), model.side(index, coder.num_decoders),
+                 fallback=False)
     return sent.index, got.index, sent.label
 
 

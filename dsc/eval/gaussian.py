@@ -34,11 +34,11 @@ from tqdm.auto import tqdm
 from dsc.coding import CounterRandomness, ImportanceCoder, Scheme, prop4_error_bound
 from dsc.coding.streams import MAX_MESSAGE
 from dsc.coding.validation import check_positive_int
-from dsc.codec import check_values, first_accepted
 from dsc.errors import ConfigError
 from dsc.eval.parallel import WorkerPool, worker_devices
 from dsc.eval.points import check_check_bits, check_point
-from dsc.models.gaussian import AnalyticGaussianModel
+from dsc.models.gaussian import AnalyticGaussianModel, GaussianModel
+from dsc.pipeline import code, first_accepted
 from dsc.sources.gaussian import GaussianSource
 
 log = logging.getLogger(__name__)
@@ -253,20 +253,12 @@ class GaussianRateDistortion:
 
     def simulate_batch(self, s2: float, seed: int, messages: Tensor) -> TrialTotals:
         """The sums over one batch of message ids ``messages`` ``[B]`` (on their device)."""
-        model = AnalyticGaussianModel(s2, self.noise_var)
-        coder = self._coder(model, seed)
+        model = GaussianModel(s2, self.noise_var)
         draw = self.source.sample(CounterRandomness(seed), messages, self.num_decoders)
-        encoder_weight = model.encoder_log_weight(draw.source)
-        sent = coder.encode(messages, encoder_weight, encoder_weight.maximum())
-        decoder_weight = model.decoder_log_weight(draw.side_info)
-        got = coder.decode(messages, sent.label, decoder_weight, log_weight_max=decoder_weight.maximum())
-        reconstructions = model.reconstruct(got.candidate[..., 0].double(), draw.side_info)
-        right = got.index == sent.index[:, None]  # [B, K]
-        batch_totals = trial_totals(draw.source, reconstructions, right.any(dim=1))
-        checks = check_values(seed, messages, torch.cat([sent.index[:, None], got.index], dim=1), self.check_bits)
-        accepted = got.found & (checks[:, 1:] == checks[:, :1])
-        fallback = model.decoder_mean(draw.side_info.double())  # E[A | T_k]
-        return practical_totals(batch_totals, draw.source, reconstructions, fallback, accepted, ~right)
+        coded = code(model, self._coder(model.analytic, seed), messages, draw.source, draw.side_info, self.check_bits)
+        got = coded.decoded
+        batch_totals = trial_totals(draw.source, got.picked, coded.match.any(dim=1))
+        return practical_totals(batch_totals, draw.source, got.picked, got.fallback, got.accepted, ~coded.match)
 
     @property
     def selection_metric(self) -> str:

@@ -25,7 +25,6 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from dsc.codec import check_values, first_accepted
 from dsc.coding import GaussianPrior, ImportanceCoder, Scheme
 from dsc.environment import strict_float32
 from dsc.coding.validation import check_positive_int
@@ -35,7 +34,8 @@ from dsc.eval.points import check_check_bits, check_point
 from dsc.lit.checkpoint import CheckpointMismatchError, load_module
 from dsc.lit.mnist_module import MnistCodecModule
 from dsc.models.distortion import check_normalisation
-from dsc.models.mnist import DecoderLogRatio, MnistCodecNetworks, Posterior, PosteriorLogRatio
+from dsc.models.mnist import DecoderLogRatio, MnistCodecNetworks, MnistModel, Posterior, PosteriorLogRatio
+from dsc.pipeline import Coded, code, first_accepted
 from dsc.sources.mnist import MnistDataModule, MnistHalves
 
 log = logging.getLogger(__name__)
@@ -171,33 +171,50 @@ def make_coder(seed: int, latent_dim: int, scheme: str, num_decoders: int, rate_
                            num_labels=2**rate_bits, num_decoders=num_decoders, scheme=scheme)
 
 
+class MnistSplitModel:
+    """The MNIST codec as a :class:`dsc.pipeline.CodingModel` over a split whose network outputs
+    were computed once (:class:`SplitFeatures`): a source is a digit's index ``[B]``, a decoder's
+    side information the pair (digit index, crop column) ``[B, K', 2]`` (:meth:`side`). The
+    values are those :class:`dsc.models.mnist.MnistModel` computes from the images and crops."""
+
+    def __init__(self, nets: MnistCodecNetworks, split: SplitFeatures) -> None:
+        self.nets, self.split = nets, split
+        self.prior = GaussianPrior(dim=split.mean.shape[1])
+
+    def identity(self) -> dict:
+        return MnistModel(self.nets).identity()
+
+    @staticmethod
+    def side(index: Tensor, decoders: int) -> Tensor:
+        """Side information of decoders 0..decoders-1 for digits ``index`` ``[B]`` -> ``[B, K', 2]``."""
+        columns = torch.arange(decoders, device=index.device)
+        return torch.stack(torch.broadcast_tensors(index[:, None], columns[None, :]), dim=-1)
+
+    def encoder_log_weight(self, index: Tensor) -> PosteriorLogRatio:
+        return PosteriorLogRatio(Posterior(self.split.mean[index], self.split.log_var[index]))
+
+    def decoder_log_weight(self, side: Tensor) -> DecoderLogRatio:
+        return DecoderLogRatio(self.nets.estimator, self.split.crop_bias[side[..., 0], side[..., 1]])
+
+    def reconstruct(self, candidates: Tensor, side: Tensor) -> Tensor:
+        features = self.split.features[side[..., 0], side[..., 1]].flatten(0, 1)
+        recon = self.nets.decoder(candidates.flatten(0, 1).to(features.dtype), features)
+        return recon.view(*side.shape[:2], *recon.shape[1:])
+
+    def fallback(self, side: Tensor) -> Tensor:
+        zeros = torch.zeros(*side.shape[:2], self.prior.dim, device=side.device, dtype=self.split.features.dtype)
+        return self.reconstruct(zeros, side)
+
+
 @torch.no_grad()
 @strict_float32()
 def code_digits(nets: MnistCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, index: Tensor,
-                check_bits: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+                check_bits: int = 0, fallback: bool = False) -> Coded:
     """Encode digits ``index`` ``[B]`` (their index is the message id) and decode them at the
-    coder's K decoders (crops 0..K-1) -> reconstructions ``[B, K, 1, 28, 14]``, matches
-    ``[B, K]`` and acceptances ``[B, K]`` (the pick's ``check_bits``-bit check value equals the
-    encoder's; with no check bits, every found pick)."""
-    k = coder.num_decoders
-    encoder_weight = PosteriorLogRatio(Posterior(split.mean[index], split.log_var[index]))
-    sent = coder.encode(index, encoder_weight, encoder_weight.maximum())
-    got = coder.decode(index, sent.label, DecoderLogRatio(nets.estimator, split.crop_bias[index, :k]))
-    features = split.features[index, :k].flatten(0, 1)
-    recon = nets.decoder(got.candidate.flatten(0, 1).to(features.dtype), features)
-    checks = check_values(coder.seed, index, torch.cat([sent.index[:, None], got.index], dim=1), check_bits)
-    accepted = got.found & (checks[:, 1:] == checks[:, :1])
-    return recon.view(index.shape[0], k, 1, 28, 14), got.index == sent.index[:, None], accepted
-
-
-@torch.no_grad()
-@strict_float32()
-def fallback_reconstructions(nets: MnistCodecNetworks, split: SplitFeatures, index: Tensor, k: int) -> Tensor:
-    """Each decoder's reconstruction from its crop alone (latent at the prior mean, w = 0)
-    -> ``[B, k, 1, 28, 14]``."""
-    features = split.features[index, :k].flatten(0, 1)
-    zeros = torch.zeros(features.shape[0], split.mean.shape[1], device=features.device, dtype=features.dtype)
-    return nets.decoder(zeros, features).view(index.shape[0], k, 1, 28, 14)
+    coder's K decoders (crops 0..K-1) through :func:`dsc.pipeline.code`: reconstructions
+    ``[B, K, 1, 28, 14]``, matches and acceptances ``[B, K]`` (and fallbacks when asked)."""
+    model = MnistSplitModel(nets, split)
+    return code(model, coder, index, index, model.side(index, coder.num_decoders), check_bits, fallback)
 
 
 def digit_batch(start: int, batch_size: int, num_digits: int, device: torch.device) -> Tensor:
@@ -212,11 +229,11 @@ def batch_outcome(nets: MnistCodecNetworks, split: SplitFeatures, coder: Importa
     def error(recon: Tensor) -> Tensor:  # per pixel, pixels in [0, 1]
         return ((recon - split.source[index, None]) / 2).pow(2).flatten(2).mean(-1).float().cpu()
 
-    recon, matched, accepted = code_digits(nets, split, coder, index, check_bits)
+    coded = code_digits(nets, split, coder, index, check_bits, fallback=check_bits > 0)
+    got = coded.decoded
     if not check_bits:
-        return PointOutcome(error(recon), matched.cpu())
-    return PointOutcome(error(recon), matched.cpu(), accepted.cpu(),
-                        error(fallback_reconstructions(nets, split, index, coder.num_decoders)))
+        return PointOutcome(error(got.picked), coded.match.cpu())
+    return PointOutcome(error(got.picked), coded.match.cpu(), got.accepted.cpu(), error(got.fallback))
 
 
 def evaluate_point(nets: MnistCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, batch_size: int = 500,

@@ -38,7 +38,8 @@ def save_reconstruction_grid(nets, split, coder: ImportanceCoder, outcome, path:
     from dsc.eval.mnist import code_digits
 
     index = pick_examples(outcome.match, count).to(split.source.device)
-    recon, matched, _ = code_digits(nets, split, coder, index)
+    coded = code_digits(nets, split, coder, index)
+    recon, matched = coded.decoded.picked, coded.match
     k = coder.num_decoders
     to_image = lambda t: ((t.squeeze(0).float().cpu() + 1) / 2).clamp(0, 1).numpy()  # noqa: E731
     widths = [1.0] + [0.6, 1.0] * k

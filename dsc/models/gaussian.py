@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from dsc.coding.importance import GaussianPrior
-from dsc.errors import InvalidArgumentError
+from dsc.errors import InvalidArgumentError, ShapeMismatchError
 
 
 def _log_normal(x: Tensor, mean: Tensor | float, var: float) -> Tensor:
@@ -105,3 +105,46 @@ class AnalyticGaussianModel:
             w, self.decoder_mean(side_info), self.decoder_var
         )
         return log_ratio / math.log(2)
+
+
+@dataclass(frozen=True)
+class GaussianModel:
+    """The quadratic-Gaussian source A ~ N(0, 1), T_k = A + N(0, noise_var) as a
+    :class:`dsc.pipeline.CodingModel`: sources ``[B]``, side information ``[B, K']``, scalar
+    candidates ``[B, n, 1]``, reconstructions E[A | W, T_k] and fallbacks E[A | T_k] ``[B, K']``
+    (float64)."""
+
+    test_channel_var: float = 0.005
+    noise_var: float = 0.5
+
+    def __post_init__(self) -> None:
+        self.analytic  # validates both variances  # noqa: B018
+
+    @property
+    def analytic(self) -> AnalyticGaussianModel:
+        return AnalyticGaussianModel(self.test_channel_var, self.noise_var)
+
+    @property
+    def prior(self) -> GaussianPrior:
+        return self.analytic.prior
+
+    def identity(self) -> dict:
+        return {"model": "gaussian", "test_channel_var": self.test_channel_var, "noise_var": self.noise_var}
+
+    def encoder_log_weight(self, sources: Tensor) -> GaussianLogRatio:
+        return self.analytic.encoder_log_weight(_shaped(sources, 1, "sources [B]"))
+
+    def decoder_log_weight(self, side_information: Tensor) -> GaussianLogRatio:
+        return self.analytic.decoder_log_weight(_shaped(side_information, 2, "side information [B, K]"))
+
+    def reconstruct(self, candidates: Tensor, side_information: Tensor) -> Tensor:
+        return self.analytic.reconstruct(candidates[..., 0].double(), side_information.double())
+
+    def fallback(self, side_information: Tensor) -> Tensor:
+        return self.analytic.decoder_mean(side_information.double())  # E[A | T_k]: w at its mean
+
+
+def _shaped(x: Tensor, dims: int, what: str) -> Tensor:
+    if not isinstance(x, Tensor) or x.dim() != dims:
+        raise ShapeMismatchError(f"the Gaussian model needs {what}, got {getattr(x, 'shape', type(x).__name__)}")
+    return x.double()

@@ -8,6 +8,7 @@ a 28x28 canvas and its right half is the reconstruction.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dsc.coding.importance import GaussianPrior
 from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
 
@@ -207,3 +209,37 @@ class DecoderLogRatio:
 
     def subset(self, rows: Tensor) -> "DecoderLogRatio":
         return DecoderLogRatio(self.estimator, self.crop_bias[rows])
+
+
+class MnistModel:
+    """A trained MNIST codec's networks as a :class:`dsc.pipeline.CodingModel`: sources are
+    right halves ``[B, 1, 28, 14]`` in [-1, 1], side information the decoders' crops
+    ``[B, K', 1, c, c]``, reconstructions ``[B, K', 1, 28, 14]``; the fallback decodes the prior
+    mean (w = 0) with each crop."""
+
+    def __init__(self, nets: MnistCodecNetworks) -> None:
+        self.nets = nets.eval()
+        self.prior = GaussianPrior(dim=nets.latent_dim)
+        digest = hashlib.sha256()
+        for name, value in sorted(nets.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        self._weights = digest.hexdigest()
+
+    def identity(self) -> dict:
+        return {"model": "mnist", "latent_dim": self.prior.dim, "weights_sha256": self._weights}
+
+    def encoder_log_weight(self, sources: Tensor) -> PosteriorLogRatio:
+        return PosteriorLogRatio(self.nets.encoder(sources))
+
+    def decoder_log_weight(self, side_information: Tensor) -> DecoderLogRatio:
+        return DecoderLogRatio(self.nets.estimator, self.nets.estimator.crop_bias(side_information))
+
+    def reconstruct(self, candidates: Tensor, side_information: Tensor) -> Tensor:
+        features = self.nets.projection(side_information.flatten(0, 1))
+        recon = self.nets.decoder(candidates.flatten(0, 1).float(), features)
+        return recon.view(*candidates.shape[:2], *recon.shape[1:])
+
+    def fallback(self, side_information: Tensor) -> Tensor:
+        zeros = torch.zeros(*side_information.shape[:2], self.prior.dim, device=side_information.device)
+        return self.reconstruct(zeros, side_information)
