@@ -6,11 +6,12 @@
     python -m dsc decompress mnist digits.dsc --ckpt <run>/checkpoints/best.ckpt --decoder 0
     python -m dsc inspect digits.dsc
 
-Sources and side information come from the project's data: for ``gaussian`` the simulated
-source (A, T_1..T_K) drawn by message id from ``--data-seed``; for ``mnist`` the right halves of
-a split and their K crops (fixed by ``--data-seed``), message id = digit index. The decoder
-reads the coding setting from the stream's header and refuses a stream from another model.
-Streams and outputs are written atomically.
+Sources, side information and the coding model come from the source's record in
+:mod:`dsc.registry` (any registered source; options by flag or ``--option key=value``): for
+``gaussian`` the simulated source (A, T_1..T_K) drawn by message id from ``--data-seed``; for
+``mnist`` the right halves of a split and their K crops (fixed by ``--data-seed``), message id
+= digit index. The decoder reads the coding setting from the stream's header and refuses a
+stream from another model. Streams and outputs are written atomically.
 """
 
 from __future__ import annotations
@@ -25,36 +26,41 @@ from typing import Sequence
 import torch
 
 from dsc.bitstream import read_header
-from dsc.codec import CodingSetting, GaussianModel, MnistModel, compress, decompress
+from dsc.codec import CodingSetting, compress, decompress
 from dsc.errors import DscError, InvalidArgumentError
 from dsc.io import atomic_write_bytes
+from dsc.registry import get_source, source_names
 
 
-def _gaussian(args, count: int, first: int, num_decoders: int):
-    from dsc.coding import CounterRandomness  # noqa: PLC0415
-    from dsc.sources.gaussian import GaussianSource  # noqa: PLC0415
-
-    model = GaussianModel(args.s2, args.noise_var)
-    draw = GaussianSource(args.noise_var).sample(CounterRandomness(args.data_seed), torch.arange(first, first + count),
-                                                 num_decoders)
-    return model, draw.source, draw.side_info.transpose(0, 1), draw.source, "simulated Gaussian source"
+FLAG_OPTIONS = ("ckpt", "split", "data_seed", "s2", "noise_var")  # flags that set a source's option of that name
 
 
-def _mnist(args, count: int, first: int, num_decoders: int):
-    from dsc.eval.mnist import load_codec, split_dataset  # noqa: PLC0415  (loads lightning)
+def source_options(args) -> dict:
+    """The source's options from the flags given (``--ckpt``, ``--s2`` ...) and ``--option
+    key=value`` (values read as JSON where they parse, else as text)."""
+    options = {name: getattr(args, name) for name in FLAG_OPTIONS if getattr(args, name) is not None}
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidArgumentError(f"--option takes key=value, got {item!r}")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
 
-    if not args.ckpt:
-        raise InvalidArgumentError("mnist needs --ckpt: a checkpoint of a trained MNIST codec (model=mnist_vae)")
-    codec = load_codec(args.ckpt)
-    dataset, origin = split_dataset(codec, args.split, num_decoders, args.data_seed, None)
-    if first + count > len(dataset):
-        raise InvalidArgumentError(f"digits {first}..{first + count - 1} run past the {args.split} split's "
-                                   f"{len(dataset)} digits")
-    source, crops = dataset.batch(torch.arange(first, first + count))
-    return MnistModel(codec.nets), source, crops.transpose(0, 1), source, f"{origin}, {args.split} split"
 
-
-SOURCES = {"gaussian": _gaussian, "mnist": _mnist}
+def _inputs(args, count: int, first: int, num_decoders: int):
+    """(model, sources [n, ...], side information [n, K, ...], origin) of messages first .. first + n - 1."""
+    source = get_source(args.source)
+    options = source_options(args)
+    if "ckpt" in source.options and not options.get("ckpt"):
+        raise InvalidArgumentError(f"{args.source} needs --ckpt: a checkpoint of its trained codec")
+    if "ckpt" in options and "ckpt" not in source.options:
+        raise InvalidArgumentError(f"--ckpt is not an option of {args.source} (its options: "
+                                   f"{', '.join(source.options) or 'none'})")
+    got = source.coding_inputs(options, torch.arange(first, first + count), num_decoders)
+    return got.model, got.sources, got.side_information, got.origin
 
 
 def _save_tensors(path: Path, values: dict) -> None:
@@ -66,7 +72,7 @@ def _save_tensors(path: Path, values: dict) -> None:
 def run_compress(args) -> dict:
     setting = CodingSetting(seed=args.seed, num_candidates=args.num_candidates, rate_bits=args.rate_bits,
                             num_decoders=args.num_decoders, check_bits=args.check_bits)
-    model, sources, _, _, origin = SOURCES[args.source](args, args.count, args.first, setting.num_decoders)
+    model, sources, _, origin = _inputs(args, args.count, args.first, setting.num_decoders)
     data = compress(model, sources, setting, first_message=args.first)
     atomic_write_bytes(args.stream, data)
     return {"wrote": str(args.stream), "data": origin, "messages": args.count, "bytes": len(data),
@@ -79,12 +85,10 @@ def run_decompress(args) -> dict:
     if not 0 <= args.decoder < header.num_decoders:
         raise InvalidArgumentError(f"--decoder must be in [0, {header.num_decoders}) for this stream "
                                    f"(K = {header.num_decoders}), got {args.decoder}")
-    model, _, side_information, truth, origin = SOURCES[args.source](
-        args, header.num_messages, header.first_message, header.num_decoders)
-    out = decompress(data, model, side_information[args.decoder], decoder=args.decoder)
-    error = (out.reconstruction.double() - truth.double()) ** 2
-    if args.source == "mnist":
-        error = error.flatten(1).mean(1) / 4  # per pixel, pixels on [0, 1]
+    model, truth, side_information, origin = _inputs(args, header.num_messages, header.first_message,
+                                                     header.num_decoders)
+    out = decompress(data, model, side_information[:, args.decoder], decoder=args.decoder)
+    error = get_source(args.source).distortion(truth, out.reconstruction[:, None])[:, 0].double()
     summary = {"data": origin, "decoder": args.decoder, "messages": header.num_messages,
                "accepted": float(out.accepted.double().mean()), "mse": float(error.mean()),
                "mse_accepted": float(error[out.accepted].mean()) if out.accepted.any() else None}
@@ -105,13 +109,15 @@ def parser() -> argparse.ArgumentParser:
     for verb, helptext in (("compress", "encode sources into one bitstream"),
                            ("decompress", "decode a bitstream at one decoder")):
         p = verbs.add_parser(verb, help=helptext)
-        p.add_argument("source", choices=sorted(SOURCES))
+        p.add_argument("source", choices=source_names(), help="a registered source (dsc.registry)")
         p.add_argument("stream", type=Path, help="the bitstream file")
         p.add_argument("--ckpt", help="mnist: checkpoint of the trained codec")
-        p.add_argument("--split", default="test", choices=("val", "test"), help="mnist: digits of this split")
-        p.add_argument("--data-seed", type=int, default=0, help="simulated sources / evaluation crops")
-        p.add_argument("--s2", type=float, default=0.005, help="gaussian: test-channel variance")
-        p.add_argument("--noise-var", type=float, default=0.5, help="gaussian: side-information noise")
+        p.add_argument("--split", choices=("val", "test"), help="mnist: digits of this split (default test)")
+        p.add_argument("--data-seed", type=int, help="simulated sources / evaluation crops (default 0)")
+        p.add_argument("--s2", type=float, help="gaussian: test-channel variance (default 0.005)")
+        p.add_argument("--noise-var", type=float, help="gaussian: side-information noise (default 0.5)")
+        p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                       help="any option of the source (repeatable), e.g. --option s2=0.01")
         if verb == "compress":
             p.add_argument("--count", type=int, default=1000, help="sources to encode")
             p.add_argument("--first", type=int, default=0, help="message id (digit index) of the first")
@@ -131,8 +137,6 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        if args.verb in ("compress", "decompress") and args.source == "gaussian" and args.ckpt:
-            raise InvalidArgumentError("--ckpt is for mnist; the gaussian model is closed-form (--s2, --noise-var)")
         if args.verb == "compress" and args.count < 1:
             raise InvalidArgumentError(f"--count must be >= 1, got {args.count}")
         result = {"compress": run_compress, "decompress": run_decompress, "inspect": run_inspect}[args.verb](args)

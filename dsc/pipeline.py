@@ -47,6 +47,9 @@ class CodingModel(Protocol):
     def fallback(self, side_information: Tensor) -> Tensor:
         """Reconstructions from the side information alone ``[B, K', ...]``."""
 
+    def to(self, device) -> "CodingModel":
+        """The same model on ``device`` (encoder and decoders on different machines)."""
+
 
 def check_values(seed: int, messages: Tensor, index: Tensor, check_bits: int) -> Tensor:
     """c-bit check values of candidates ``index`` ``[B, ...]`` of messages ``[B]`` (a keyed hash

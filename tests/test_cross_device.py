@@ -9,8 +9,7 @@ import torch
 
 import dsc
 from dsc.environment import strict_float32
-from dsc.eval.cross_device import Agreement, gaussian_agreement, main, mnist_agreement
-from dsc.eval.mnist import load_codec, split_dataset
+from dsc.eval.cross_device import Agreement, agreement, gaussian_agreement, main
 
 
 def test_agreement_counts_against_hand_computed_values():
@@ -76,10 +75,8 @@ def test_cpu_encoder_and_cuda_decoders_agree_on_gaussian_messages():
 
 @pytest.mark.gpu
 def test_cpu_encoder_and_cuda_decoders_agree_on_mnist_digits(tiny_codec):
-    codec = load_codec(tiny_codec())
-    dataset, _ = split_dataset(codec, "test", 4, 0, 96)
     with strict_float32():
-        counts = mnist_agreement(codec, dataset, "cpu", "cuda", seeds=range(3), num_candidates=128)
+        counts = agreement("mnist", {"ckpt": str(tiny_codec())}, 96, "cpu", "cuda", seeds=range(3), num_candidates=128)
     summary = counts.summary()
     assert counts.messages == 3 * 96
     assert summary["encoder_agreement"] >= 0.99, summary

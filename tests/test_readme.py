@@ -17,3 +17,5 @@ def test_readme_examples_run(capsys):
     rate, bound = (float(x) for x in re.search(r"= ([\d.]+) >= LML bound ([\d.]+)", out).groups())
     assert rate >= bound - 0.01
     assert float(re.search(r"pick\] = ([\d.]+)", out).group(1)) > 0.5
+    # the pipeline example: the best of 4 decoders beats the side information alone (var(A|T) = 1/3)
+    assert float(re.search(r"best-of-4 MSE ([\d.]+)", out).group(1)) < 1 / 3

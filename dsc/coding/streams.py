@@ -82,6 +82,30 @@ class Purpose(IntEnum):
     SPECULATIVE = 9
 
 
+# Rows of the SOURCE streams: the one table of who draws what. A source claims its rows when
+# it is registered (dsc.registry); a row can have one owner only, so two sources never share
+# random values. The built-in sources' rows are listed here so that they stay fixed.
+SOURCE_ROWS: dict[int, tuple[str, str]] = {
+    0: ("gaussian", "source A (counter 0)"),
+    1: ("gaussian", "side-information noise Z_k (counter k)"),
+    2: ("mnist", "evaluation crop positions (counter 2k: top, 2k + 1: column)"),
+}
+
+
+def claim_source_rows(owner: str, rows: dict[int, str]) -> None:
+    """Give ``owner`` (a source's name) the SOURCE-stream ``rows`` (row -> what it holds); a row
+    that another source owns raises InvalidArgumentError naming the owner and the free rows."""
+    for row in rows:
+        _check_part(row, "source row", MAX_ROW)
+        holder = SOURCE_ROWS.get(row)
+        if holder is not None and holder[0] != owner:
+            free = min(set(range(MAX_ROW + 1)) - set(SOURCE_ROWS))
+            raise InvalidArgumentError(f"SOURCE-stream row {row} belongs to source {holder[0]!r} ({holder[1]}); "
+                                       f"choose a free row, e.g. {free}")
+    for row, what in rows.items():
+        SOURCE_ROWS[row] = (owner, what)
+
+
 def _pack(purpose: Purpose, message: IntOrTensor, row: IntOrTensor = 0) -> IntOrTensor:
     """Unchecked packing for hot paths whose message ids and rows are already validated."""
     return (message << MESSAGE_SHIFT) | (row << ROW_SHIFT) | int(purpose)

@@ -21,7 +21,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from dsc.errors import DscError
+from dsc.eval.points import CODEC_METHODS
 from dsc.io import atomic_write_bytes
+from dsc.registry import get_source
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +60,30 @@ def _job_metrics(sweep_dir: Path):
 
 def collect_points(sweep_dir: Path) -> list[dict]:
     """Every point of every ``metrics.json`` under ``sweep_dir``, tagged with its job dir."""
-    points = [{**point, "job_dir": job} for job, metrics in _job_metrics(sweep_dir)
+    points = [{**legacy_labels(point), **point, "job_dir": job} for job, metrics in _job_metrics(sweep_dir)
               for point in metrics.get("points", [])]
     return sorted(points, key=_point_order)
+
+
+def legacy_labels(point: dict) -> dict:
+    """``source`` and ``method`` of a point written before points carried them (read from the
+    keys only such old files need); a labelled point is left as it is."""
+    if "source" in point and "method" in point:
+        return {}
+    gaussian = "distortion_db" in point or "step" in point
+    method = ("nested_scalar" if "step" in point else "classical_codec" if "quality" in point
+              else "learned_codec" if "lmbda" in point else point.get("scheme", ""))
+    return {"source": "gaussian" if gaussian else "mnist", "method": method}
+
+
+def labelled(points: list[dict]) -> list[dict]:
+    """``points`` with :func:`legacy_labels` filled in where they lack them."""
+    return [{**legacy_labels(p), **p} for p in points]
+
+
+def _scale(point: dict) -> str:
+    """How a point's distortions are shown, by its source: ``db`` or ``linear``."""
+    return get_source(point["source"]).scale
 
 
 def collect_notes(sweep_dir: Path, kind: str) -> list[str]:
@@ -74,10 +97,20 @@ def _point_order(point: dict) -> tuple:
             point.get("check_bits", 0))
 
 
+def theory_rows(points: list[dict]) -> list[dict]:
+    """The bounds of every source among ``points`` that declares some (``Source.theory``)."""
+    rows, points = [], labelled(points)
+    for source in sorted({p["source"] for p in points}):
+        theory = get_source(source).theory
+        if theory is not None:
+            rows += theory([p for p in points if p["source"] == source])
+    return rows
+
+
 def wyner_ziv_rows(points: list[dict]) -> list[dict]:
-    """Theory rows for every (rate, noise) among the Gaussian points: the Wyner-Ziv bound
+    """Theory rows for every (rate, noise) among Gaussian points: the Wyner-Ziv bound
     D_WZ(R) = var(A|T) 2^(-2R) and the bound without side information D(R) = 2^(-2R)."""
-    pairs = sorted({(p["rate_bits"], p["noise_var"]) for p in points if "wyner_ziv_mse_db" in p})
+    pairs = sorted({(p["rate_bits"], p["noise_var"]) for p in points if "rate_bits" in p and "noise_var" in p})
     rows = []
     for rate, noise_var in pairs:
         posterior_var = noise_var / (1 + noise_var)
@@ -151,9 +184,10 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    gaussian = [p for p in points if "distortion_db" in p and "rate_bits" in p and not _checked(p)]
-    practical = [p for p in points if "accept_rate" in p and _checked(p)]
-    mnist = [p for p in points if "mse" in p and "digits" in p and "rate_bits" in p]
+    points = labelled(points)
+    gaussian = [p for p in points if _scale(p) == "db" and "rate_bits" in p and not _checked(p)]
+    practical = [p for p in points if _checked(p) and "accept_rate" in p]
+    mnist = [p for p in points if _scale(p) == "linear" and "rate_bits" in p]
     if gaussian:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
         for scheme, k, style, color, curve in _curves(gaussian):
@@ -228,12 +262,12 @@ TABLE_METRICS = (  # (key, description, digits): Gaussian points have the first 
 
 
 def _setting(point: dict) -> str:
-    """What was chosen for a point, for the tables: s2 (GLS, Gaussian), the quantiser step
-    (nested quantiser), or N and beta (MNIST)."""
-    if "s2" in point:
-        return f"s2 {point['s2']:g}"
-    if "step" in point:
+    """What was chosen for a point, for the tables: the quantiser step (nested quantiser), s2
+    (GLS on the Gaussian source), or N and beta (a learned model)."""
+    if point["method"] == "nested_scalar":
         return f"step {point['step']:.3g}"
+    if point["source"] == "gaussian" and "s2" in point:
+        return f"s2 {point['s2']:g}"
     beta = f", beta {point['beta']:g}" if "beta" in point else ""
     return f"N {point.get('num_candidates', '')}{beta}"
 
@@ -247,7 +281,7 @@ def _checked(point: dict) -> bool:
 def practical_table(points: list[dict]) -> str | None:
     """Oracle best-of-K vs practical selection for every point with check bits (Gaussian: MSE
     in dB; MNIST: MSE per pixel), or None."""
-    rows = sorted((p for p in points if _checked(p) and "accept_rate" in p),
+    rows = sorted((p for p in labelled(points) if _checked(p) and "accept_rate" in p),
                   key=lambda p: (p["scheme"], p["num_decoders"], p["rate_bits"], p["check_bits"]))
     if not rows:
         return None
@@ -257,7 +291,7 @@ def practical_table(points: list[dict]) -> str | None:
              "per-decoder MSE (with fallback) | picks accepted | wrong picks accepted |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for p in rows:
-        db = "practical_mse_db" in p
+        db = _scale(p) == "db"
         keys = ("mse_db", "practical_mse_db", "per_decoder_practical_mse_db") if db else \
             ("mse", "practical_mse", "per_decoder_practical_mse")
         cells = " | ".join(f"{p[key]:.2f} dB" if db else f"{p[key]:.4f}" for key in keys)
@@ -279,12 +313,12 @@ def _plot_practical(ax, points: list[dict], key: str) -> None:
 
 
 def _is_codec_sweep(point: dict) -> bool:
-    """A point of a classical (``quality``) or learned (``lmbda``) image codec: any rate."""
-    return "quality" in point or "lmbda" in point
+    """A point of a classical or learned image codec (any rate, not a K x rate grid)."""
+    return point["method"] in CODEC_METHODS
 
 
 def _codec_setting(point: dict) -> str:
-    if "lmbda" in point:
+    if point["method"] == "learned_codec":
         return f"lambda {point['lmbda']:g}"
     return "" if point.get("quality") is None else str(point["quality"])
 
@@ -292,7 +326,7 @@ def _codec_setting(point: dict) -> str:
 def markdown_tables(points: list[dict]) -> str | None:
     """Per metric and scheme, a K x rate table with what was chosen in brackets (Gaussian:
     ``distortion_db`` and ``mse_db``; MNIST: ``mse``). None without RD points."""
-    parts = []
+    parts, points = [], labelled(points)
     for key, description, digits in TABLE_METRICS:
         rd = [p for p in points if key in p and "rate_bits" in p and "num_decoders" in p and not _is_codec_sweep(p)
               and not _checked(p)]
@@ -332,7 +366,7 @@ def aggregate(sweep_dir: str | Path) -> Aggregate:
     if not points:
         detail = f"; failed jobs: {'; '.join(failed)}" if failed else "; did the sweep's jobs finish?"
         raise DscError(f"no metrics.json with points under {sweep_dir}{detail}")
-    theory = wyner_ziv_rows(points)
+    theory = theory_rows(points)
     csv_path = atomic_write_bytes(sweep_dir / "results.csv", to_csv(points + theory))
     plot_path = plot_rd(points, theory, sweep_dir / "rd_plot.png")
     tables = markdown_tables(points)

@@ -36,7 +36,7 @@ from dsc.coding.streams import MAX_MESSAGE
 from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
 from dsc.eval.parallel import WorkerPool, worker_devices
-from dsc.eval.points import check_check_bits, check_point
+from dsc.eval.points import check_check_bits, check_point, point_labels
 from dsc.models.gaussian import AnalyticGaussianModel, GaussianModel
 from dsc.pipeline import code, first_accepted
 from dsc.sources.gaussian import GaussianSource
@@ -324,6 +324,7 @@ class GaussianRateDistortion:
         metrics = ("distortion_db", "mse_db", "per_decoder_mse_db", "match_prob", "practical_mse_db",
                    "per_decoder_practical_mse_db", "accept_rate", "false_accept_rate")
         point = {
+            **point_labels("gaussian", self.scheme),
             "scheme": self.scheme,
             "num_decoders": self.num_decoders,
             "rate_bits": self.rate_bits,

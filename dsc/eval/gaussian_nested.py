@@ -28,6 +28,7 @@ from dsc.coding import CounterRandomness
 from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
 from dsc.eval.gaussian import EVALUATION, SELECTION, TrialTotals, to_db, first_message, trial_totals
+from dsc.eval.points import point_labels
 from dsc.sources.gaussian import GaussianSource
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class NestedQuantizerRateDistortion:
         first = first_message(0, EVALUATION, self.trials, self.selection_trials)
         totals = self.simulate(step, seed, first, self.trials, device, f"{self.label} step={step:.4g}")
         point = {
-            "scheme": self.scheme, "num_decoders": self.num_decoders, "rate_bits": self.rate_bits,
+            **point_labels("gaussian", "nested_scalar"), "scheme": self.scheme, "num_decoders": self.num_decoders, "rate_bits": self.rate_bits,
             "trials": self.trials, "selection_trials": self.selection_trials, "repetitions": 1,
             "noise_var": self.noise_var, **totals.summary(), "se_over": "trials",
             "step": step, "coset_spacing_sd": spacing, "selection_metric": self.selection_metric,

@@ -14,7 +14,6 @@ once per split (:class:`SplitFeatures`); a point then costs only the coding and 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -30,12 +29,13 @@ from dsc.environment import strict_float32
 from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
 from dsc.eval.parallel import WorkerPool, worker_devices
-from dsc.eval.points import check_check_bits, check_point
+from dsc.eval.points import check_check_bits, check_point, point_labels
 from dsc.lit.checkpoint import CheckpointMismatchError, load_module
 from dsc.lit.mnist_module import MnistCodecModule
 from dsc.models.distortion import check_normalisation
 from dsc.models.mnist import DecoderLogRatio, MnistCodecNetworks, MnistModel, Posterior, PosteriorLogRatio
-from dsc.pipeline import Coded, code, first_accepted
+from dsc.eval.outcome import PointOutcome
+from dsc.pipeline import Coded, code
 from dsc.sources.mnist import MnistDataModule, MnistHalves
 
 log = logging.getLogger(__name__)
@@ -111,58 +111,6 @@ class SplitFeatures:
                           nets.estimator.crop_bias(side_info),
                           nets.projection(crops).view(source.shape[0], k, -1)))
         return cls(*(torch.cat(column) for column in zip(*parts)))
-
-
-@dataclass(frozen=True)
-class PointOutcome:
-    """Per-digit results of one coding point: ``mse`` ``[n, K]`` (per pixel, [0, 1] scale) and
-    ``match`` ``[n, K]`` (decoder k picked the encoder's candidate); with check bits also
-    ``accepted`` ``[n, K]`` (decoder k's check passed) and ``fallback_mse`` ``[n, K]`` (the
-    error of its side-information-only reconstruction)."""
-
-    mse: Tensor
-    match: Tensor
-    accepted: Tensor | None = None
-    fallback_mse: Tensor | None = None
-
-    def first_decoders(self, k: int) -> "PointOutcome":
-        cut = [None if t is None else t[:, :k] for t in (self.accepted, self.fallback_mse)]
-        return PointOutcome(self.mse[:, :k], self.match[:, :k], *cut)
-
-    def summary(self) -> dict:
-        n = self.mse.shape[0]
-        best = self.mse.min(dim=1).values.double()
-        any_match = self.match.any(dim=1).double()
-        summary = {
-            "digits": n,
-            "mse": best.mean().item(),
-            "mse_se": _se(best),
-            "per_decoder_mse": self.mse.double().mean().item(),
-            "decoder_mse": [round(v, 6) for v in self.mse.double().mean(0).tolist()],
-            "match_prob": any_match.mean().item(),
-            "match_prob_se": _se(any_match),
-        }
-        if self.accepted is not None:
-            summary.update(self.practical_summary())
-        return summary
-
-    def practical_summary(self) -> dict:
-        """Any-pass output (the first decoder whose check passed, else decoder 0's fallback), each
-        decoder with its fallback, and the acceptance rates."""
-        accepted = self.accepted
-        outputs = torch.where(accepted, self.mse, self.fallback_mse).double()  # [n, K]
-        system = outputs.gather(1, first_accepted(accepted)[:, None])[:, 0]
-        wrong = ~self.match
-        return {
-            "practical_mse": system.mean().item(), "practical_mse_se": _se(system),
-            "per_decoder_practical_mse": outputs.mean().item(),
-            "accept_rate": accepted.double().mean().item(),
-            "false_accept_rate": (accepted & wrong).sum().item() / max(int(wrong.sum()), 1),
-        }
-
-
-def _se(values: Tensor) -> float:
-    return (values.std(unbiased=True) / math.sqrt(len(values))).item() if len(values) > 1 else float("nan")
 
 
 def make_coder(seed: int, latent_dim: int, scheme: str, num_decoders: int, rate_bits: int,
@@ -254,8 +202,7 @@ def evaluate_point(nets: MnistCodecNetworks, split: SplitFeatures, coder: Import
         for part in batches:
             parts.append(part)
             bar.update(part.mse.shape[0])
-    columns = zip(*((p.mse, p.match, p.accepted, p.fallback_mse) for p in parts))
-    return PointOutcome(*(None if values[0] is None else torch.cat(values) for values in columns))
+    return PointOutcome.concat(parts)
 
 
 def shares_rows_across_decoders(scheme: str) -> bool:
@@ -315,6 +262,7 @@ class MnistRateDistortion:
                                      batches)
         hp = codec.hparams
         point = {
+            **point_labels("mnist", self.scheme),
             "scheme": self.scheme, "num_decoders": self.num_decoders, "rate_bits": self.rate_bits,
             "check_bits": self.check_bits, "total_rate_bits": self.rate_bits + self.check_bits,
             "num_candidates": self.num_candidates, "split": self.split, **outcome.summary(),

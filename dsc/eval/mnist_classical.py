@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from dsc.baselines import image_codecs
 from dsc.baselines.image_codecs import DEFAULT_QUALITIES, QUALITY_RANGES, PillowCodec
 from dsc.errors import ConfigError
+from dsc.eval.points import point_labels
 from dsc.sources.mnist import HALF_WIDTH, MnistDataModule
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class ClassicalImageRateDistortion:
             mse = ((decoded.double() - images.double()) / 255).pow(2).flatten(1).mean(1)
             n = images.shape[0]
             points.append({
-                "scheme": codec.format.lower(), "codec": codec.format, "quality": codec.quality,
+                **point_labels("mnist", "classical_codec"), "scheme": codec.format.lower(), "codec": codec.format, "quality": codec.quality,
                 "num_decoders": 1, "side_information": "none", "split": self.split, "digits": n,
                 "rate_bits": bits.mean().item(), "rate_bits_se": (bits.std() / math.sqrt(n)).item(),
                 "bits_per_pixel": bits.mean().item() / images[0].numel(),

@@ -28,7 +28,7 @@ from dsc.eval.mnist import (
     shares_rows_across_decoders, split_dataset,
 )
 from dsc.eval.mnist_figures import save_reconstruction_grid
-from dsc.eval.points import check_point
+from dsc.eval.points import check_point, point_labels
 from dsc.eval.reference import margin_table, paper_comparison_table
 from dsc.io import atomic_write_bytes
 
@@ -129,6 +129,7 @@ class MnistPaperProtocol:
                     selection_digits = summary_of("val", scheme, k, rate, n, path)["digits"]
                     summary = summary_of("test", scheme, k, rate, n, path)
                     points.append({
+                        **point_labels("mnist", scheme),
                         "scheme": scheme, "num_decoders": k, "rate_bits": rate, "num_candidates": n,
                         "split": "test", **summary, "beta": float(codecs[path].hparams.beta),
                         "distortion": codecs[path].hparams.distortion,

@@ -8,6 +8,14 @@ from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
 
 MAX_RATE_BITS = 31
+CODEC_METHODS = ("classical_codec", "learned_codec")  # methods with any rate (image codecs), not a K x rate grid
+
+
+def point_labels(source: str, method: str) -> dict:
+    """The two labels every result point carries, and that reports dispatch on: the registered
+    ``source`` (dsc.registry) it was measured on and the ``method`` that coded it (``gls``,
+    ``shared_randomness``, ``nested_scalar``, ``classical_codec``, ``learned_codec``)."""
+    return {"source": source, "method": method}
 
 
 def check_point(scheme: str, num_decoders: int, rate_bits: int, num_candidates: int) -> None:

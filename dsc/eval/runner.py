@@ -7,6 +7,7 @@ is skipped (``skip_complete``, on by default): rerunning a sweep into its direct
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import time
@@ -44,6 +45,7 @@ def run_evaluation(cfg: DictConfig, keep_going: bool = False) -> dict:
         device = resolve_device(cfg.device)
         if cfg.get("job") is None:
             raise ConfigError("nothing to run: choose a source (source=gaussian) or an experiment")
+        import_modules(cfg.get("imports") or [])
         job = build(cfg.job, "job")
         log.info(
             "job %s | device %s (%s) | seed %d | torch %s | output %s",
@@ -57,6 +59,15 @@ def run_evaluation(cfg: DictConfig, keep_going: bool = False) -> dict:
         return _save(cfg, output_dir, torch.device("cpu"), time.perf_counter() - start, [],
                      failed=f"{type(error).__name__}: {error}")
     return _save(cfg, output_dir, device, time.perf_counter() - start, points, skipped=getattr(job, "skipped", None))
+
+
+def import_modules(names) -> None:
+    """Import ``names`` (e.g. modules that register sources of one's own) before the job is built."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise ConfigError(f"imports: cannot import {name!r} ({error}); is it on the Python path?") from error
 
 
 def complete_metrics(path: Path, config: dict) -> dict | None:

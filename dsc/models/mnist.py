@@ -8,6 +8,7 @@ a 28x28 canvas and its right half is the reconstruction.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from dataclasses import dataclass
@@ -228,6 +229,15 @@ class MnistModel:
 
     def identity(self) -> dict:
         return {"model": "mnist", "latent_dim": self.prior.dim, "weights_sha256": self._weights}
+
+    def to(self, device) -> "MnistModel":
+        """The same model on ``device`` (a copy of the networks, unless they are there already)."""
+        device = torch.device(device)
+        if next(self.nets.parameters()).device == device:
+            return self
+        moved = copy.copy(self)
+        moved.nets = copy.deepcopy(self.nets).to(device)
+        return moved
 
     def encoder_log_weight(self, sources: Tensor) -> PosteriorLogRatio:
         return PosteriorLogRatio(self.nets.encoder(sources))

@@ -1,0 +1,73 @@
+"""Per-message outcomes of one coding point and their summary (every Monte-Carlo evaluation's
+common currency): a distortion per message and decoder, whether each decoder picked the
+encoder's candidate, and with check bits the acceptances and the fallbacks' distortions."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from dsc.pipeline import first_accepted
+
+
+@dataclass(frozen=True)
+class PointOutcome:
+    """Per-message results of one coding point: ``mse`` ``[n, K]`` (the source's distortion of
+    decoder k's reconstruction, e.g. per-pixel MSE on the [0, 1] scale for MNIST) and ``match``
+    ``[n, K]`` (decoder k picked the encoder's candidate); with check bits also ``accepted``
+    ``[n, K]`` (decoder k's check passed) and ``fallback_mse`` ``[n, K]`` (the distortion of its
+    side-information-only reconstruction)."""
+
+    mse: Tensor
+    match: Tensor
+    accepted: Tensor | None = None
+    fallback_mse: Tensor | None = None
+
+    @classmethod
+    def concat(cls, parts: Sequence["PointOutcome"]) -> "PointOutcome":
+        """The outcomes of consecutive batches as one."""
+        columns = zip(*((p.mse, p.match, p.accepted, p.fallback_mse) for p in parts))
+        return cls(*(None if values[0] is None else torch.cat(values) for values in columns))
+
+    def first_decoders(self, k: int) -> "PointOutcome":
+        cut = [None if t is None else t[:, :k] for t in (self.accepted, self.fallback_mse)]
+        return PointOutcome(self.mse[:, :k], self.match[:, :k], *cut)
+
+    def summary(self) -> dict:
+        n = self.mse.shape[0]
+        best = self.mse.min(dim=1).values.double()
+        any_match = self.match.any(dim=1).double()
+        summary = {
+            "digits": n,
+            "mse": best.mean().item(),
+            "mse_se": _se(best),
+            "per_decoder_mse": self.mse.double().mean().item(),
+            "decoder_mse": [round(v, 6) for v in self.mse.double().mean(0).tolist()],
+            "match_prob": any_match.mean().item(),
+            "match_prob_se": _se(any_match),
+        }
+        if self.accepted is not None:
+            summary.update(self.practical_summary())
+        return summary
+
+    def practical_summary(self) -> dict:
+        """Any-pass output (the first decoder whose check passed, else decoder 0's fallback), each
+        decoder with its fallback, and the acceptance rates."""
+        accepted = self.accepted
+        outputs = torch.where(accepted, self.mse, self.fallback_mse).double()  # [n, K]
+        system = outputs.gather(1, first_accepted(accepted)[:, None])[:, 0]
+        wrong = ~self.match
+        return {
+            "practical_mse": system.mean().item(), "practical_mse_se": _se(system),
+            "per_decoder_practical_mse": outputs.mean().item(),
+            "accept_rate": accepted.double().mean().item(),
+            "false_accept_rate": (accepted & wrong).sum().item() / max(int(wrong.sum()), 1),
+        }
+
+
+def _se(values: Tensor) -> float:
+    return (values.std(unbiased=True) / math.sqrt(len(values))).item() if len(values) > 1 else float("nan")
