@@ -54,8 +54,6 @@ def _inputs(args, count: int, first: int, num_decoders: int):
     """(model, sources [n, ...], side information [n, K, ...], origin) of messages first .. first + n - 1."""
     source = get_source(args.source)
     options = source_options(args)
-    if "ckpt" in source.options and not options.get("ckpt"):
-        raise InvalidArgumentError(f"{args.source} needs --ckpt: a checkpoint of its trained codec")
     if "ckpt" in options and "ckpt" not in source.options:
         raise InvalidArgumentError(f"--ckpt is not an option of {args.source} (its options: "
                                    f"{', '.join(source.options) or 'none'})")

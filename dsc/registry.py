@@ -19,6 +19,8 @@ What a :class:`Source` gives (B messages, K decoders):
   ``num_candidates``: the usual N for it (tools' default);
 - ``options``: the option names ``inputs`` reads, with defaults;
 - ``references``: published values, name -> {(K, rate bits): value};
+- ``describe(options)``: optional fields every result point of these options carries (e.g.
+  the Gaussian source's ``noise_var`` and ``dim``, which its bounds need);
 - ``theory(points)``: optional bound rows for the aggregated table and plot (e.g. Wyner-Ziv),
   each ``{"scheme": <bound name>, "rate_bits": R, "mse_db": ...}``.
 
@@ -66,6 +68,7 @@ class Source:
     options: Mapping[str, Any] = field(default_factory=dict)
     references: Mapping[str, Mapping[tuple[int, int], float]] = field(default_factory=dict)
     theory: Callable[[list[dict]], list[dict]] | None = None
+    describe: Callable[[Mapping[str, Any]], dict] | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.name, str) and re.fullmatch(r"[a-z][a-z0-9_]*", self.name)):

@@ -137,7 +137,12 @@ def test_compare_gaussian_experiment_sweeps_every_scheme_in_one_multirun():
         cfg = compose(config_name="evaluate", overrides=["experiment=compare_gaussian"], return_hydra_config=True)
     assert cfg.hydra.mode.name == "MULTIRUN"
     schemes = cfg.hydra.sweeper.params.scheme.split(",")
-    assert schemes == ["gls", "shared_randomness", "nested_scalar", "nested_scalar_paper_metric"]
-    for scheme in schemes:  # every swept scheme builds a job
+    assert schemes == ["gls", "gls_mse", "shared_randomness", "shared_randomness_mse", "nested_scalar",
+                       "nested_scalar_paper_metric"]
+    assert max(cfg.test_channel_variances) >= 0.3  # the grid reaches the coarse s2 the MSE prefers
+    for scheme in schemes:  # every swept scheme builds a job, chosen by the metric its name says
         job = gaussian_point(scheme, num_decoders=2, rate_bits=2, num_candidates=64, nested={"trials": 10})
-        assert job.scheme == scheme
+        label = getattr(job, "scheme_label", job.scheme)
+        assert label == scheme
+        assert job.selection_metric == ("mse_db" if scheme.endswith("_mse") or scheme == "nested_scalar"
+                                        else "distortion_db")

@@ -1,11 +1,15 @@
-"""The paper's scalar Gaussian source: A ~ N(0, 1), side information T_k = A + N(0, noise_var),
-coded with the closed-form model (:class:`dsc.models.gaussian.GaussianModel`).
+"""The Gaussian source: A ~ N(0, I_d) (d = 1: the paper's scalar source), side information
+T_k = A + N(0, noise_var I_d), coded with the closed-form model
+(:class:`dsc.models.gaussian.GaussianModel`, scalar only) or a trained codec
+(:class:`dsc.models.gaussian_mlp.GaussianMlpModel`, option ``ckpt``).
 
-Options: ``s2`` (test-channel variance), ``noise_var``, ``data_seed`` (which draws).
+Options: ``s2`` (the closed-form model's test-channel variance), ``noise_var``, ``data_seed``
+(which draws), ``ckpt`` (a checkpoint of ``model=gaussian_mlp``; its d is the source's).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Mapping
 
 from torch import Tensor
@@ -14,31 +18,61 @@ from dsc.coding import CounterRandomness
 from dsc.eval.aggregate import wyner_ziv_rows
 from dsc.eval.reference import PAPER_GAUSSIAN_GLS_DB
 from dsc.models.gaussian import GaussianModel
+from dsc.models.gaussian_mlp import GaussianMlpModel
 from dsc.registry import CodecInputs, Source, register
 from dsc.sources.gaussian import SIDE_INFO_ROW, SOURCE_ROW, GaussianSource
 
 
+@lru_cache(maxsize=8)
+def learned_model(ckpt: str, noise_var: float) -> GaussianMlpModel:
+    """The trained codec at ``ckpt``, refused when it was trained for another ``noise_var``."""
+    from dsc.lit.checkpoint import CheckpointMismatchError, load_module  # loads Lightning: only when used
+    from dsc.lit.gaussian_module import GaussianCodecModule
+
+    module = load_module(GaussianCodecModule, ckpt, "a learned Gaussian codec (model=gaussian_mlp)",
+                         "python train.py source=gaussian model=gaussian_mlp")
+    if abs(module.hparams.noise_var - noise_var) > 1e-12:
+        raise CheckpointMismatchError(f"{ckpt} was trained for side-information noise {module.hparams.noise_var:g}, "
+                                      f"not {noise_var:g}: evaluate it with noise_var={module.hparams.noise_var:g}")
+    return GaussianMlpModel(module.nets)
+
+
 def inputs(options: Mapping[str, Any], messages: Tensor, num_decoders: int) -> CodecInputs:
-    model = GaussianModel(options["s2"], options["noise_var"])
-    draw = GaussianSource(options["noise_var"]).sample(CounterRandomness(options["data_seed"]), messages, num_decoders)
-    return CodecInputs(model, draw.source, draw.side_info, f"simulated Gaussian source (data seed {options['data_seed']})")
+    source, rng = GaussianSource(options["noise_var"]), CounterRandomness(options["data_seed"])
+    origin = f"simulated Gaussian source (data seed {options['data_seed']})"
+    if options["ckpt"]:
+        model = learned_model(str(options["ckpt"]), float(options["noise_var"])).to(messages.device)
+        draw = source.sample_vectors(rng, messages, num_decoders, model.nets.dim)
+        return CodecInputs(model, draw.source, draw.side_info, f"{origin}, d = {model.nets.dim}")
+    draw = source.sample(rng, messages, num_decoders)
+    return CodecInputs(GaussianModel(options["s2"], options["noise_var"]), draw.source, draw.side_info, origin)
+
+
+def describe(options: Mapping[str, Any]) -> dict:
+    """What a point needs for its bounds: the side information's noise and the dimension."""
+    dim = learned_model(str(options["ckpt"]), float(options["noise_var"])).nets.dim if options["ckpt"] else 1
+    return {"noise_var": float(options["noise_var"]), "dim": dim}
 
 
 def squared_error(sources: Tensor, reconstructions: Tensor) -> Tensor:
-    """Sources ``[B]``, reconstructions ``[B, K]`` -> squared errors ``[B, K]``."""
-    return (sources[:, None].double() - reconstructions.double()) ** 2
+    """Sources ``[B]`` and reconstructions ``[B, K]`` -> squared errors ``[B, K]``; vectors
+    ``[B, d]`` and ``[B, K, d]`` -> the mean over the d components ``[B, K]``."""
+    error = (sources[:, None].double() - reconstructions.double()) ** 2
+    return error if error.dim() == 2 else error.mean(-1)
 
 
 GAUSSIAN = register(Source(
     name="gaussian",
-    description="scalar Gaussian source, K noisy side-information channels (paper section 5)",
-    stream_rows={SOURCE_ROW: "source A (counter 0)", SIDE_INFO_ROW: "side-information noise Z_k (counter k)"},
+    description="Gaussian source, K noisy side-information channels (paper section 5; d components with a codec)",
+    stream_rows={SOURCE_ROW: "source A (counter c: component c)",
+                 SIDE_INFO_ROW: "side-information noise (counter k d + c: decoder k, component c)"},
     inputs=inputs,
     distortion=squared_error,
-    distortion_name="squared error",
+    distortion_name="squared error (per component)",
     scale="db",
     num_candidates=2**12,
-    options={"s2": 0.005, "noise_var": 0.5, "data_seed": 0},
+    options={"s2": 0.005, "noise_var": 0.5, "data_seed": 0, "ckpt": None},
     references={"paper Table 10 (GLS, mean per-trial dB, best of K)": PAPER_GAUSSIAN_GLS_DB},
     theory=wyner_ziv_rows,
+    describe=describe,
 ))

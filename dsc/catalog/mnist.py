@@ -32,8 +32,8 @@ def _codec_and_split(ckpt: str, split: str, num_decoders: int, data_seed: int, d
 
 def _split(options: Mapping[str, Any], num_decoders: int):
     if not options["ckpt"]:
-        raise ConfigError("the mnist source needs the option ckpt: a checkpoint of a trained MNIST codec "
-                          "(python train.py model=mnist_vae)")
+        raise ConfigError("the mnist source needs the option ckpt (--ckpt on the command line): a checkpoint of "
+                          "a trained MNIST codec (python train.py model=mnist_vae)")
     return _codec_and_split(str(options["ckpt"]), options["split"], num_decoders, int(options["data_seed"]),
                             options["data_source"], options["data_root"])
 

@@ -108,18 +108,21 @@ def theory_rows(points: list[dict]) -> list[dict]:
 
 
 def wyner_ziv_rows(points: list[dict]) -> list[dict]:
-    """Theory rows for every (rate, noise) among Gaussian points: the Wyner-Ziv bound
-    D_WZ(R) = var(A|T) 2^(-2R) and the bound without side information D(R) = 2^(-2R)."""
-    pairs = sorted({(p["rate_bits"], p["noise_var"]) for p in points if "rate_bits" in p and "noise_var" in p})
+    """Theory rows for every (rate, noise, d) among Gaussian points, per component at R / d bits
+    each (i.i.d. components): the Wyner-Ziv bound D_WZ = var(A|T) 2^(-2R/d) and the bound
+    without side information D = 2^(-2R/d)."""
+    keys = sorted({(p["rate_bits"], p["noise_var"], p.get("dim", 1)) for p in points
+                   if "rate_bits" in p and "noise_var" in p})
     rows = []
-    for rate, noise_var in pairs:
+    for rate, noise_var, dim in keys:
         posterior_var = noise_var / (1 + noise_var)
         rows.append({
-            "scheme": WYNER_ZIV, "rate_bits": rate, "noise_var": noise_var,
-            "mse_db": 10 * math.log10(posterior_var * 2.0 ** (-2 * rate)),
+            "scheme": WYNER_ZIV, "rate_bits": rate, "noise_var": noise_var, "dim": dim,
+            "mse_db": 10 * math.log10(posterior_var * 2.0 ** (-2 * rate / dim)),
         })
-    for rate in sorted({rate for rate, _ in pairs}):
-        rows.append({"scheme": NO_SIDE_INFO, "rate_bits": rate, "mse_db": 10 * math.log10(2.0 ** (-2 * rate))})
+    for rate, dim in sorted({(rate, dim) for rate, _, dim in keys}):
+        rows.append({"scheme": NO_SIDE_INFO, "rate_bits": rate, "dim": dim,
+                     "mse_db": 10 * math.log10(2.0 ** (-2 * rate / dim))})
     return rows
 
 
@@ -262,14 +265,23 @@ TABLE_METRICS = (  # (key, description, digits): Gaussian points have the first 
 
 
 def _setting(point: dict) -> str:
-    """What was chosen for a point, for the tables: the quantiser step (nested quantiser), s2
-    (GLS on the Gaussian source), or N and beta (a learned model)."""
+    """What was chosen for a point, for the tables: the operating point a protocol chose, the
+    quantiser step (nested quantiser), s2 (GLS on the Gaussian source), or N and beta."""
+    if "operating_point" in point:
+        return str(point["operating_point"])
     if point["method"] == "nested_scalar":
         return f"step {point['step']:.3g}"
     if point["source"] == "gaussian" and "s2" in point:
         return f"s2 {point['s2']:g}"
     beta = f", beta {point['beta']:g}" if "beta" in point else ""
     return f"N {point.get('num_candidates', '')}{beta}"
+
+
+def _chosen_by(points: list[dict]) -> str:
+    """`` (chosen by <metric>)`` for points whose operating point was chosen by a metric, else ''."""
+    metrics = sorted({p.get("select_by") or p.get("selection_metric") for p in points
+                      if p.get("selection_trials", 1) and (p.get("select_by") or p.get("selection_metric"))})
+    return f" (chosen by {' / '.join(metrics)})" if metrics else ""
 
 
 def _checked(point: dict) -> bool:
@@ -334,7 +346,7 @@ def markdown_tables(points: list[dict]) -> str | None:
         for scheme in sorted({p["scheme"] for p in rd}):
             cells = {(p["num_decoders"], p["rate_bits"]): p for p in rd if p["scheme"] == scheme}
             lines = [
-                f"**{scheme}**: {description}, chosen setting in brackets",
+                f"**{scheme}**: {description}, chosen setting in brackets{_chosen_by(list(cells.values()))}",
                 "",
                 "| K \\ R bits | " + " | ".join(str(r) for r in rates) + " |",
                 "|---" * (len(rates) + 1) + "|",

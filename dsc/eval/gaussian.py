@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 PAPER_TEST_CHANNEL_VARIANCES = (0.01, 0.008, 0.006, 0.005, 0.003, 0.002, 0.001)
 SELECTION, EVALUATION = 0, 1
+SELECTABLE = ("distortion_db", "mse_db", "per_decoder_mse_db", "practical_mse_db")
 AUTO_BATCH_TRIALS_CPU, AUTO_BATCH_TRIALS_CUDA = 2048, 2**18  # phases: their trials use disjoint message ids
 
 
@@ -152,8 +153,11 @@ def practical_totals(totals: TrialTotals, source: Tensor, reconstructions: Tenso
 
 
 def trial_totals(source: Tensor, reconstructions: Tensor, match: Tensor) -> TrialTotals:
-    """Totals for sources ``[B]``, reconstructions ``[B, K]`` and matches ``[B]``."""
-    errors = (source[:, None] - reconstructions) ** 2  # [B, K]
+    """Totals for sources ``[B]``, reconstructions ``[B, K]`` and matches ``[B]``; for vectors
+    ``[B, d]`` and ``[B, K, d]`` the error is the mean over the d components."""
+    errors = (source[:, None] - reconstructions) ** 2  # [B, K] (or [B, K, d])
+    if errors.dim() == 3:
+        errors = errors.mean(-1)
     best = errors.min(dim=1).values
     per_decoder = errors.mean(dim=1)
     db = 10 * torch.log10(best.clamp_min(torch.finfo(torch.float64).tiny))  # guard log 0
@@ -187,6 +191,8 @@ class GaussianRateDistortion:
     batch_trials: int | None = None  # trials coded at once; None: 2048 on the CPU, 2**18 on a GPU
     chunk_size: int | None = None  # candidates per message per scan step (None: automatic); speed only
     workers: int = 1  # processes (one per GPU with device=cuda) sharing the batches; same results
+    select_by: str | None = None  # s2 chosen by: None (the paper's distortion_db, or with check bits
+    # the any-pass practical_mse_db) or any metric of the point, e.g. mse_db
     bound_samples: int = 200_000
     progress: bool = True
 
@@ -197,6 +203,8 @@ class GaussianRateDistortion:
         if self.batch_trials is not None:
             check_positive_int(self.batch_trials, "batch_trials")
         check_positive_int(self.workers, "workers")
+        if self.select_by not in (None, *SELECTABLE):
+            raise ConfigError(f"select_by must be one of {', '.join(SELECTABLE)} (or null), got {self.select_by!r}")
         grid = list(self.test_channel_variances or [])
         if not grid:
             raise ConfigError("test_channel_variances is empty: give at least one s2, e.g. [0.005]")
@@ -262,9 +270,17 @@ class GaussianRateDistortion:
 
     @property
     def selection_metric(self) -> str:
-        """What s2 is chosen by: the paper's distortion, or with check bits the any-pass MSE (a
-        receiver without the oracle prefers larger s2, whose picks match more often)."""
+        """What s2 is chosen by: ``select_by`` when given, else the paper's distortion, or with
+        check bits the any-pass MSE (a receiver without the oracle prefers larger s2, whose
+        picks match more often)."""
+        if self.select_by is not None:
+            return self.select_by
         return "practical_mse_db" if self.check_bits else "distortion_db"
+
+    @property
+    def scheme_label(self) -> str:
+        """The scheme as tables name it: ``<scheme>_mse`` when s2 is chosen by the MSE in dB."""
+        return f"{self.scheme}_mse" if self.select_by == "mse_db" else self.scheme
 
     def select(self, seed: int, repetition: int, device, pool: WorkerPool | None = None) -> tuple[float, dict]:
         """Choose s2 by the lowest :attr:`selection_metric` on the selection trials."""
@@ -293,7 +309,7 @@ class GaussianRateDistortion:
 
     @property
     def label(self) -> str:
-        return f"{self.scheme} K={self.num_decoders} R={self.rate_bits}"
+        return f"{self.scheme_label} K={self.num_decoders} R={self.rate_bits}"
 
     def run(self, seed: int, device: torch.device, output_dir: Path) -> list[dict]:
         runs = []
@@ -325,7 +341,7 @@ class GaussianRateDistortion:
                    "per_decoder_practical_mse_db", "accept_rate", "false_accept_rate")
         point = {
             **point_labels("gaussian", self.scheme),
-            "scheme": self.scheme,
+            "scheme": self.scheme_label,
             "num_decoders": self.num_decoders,
             "rate_bits": self.rate_bits,
             "num_candidates": self.num_candidates,

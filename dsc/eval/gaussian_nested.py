@@ -47,7 +47,8 @@ class NestedQuantizerRateDistortion:
     """One (K, rate) point of the nested scalar quantiser (see the module docstring)."""
 
     num_decoders: int = 4
-    rate_bits: int = 1
+    rate_bits: int = 1  # bits per source vector: rate_bits / dim per component
+    dim: int = 1  # d i.i.d. components, each quantised on its own (scalar quantisation per component)
     trials: int = 100_000
     selection_trials: int = 10_000
     noise_var: float = 0.5
@@ -57,8 +58,11 @@ class NestedQuantizerRateDistortion:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("num_decoders", "rate_bits", "trials", "selection_trials", "batch_trials"):
+        for name in ("num_decoders", "rate_bits", "dim", "trials", "selection_trials", "batch_trials"):
             check_positive_int(getattr(self, name), name)
+        if self.rate_bits % self.dim:
+            raise ConfigError(f"rate_bits {self.rate_bits} is not a whole number of bits per component for d = "
+                              f"{self.dim}; use a multiple of {self.dim}")
         spacings = list(self.spacings or [])
         if not spacings or any(not isinstance(x, (int, float)) or not x > 0 for x in spacings):
             raise ConfigError(f"spacings must be a non-empty list of numbers > 0, got {spacings}")
@@ -67,26 +71,37 @@ class NestedQuantizerRateDistortion:
             raise ConfigError(f"selection_metric must be one of {', '.join(SELECTION_METRICS)}, "
                               f"got {self.selection_metric!r}")
         self.source = GaussianSource(self.noise_var)
-        NestedScalarQuantizer(1.0, self.rate_bits)  # validates the rate
+        NestedScalarQuantizer(1.0, self.component_bits)  # validates the rate
+
+    @property
+    def component_bits(self) -> int:
+        return self.rate_bits // self.dim
 
     def step_for(self, spacing: float) -> float:
-        return spacing * math.sqrt(self.source.posterior_var) / 2**self.rate_bits
+        return spacing * math.sqrt(self.source.posterior_var) / 2**self.component_bits
 
     def simulate(self, step: float, seed: int, first: int, trials: int, device, desc: str | None) -> TrialTotals:
         """Encode and decode ``trials`` messages from ``first`` on with quantiser step ``step``
         (a progress bar titled ``desc`` unless it is None)."""
-        quantizer = NestedScalarQuantizer(step, self.rate_bits)
+        quantizer = NestedScalarQuantizer(step, self.component_bits)
+        k, d = self.num_decoders, self.dim
         rng = CounterRandomness(seed)
         shrink = 1 / (1 + self.noise_var)  # E[A | T] = T / (1 + noise_var)
         totals = TrialTotals(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
         with tqdm(total=trials, desc=desc, unit="trial", disable=not self.progress or desc is None, leave=False) as bar:
             for start in range(0, trials, self.batch_trials):
                 messages = torch.arange(first + start, first + min(start + self.batch_trials, trials), device=device)
-                draw = self.source.sample(rng, messages, self.num_decoders)
-                labels = quantizer.encode(draw.source)
-                got = quantizer.decode(labels, shrink * draw.side_info, self.source.posterior_var)
-                match = (got.index == quantizer.quantize(draw.source)[:, None]).any(dim=1)
-                totals = totals.add(trial_totals(draw.source, got.reconstruction, match))
+                draw = self.source.sample_vectors(rng, messages, k, d)  # A [B, d], T [B, K, d]
+                source = draw.source.reshape(-1)  # every component on its own: [B d]
+                labels = quantizer.encode(source)
+                got = quantizer.decode(labels, shrink * draw.side_info.transpose(1, 2).reshape(-1, k),
+                                       self.source.posterior_var)
+                right = (got.index == quantizer.quantize(source)[:, None]).view(-1, d, k).all(dim=1)  # [B, K]
+                recon = got.reconstruction.view(-1, d, k).transpose(1, 2)  # [B, K, d]
+                if d == 1:
+                    totals = totals.add(trial_totals(draw.source[:, 0], recon[..., 0], right.any(dim=1)))
+                else:
+                    totals = totals.add(trial_totals(draw.source, recon, right.any(dim=1)))
                 bar.update(messages.shape[0])
         return totals
 
@@ -98,7 +113,7 @@ class NestedQuantizerRateDistortion:
 
     @property
     def label(self) -> str:
-        return f"{self.scheme} K={self.num_decoders} R={self.rate_bits}"
+        return f"{self.scheme} K={self.num_decoders} R={self.rate_bits}" + (f" d={self.dim}" if self.dim > 1 else "")
 
     def run(self, seed: int, device: torch.device, output_dir: Path) -> list[dict]:
         selection = {}
@@ -112,12 +127,13 @@ class NestedQuantizerRateDistortion:
         first = first_message(0, EVALUATION, self.trials, self.selection_trials)
         totals = self.simulate(step, seed, first, self.trials, device, f"{self.label} step={step:.4g}")
         point = {
-            **point_labels("gaussian", "nested_scalar"), "scheme": self.scheme, "num_decoders": self.num_decoders, "rate_bits": self.rate_bits,
+            **point_labels("gaussian", "nested_scalar"), "scheme": self.scheme, "num_decoders": self.num_decoders,
+            "rate_bits": self.rate_bits, "dim": self.dim,
             "trials": self.trials, "selection_trials": self.selection_trials, "repetitions": 1,
             "noise_var": self.noise_var, **totals.summary(), "se_over": "trials",
             "step": step, "coset_spacing_sd": spacing, "selection_metric": self.selection_metric,
-            "wyner_ziv_mse_db": to_db(self.source.posterior_var * 2.0 ** (-2 * self.rate_bits)),
-            "no_side_info_mse_db": to_db(2.0 ** (-2 * self.rate_bits)),
+            "wyner_ziv_mse_db": to_db(self.source.posterior_var * 2.0 ** (-2 * self.component_bits)),
+            "no_side_info_mse_db": to_db(2.0 ** (-2 * self.component_bits)),
         }
         log.info("%s: step %.4g (coset spacing %.2f sd), distortion %.2f dB (paper metric), mse %.2f dB "
                  "(Wyner-Ziv %.2f dB), match %.4f", self.label, step, spacing, point["distortion_db"],

@@ -9,13 +9,16 @@ from dsc.eval.gaussian import GaussianRateDistortion
 from dsc.eval.gaussian_nested import SCHEME as NESTED, NestedQuantizerRateDistortion
 
 NESTED_PAPER_METRIC = f"{NESTED}_paper_metric"  # the quantiser's step chosen by the paper's metric
-SCHEMES = tuple(s.value for s in Scheme) + (NESTED, NESTED_PAPER_METRIC)
+CODER_SCHEMES = tuple(s.value for s in Scheme)
+MSE_SELECTED = tuple(f"{s}_mse" for s in CODER_SCHEMES)  # s2 chosen by mse_db instead of the paper's metric
+SCHEMES = CODER_SCHEMES + MSE_SELECTED + (NESTED, NESTED_PAPER_METRIC)
 
 
 def gaussian_point(scheme: str, num_decoders: int, rate_bits: int, noise_var: float = 0.5,
                    nested: dict | None = None, progress: bool = True, workers: int = 1, **coder_settings):
     """``scheme`` gls or shared_randomness: :class:`GaussianRateDistortion` with
-    ``coder_settings`` (N, trials, s2 grid, ...); ``nested_scalar``:
+    ``coder_settings`` (N, trials, s2 grid, ...), s2 chosen by the paper's metric;
+    ``gls_mse`` or ``shared_randomness_mse``: the same with s2 chosen by ``mse_db``; ``nested_scalar``:
     :class:`NestedQuantizerRateDistortion` with the settings in ``nested`` (step chosen by
     MSE; ``nested_scalar_paper_metric``: by the paper's mean per-trial dB), which is cheap and
     runs in one process whatever ``workers`` says."""
@@ -27,5 +30,7 @@ def gaussian_point(scheme: str, num_decoders: int, rate_bits: int, noise_var: fl
                                              progress=progress, **settings)
     if scheme not in SCHEMES:
         raise ConfigError(f"scheme must be one of {', '.join(SCHEMES)}; got {scheme!r}")
+    if scheme in MSE_SELECTED:
+        scheme, coder_settings = scheme.removesuffix("_mse"), {**coder_settings, "select_by": "mse_db"}
     return GaussianRateDistortion(scheme=scheme, num_decoders=num_decoders, rate_bits=rate_bits,
                                   noise_var=noise_var, progress=progress, workers=workers, **coder_settings)

@@ -14,7 +14,6 @@ per normalisation, scheme, K and rate), ``results.md`` and ``loss_scale.png``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Sequence
 
 from dsc.errors import DscError
 from dsc.eval.aggregate import save_figure, to_csv
+from dsc.eval.report_cli import report_main
 from dsc.eval.reference import PAPER_GLS_MARGINS, PAPER_MNIST_MSE, gls_margins
 from dsc.io import atomic_write_bytes
 from dsc.models.distortion import DEFAULT, NORMALISATIONS, equivalent_beta
@@ -198,15 +198,9 @@ def write_study(study: str | Path, results: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m dsc.eval.loss_scale", description=__doc__.splitlines()[0])
-    parser.add_argument("study", help="the study's output directory (scripts/mnist_loss_scale.sh OUT_DIR)")
-    parser.add_argument("results", help="where results.csv, protocol.csv, results.md and loss_scale.png go")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        print(write_study(args.study, args.results))
-    except DscError as error:
-        parser.exit(2, f"error: {error}\n")
+    report_main("python -m dsc.eval.loss_scale", __doc__.splitlines()[0], write_study,
+                "the study's output directory (scripts/mnist_loss_scale.sh OUT_DIR)",
+                "where results.csv, protocol.csv, results.md and loss_scale.png go", argv)
 
 
 if __name__ == "__main__":

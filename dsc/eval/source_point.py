@@ -108,6 +108,7 @@ class SourceRateDistortion:
             "rate_bits": self.rate_bits, "check_bits": self.check_bits, "total_rate_bits": self.rate_bits + self.check_bits,
             "num_candidates": self.num_candidates, "messages": outcome.mse.shape[0], **summary,
             "distortion_measure": self.spec.distortion_name, "options": self.options, "data": origin,
+            **(self.spec.describe(self.options) if self.spec.describe else {}),
         }
         log.info("%s %s K=%d R=%d N=%d on %d messages (%s): best-of-K %s %.5g, per-decoder %.5g, match %.3f",
                  self.source, self.scheme, self.num_decoders, self.rate_bits, self.num_candidates,

@@ -13,7 +13,7 @@ from hydra.types import RunMode
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dsc.config import build
 from dsc.environment import environment_record, resolve_device
@@ -72,7 +72,7 @@ def run_training(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = Non
         raise ConfigError(f"the trainer config cannot run on {device}: {error}") from error
     _refuse_multirun_launches(trainer)
     if trainer.is_global_zero:  # the Trainer knows the process's global rank (env of the launcher)
-        config = OmegaConf.to_container(cfg, resolve=True)
+        config = OmegaConf.to_container(_without(cfg, "job"), resolve=True)  # a source's evaluation job: not ours
         config.pop("hydra", None)
         atomic_write_json(output_dir / "run_config.json", {"config": config, "environment": environment_record(device)})
     ckpt_path = cfg.get("ckpt_path")
@@ -118,6 +118,14 @@ def check_precision(precision: object) -> None:
         return
     raise ConfigError(f"trainer.precision={precision!r} is not a precision; use one of {', '.join(PRECISIONS)} "
                       "(32-true: float32; bf16-mixed: bfloat16 autocast, on a GPU or a CPU with bf16 support)")
+
+
+def _without(cfg: DictConfig, key: str) -> DictConfig:
+    """A copy of ``cfg`` without ``key`` (interpolations elsewhere still resolve)."""
+    copy = cfg.copy()
+    with open_dict(copy):
+        copy.pop(key, None)
+    return copy
 
 
 def _refuse_multirun_launches(trainer: L.Trainer) -> None:

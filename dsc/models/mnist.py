@@ -8,19 +8,16 @@ a 28x28 canvas and its right half is the reconstruction.
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import math
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dsc.coding.importance import GaussianPrior
 from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
+from dsc.models.network_model import NetworkCodingModel
+from dsc.models.posterior import INITIAL_LOG_VAR, Posterior, PosteriorLogRatio  # noqa: F401  (re-exported)
 
 HALF = 14
 
@@ -30,27 +27,6 @@ def to_canvas(source: Tensor) -> Tensor:
     return torch.cat([torch.full_like(source, -1.0), source], dim=-1)
 
 
-class Posterior(NamedTuple):
-    """Diagonal Gaussian p(w | a): ``mean`` and ``log_var``, each ``[B, latent_dim]``."""
-
-    mean: Tensor
-    log_var: Tensor
-
-    def sample(self) -> Tensor:
-        return self.mean + torch.exp(0.5 * self.log_var) * torch.randn_like(self.mean)
-
-    def kl_to_standard_normal(self) -> Tensor:
-        """KL(N(mean, var) || N(0, I)) per example, ``[B]`` (nats)."""
-        return 0.5 * (self.mean**2 + self.log_var.exp() - 1 - self.log_var).sum(-1)
-
-    def log_prob(self, w: Tensor) -> Tensor:
-        """log p(w | a) for candidates ``[B, n, latent_dim]`` -> ``[B, n]``."""
-        var = self.log_var.exp()[:, None, :]
-        z = (w - self.mean[:, None, :]) ** 2 / var
-        return -0.5 * (z + self.log_var[:, None, :] + 1.8378770664093453).sum(-1)
-
-
-INITIAL_LOG_VAR = -6.0
 
 
 class Encoder(nn.Module):
@@ -179,25 +155,6 @@ class MnistCodecNetworks(nn.Module):
 
 
 @dataclass(frozen=True)
-class PosteriorLogRatio:
-    """``log N(w; mean, var) - log N(w; 0, I)`` for candidates ``[B, n, d]`` -> ``[B, n]``;
-    ``maximum()`` is finite where every var < 1 and +inf elsewhere (then no early stop)."""
-
-    posterior: Posterior
-
-    def __call__(self, w: Tensor) -> Tensor:
-        return self.posterior.log_prob(w) + 0.5 * (w**2 + math.log(2 * math.pi)).sum(-1)
-
-    def subset(self, rows: Tensor) -> "PosteriorLogRatio":
-        return PosteriorLogRatio(Posterior(self.posterior.mean[rows], self.posterior.log_var[rows]))
-
-    def maximum(self) -> Tensor:
-        var = self.posterior.log_var.exp()
-        per_dim = self.posterior.mean**2 / (2 * (1 - var)) - 0.5 * self.posterior.log_var
-        return torch.where(var < 1, per_dim, torch.full_like(per_dim, float("inf"))).sum(-1).double()
-
-
-@dataclass(frozen=True)
 class DecoderLogRatio:
     """The K decoders' log-weights: the estimator's logits of candidates ``[B, n, d]`` against
     each digit's K crops, given as first-layer crop biases ``[B, K, hidden]`` -> ``[B, K, n]``."""
@@ -212,32 +169,14 @@ class DecoderLogRatio:
         return DecoderLogRatio(self.estimator, self.crop_bias[rows])
 
 
-class MnistModel:
+class MnistModel(NetworkCodingModel):
     """A trained MNIST codec's networks as a :class:`dsc.pipeline.CodingModel`: sources are
     right halves ``[B, 1, 28, 14]`` in [-1, 1], side information the decoders' crops
     ``[B, K', 1, c, c]``, reconstructions ``[B, K', 1, 28, 14]``; the fallback decodes the prior
     mean (w = 0) with each crop."""
 
-    def __init__(self, nets: MnistCodecNetworks) -> None:
-        self.nets = nets.eval()
-        self.prior = GaussianPrior(dim=nets.latent_dim)
-        digest = hashlib.sha256()
-        for name, value in sorted(nets.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-        self._weights = digest.hexdigest()
-
     def identity(self) -> dict:
-        return {"model": "mnist", "latent_dim": self.prior.dim, "weights_sha256": self._weights}
-
-    def to(self, device) -> "MnistModel":
-        """The same model on ``device`` (a copy of the networks, unless they are there already)."""
-        device = torch.device(device)
-        if next(self.nets.parameters()).device == device:
-            return self
-        moved = copy.copy(self)
-        moved.nets = copy.deepcopy(self.nets).to(device)
-        return moved
+        return {"model": "mnist", "latent_dim": self.prior.dim, "weights_sha256": self.weights_sha256}
 
     def encoder_log_weight(self, sources: Tensor) -> PosteriorLogRatio:
         return PosteriorLogRatio(self.nets.encoder(sources))

@@ -1,4 +1,5 @@
-"""The scalar Gaussian source with K independent side-information channels."""
+"""The Gaussian source with K independent side-information channels: scalar (the paper's) or
+d-dimensional with i.i.d. components, and the data module that trains learned codecs on it."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import lightning as L
 import torch
 from torch import Tensor
 
 from dsc.coding.randomness import CounterRandomness
 from dsc.coding.streams import Purpose, check_messages, check_num_rows, stream_id
-from dsc.errors import InvalidArgumentError
+from dsc.errors import ConfigError, InvalidArgumentError
 
 SOURCE_ROW = 0  # row of the SOURCE stream holding A (counter 0)
 SIDE_INFO_ROW = 1  # row of the SOURCE stream holding decoder k's noise (counter k)
@@ -59,3 +61,97 @@ class GaussianSource:
             torch.float64,
         )
         return GaussianDraw(a, a[:, None] + math.sqrt(self.noise_var) * z)
+
+    def sample_vectors(self, rng: CounterRandomness, messages: Tensor, num_decoders: int, dim: int) -> GaussianDraw:
+        """The d-dimensional source with i.i.d. components: A ``[B, d]`` ~ N(0, I) and
+        T ``[B, K, d]`` = A + N(0, noise_var I), independent per decoder. Component c of A is
+        counter c of the source row and decoder k's noise counter k d + c of the side-information
+        row, so d = 1 draws exactly :meth:`sample`'s values."""
+        messages = check_messages(messages)
+        check_num_rows(num_decoders, "num_decoders (K)")
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise InvalidArgumentError(f"dim must be a positive integer, got {dim!r}")
+        device = messages.device
+        a = rng.normal(stream_id(Purpose.SOURCE, messages, SOURCE_ROW)[:, None],
+                       torch.arange(dim, device=device)[None, :], torch.float64)
+        z = rng.normal(stream_id(Purpose.SOURCE, messages, SIDE_INFO_ROW)[:, None],
+                       torch.arange(num_decoders * dim, device=device)[None, :], torch.float64)
+        return GaussianDraw(a, a[:, None, :] + math.sqrt(self.noise_var) * z.view(-1, num_decoders, dim))
+
+
+class SourceBatch(NamedTuple):
+    """A training batch: ``source`` ``[B, ...]``, ``side_info`` ``[B, K, ...]``, message ids ``index``."""
+
+    source: Tensor
+    side_info: Tensor
+    index: Tensor
+
+
+# Message-id ranges of the learned codecs' data: training draws fresh ids every epoch from
+# TRAIN_IDS on, validation reuses VAL_IDS ..; evaluations use ids from 0, so no evaluated
+# source was ever trained on.
+TRAIN_IDS, VAL_IDS = 2**41, 2**40
+
+
+class EpochIds(torch.utils.data.Sampler):
+    """Message ids ``offset + epoch * size + i`` for i < size: fresh draws every epoch, a pure
+    function of (offset, epoch), so a resumed run sees the same data (Lightning sets the epoch)."""
+
+    def __init__(self, size: int, offset: int, fresh_every_epoch: bool = True) -> None:
+        self.size, self.offset, self.fresh, self.epoch = size, offset, fresh_every_epoch, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        start = self.offset + (self.epoch * self.size if self.fresh else 0)
+        return iter(range(start, start + self.size))
+
+
+class GaussianVectors(torch.utils.data.Dataset):
+    """Draws of the d-dimensional source by message id (batched: ``__getitems__``), float32."""
+
+    def __init__(self, source: GaussianSource, num_decoders: int, dim: int, seed: int) -> None:
+        self.source, self.num_decoders, self.dim, self.rng = source, num_decoders, dim, CounterRandomness(seed)
+
+    def __getitems__(self, ids: list[int]) -> SourceBatch:
+        messages = torch.as_tensor(ids, dtype=torch.long)
+        draw = self.source.sample_vectors(self.rng, messages, self.num_decoders, self.dim)
+        return SourceBatch(draw.source.float(), draw.side_info.float(), messages)
+
+
+def _collate(batch: SourceBatch) -> SourceBatch:
+    return batch
+
+
+class GaussianDataModule(L.LightningDataModule):
+    """Training data for learned Gaussian codecs: ``train_size`` fresh draws per epoch and a
+    fixed validation set of ``val_size`` draws (message ids far from the evaluations')."""
+
+    def __init__(self, dim: int = 1, noise_var: float = 0.5, num_decoders: int = 1, batch_size: int = 256,
+                 train_size: int = 100_000, val_size: int = 10_000, seed: int = 0) -> None:
+        super().__init__()
+        for name, value in (("data.dim", dim), ("data.batch_size", batch_size), ("data.train_size", train_size),
+                            ("data.val_size", val_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        self.save_hyperparameters()
+        self.dataset = GaussianVectors(GaussianSource(noise_var), num_decoders, dim, seed)
+
+    @property
+    def origin(self) -> str:
+        hp = self.hparams
+        return f"simulated Gaussian source, d = {hp.dim}, side-information noise {hp.noise_var:g}"
+
+    def _loader(self, size: int, offset: int, fresh: bool) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(self.dataset, batch_size=self.hparams.batch_size,
+                                           sampler=EpochIds(size, offset, fresh), collate_fn=_collate)
+
+    def train_dataloader(self):
+        return self._loader(self.hparams.train_size, TRAIN_IDS, fresh=True)
+
+    def val_dataloader(self):
+        return self._loader(self.hparams.val_size, VAL_IDS, fresh=False)

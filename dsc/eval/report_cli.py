@@ -1,0 +1,25 @@
+"""The command line shared by the studies' report writers: ``python -m <module> RUNS RESULTS``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Callable, Sequence
+
+from dsc.errors import DscError
+
+
+def report_main(prog: str, description: str, write: Callable[[str, str], Path], runs_help: str, results_help: str,
+                argv: Sequence[str] | None = None) -> None:
+    """Parse ``RUNS RESULTS``, call ``write(runs, results)``, print where it wrote; a DscError
+    exits with status 2 and its message."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("runs", help=runs_help)
+    parser.add_argument("results", help=results_help)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        print(write(args.runs, args.results))
+    except DscError as error:
+        parser.exit(2, f"error: {error}\n")

@@ -1,0 +1,36 @@
+"""What every coding model built on trained networks shares: a digest of the weights (it enters
+a bitstream's fingerprint, so a stream is only decoded with the encoder's weights) and moving
+to another device."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+
+import torch
+from torch import nn
+
+from dsc.coding.importance import GaussianPrior
+
+
+class NetworkCodingModel:
+    """Base of a :class:`dsc.pipeline.CodingModel` over ``nets`` (eval mode) with an
+    N(0, I) prior over their ``latent_dim``-dimensional latent."""
+
+    def __init__(self, nets: nn.Module) -> None:
+        self.nets = nets.eval()
+        self.prior = GaussianPrior(dim=nets.latent_dim)
+        digest = hashlib.sha256()
+        for name, value in sorted(nets.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        self.weights_sha256 = digest.hexdigest()
+
+    def to(self, device) -> "NetworkCodingModel":
+        """The same model on ``device`` (a copy of the networks, unless they are there already)."""
+        device = torch.device(device)
+        if next(self.nets.parameters()).device == device:
+            return self
+        moved = copy.copy(self)
+        moved.nets = copy.deepcopy(self.nets).to(device)
+        return moved
