@@ -76,7 +76,8 @@ def report(rows: list[dict]) -> str:
 
 def learned_gaps(rows: list[dict]) -> dict[tuple[int, int], float]:
     """mse_db of the learned codec minus the closed-form model's, per (K, rate), d = 1."""
-    cells = {(r["scheme"], r["num_decoders"], r["rate_bits"]): r["mse_db"] for r in rows if r["dim"] == 1}
+    cells = {(r["scheme"], r["num_decoders"], r["rate_bits"]): r["mse_db"] for r in rows
+             if r["dim"] == 1 and r["scheme"] != BOUND}
     return {(k, rate): value - cells[("gls_analytic", k, rate)] for (scheme, k, rate), value in cells.items()
             if scheme == "gls_learned" and ("gls_analytic", k, rate) in cells}
 
