@@ -46,7 +46,8 @@ EVAL="$OUT/eval"
 "$PY" evaluate.py experiment=gaussian_learned "ckpt_paths=[$(ckpts 4)]" 'job.rate_bits=[4,8]' \
   job.num_candidates=4096 device="$DEVICE" job.progress=false hydra.run.dir="$EVAL/learned_d4"
 "$PY" evaluate.py experiment=gaussian_learned "ckpt_paths=[$(ckpts 16)]" 'job.rate_bits=[16]' \
-  job.num_candidates=262144 job.batch_size=250 device="$DEVICE" job.progress=false hydra.run.dir="$EVAL/learned_d16"
+  job.num_candidates=262144 job.batch_size=250 job.messages=2000 job.selection_messages=500 device="$DEVICE" \
+  job.progress=false hydra.run.dir="$EVAL/learned_d16"
 "$PY" evaluate.py -m scheme=nested_scalar num_decoders=1,4 rate_bits=1,2,3,4 hydra.sweep.dir="$EVAL/nested_d1"
 "$PY" evaluate.py -m scheme=nested_scalar num_decoders=1,4 rate_bits=4,8 job.nested.dim=4 hydra.sweep.dir="$EVAL/nested_d4"
 "$PY" evaluate.py -m scheme=nested_scalar num_decoders=1,4 rate_bits=16 job.nested.dim=16 \
