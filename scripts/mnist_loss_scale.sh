@@ -7,6 +7,7 @@
 #   bash scripts/mnist_loss_scale.sh [OUT_DIR] [RESULTS_DIR]
 #       # defaults: outputs/mnist_loss_scale, results/mnist_loss_scale
 #   NORMS=sum_01,sum_pm1 BETAS=0.15,0.35 EPOCHS=2 TRAIN_LIMIT=8000 bash scripts/mnist_loss_scale.sh
+#   KL_WARMUP=100 bash scripts/mnist_loss_scale.sh other_dir   # reach the full beta within the short schedule
 #
 # Rerunning into the same OUT_DIR resumes: finished training runs are skipped and the protocol
 # reuses its cached evaluations. THREADS (default 1) torch threads per process; JOBS (default 1)
@@ -20,6 +21,7 @@ BETAS=${BETAS:-0.15,0.35,0.55,0.75,0.95}
 EPOCHS=${EPOCHS:-2}
 TRAIN_LIMIT=${TRAIN_LIMIT:-8000}
 PRECISION=${PRECISION:-bf16-mixed}
+KL_WARMUP=${KL_WARMUP:-500}  # steps of the KL weight's ramp; 2 epochs of 8,000 digits are 250 steps
 NUM_CANDIDATES=${NUM_CANDIDATES:-[128,256,512]}
 SELECTION_LIMIT=${SELECTION_LIMIT:-1000}
 LIMIT=${LIMIT:-2000}
@@ -37,7 +39,7 @@ train() {  # train NORM BETA: one short run, skipped when finished
   local run="$OUT/train/$1/beta_$2"
   if [[ -f "$run/train_summary.json" ]]; then echo "$1 beta $2: already trained in $run"; return; fi
   "$PY" train.py model.distortion="$1" model.beta="$2" trainer.max_epochs="$EPOCHS" data.limit="$TRAIN_LIMIT" \
-    trainer.precision="$PRECISION" logger=csv device="$DEVICE" trainer.enable_progress_bar=false \
+    model.kl_warmup_steps="$KL_WARMUP" trainer.precision="$PRECISION" logger=csv device="$DEVICE" trainer.enable_progress_bar=false \
     hydra.run.dir="$run" > "$run.log" 2>&1 && echo "$1 beta $2: trained ($run)"
 }
 

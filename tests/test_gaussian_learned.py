@@ -157,3 +157,16 @@ def test_the_study_report_tabulates_every_scheme_beside_the_bound(tmp_path):
     assert any(",1,,2,-16.81" in r for r in bounds) and any(",4,,4,-10.79" in r for r in bounds)
     assert learned_gaps([{**p, "scheme": p["method"]} for p in points]) == {(4, 2): pytest.approx(0.6)}
     assert "| gls_learned | 4 |" in (out / "results.md").read_text()
+
+
+def test_the_db_standard_error_matches_the_spread_of_simulated_means():
+    """db_se(m, s) is the spread of 10 log10 of a mean that is normal with mean m and standard
+    error s: measured on 200,000 draws (relative sampling error of a std about 0.2 %)."""
+    from dsc.eval.source_point import db_se
+
+    gen = torch.Generator().manual_seed(0)
+    for mean, se in ((0.33, 0.004), (2.0, 0.05)):
+        draws = mean + se * torch.randn(200_000, generator=gen, dtype=torch.float64)
+        spread = (10 * torch.log10(draws)).std().item()
+        assert abs(db_se(mean, se) / spread - 1) < 0.02
+    assert math.isnan(db_se(0.0, 0.1))

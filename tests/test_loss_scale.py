@@ -131,7 +131,7 @@ def test_the_study_report_from_a_synthetic_study(tmp_path):
             run.mkdir(parents=True)
             (run / "train_summary.json").write_text(json.dumps({
                 "epochs": 2, "precision": "bf16-mixed", "seconds_per_epoch": 1.0,
-                "metrics": {"val/kl": kl - beta, "val/mse": 0.02}}))
+                "metrics": {"val/kl": kl - beta, "val/mse": 0.02, "train/beta": beta / 2}}))
             (run / "run_config.json").write_text(json.dumps({"config": {"data": {"limit": 8000}}}))
         points = [{"scheme": scheme, "num_decoders": k, "rate_bits": r, "mse": paper * (1.1 if name == "sum_pm1" else 0.9),
                    "mse_se": 1e-4, "beta": 0.15, "num_candidates": 128, "match_prob": 0.5, "digits": 2000}
@@ -140,10 +140,11 @@ def test_the_study_report_from_a_synthetic_study(tmp_path):
         (study / "rd" / name / "metrics.json").write_text(json.dumps({"points": points}))
     out = write_study(study, tmp_path / "results")
     rows = (out / "results.csv").read_text().splitlines()
-    assert rows[0].startswith("distortion_normalisation,beta,beta_as_sum_01,kl_nats,val_mse")
+    assert rows[0].startswith("distortion_normalisation,beta,beta_as_sum_01,beta_reached,kl_nats,val_mse")
     assert [r.split(",")[:3] for r in rows[1:]] == [["sum_01", "0.15", "0.15"], ["sum_01", "0.35", "0.35"],
                                                      ["sum_pm1", "0.15", "0.0375"], ["sum_pm1", "0.35", "0.0875"]]
     report = (out / "results.md").read_text()
+    assert "| sum_01 | 0.35 | 0.35 | 0.175 | 5.65 | 0.0200 |" in report  # the warm-up stopped half way
     assert "| sum_01 | -10.0 to -10.0 % | 20 / 20 | 20 / 20 | 20 / 20 |" in report
     assert "| sum_pm1 | +10.0 to +10.0 % | 0 / 20 |" in report
     assert (out / "loss_scale.png").stat().st_size > 0 and len((out / "protocol.csv").read_text().splitlines()) == 81
@@ -194,6 +195,11 @@ def test_docs_tables_render_from_results_and_refuse_unknown_views(tmp_path):
         render("<!-- results nothing/here -->\n<!-- end results -->", tmp_path / "results")
     with pytest.raises(dsc.DscError, match="cannot read"):
         render("<!-- results mnist_paper/convergence -->\n<!-- end results -->", tmp_path / "results")
+    (results / "bench.txt").write_text("step 0.21 s\n")
+    assert render("<!-- results mnist_paper/bench.txt -->\nold\n<!-- end results -->", tmp_path / "results") == (
+        "<!-- results mnist_paper/bench.txt -->\n```text\nstep 0.21 s\n```\n<!-- end results -->")
+    with pytest.raises(dsc.DscError, match="cannot read"):
+        render("<!-- results mnist_paper/missing.txt -->\n<!-- end results -->", tmp_path / "results")
 
 
 def test_the_committed_docs_match_the_committed_results():

@@ -130,6 +130,22 @@ def test_training_through_the_real_configs_checkpoints_and_resumes(tmp_path):
     assert json.loads((resumed / "train_summary.json").read_text())["epochs"] == 1  # only the new one
 
 
+def test_last_ckpt_holds_the_final_epoch_even_when_best_does_not_improve(tmp_path):
+    """A validation loss that rises every epoch keeps best.ckpt at the first epoch; last.ckpt
+    must still hold the final one (resuming from it must not replay epochs)."""
+    import lightning as L
+
+    class RisingValLoss(L.Callback):  # runs before the checkpoint callbacks, which Lightning puts last
+        def on_validation_end(self, trainer, module):
+            trainer.callback_metrics["val/loss"] = torch.tensor(float(trainer.current_epoch))
+
+    run_training(compose_train(TINY_OVERRIDES + [f"paths.output_dir={tmp_path}", "trainer.max_epochs=3"]),
+                 extra_callbacks=[RisingValLoss()])
+    epoch = {name: torch.load(tmp_path / "checkpoints" / f"{name}.ckpt", weights_only=True)["epoch"]
+             for name in ("best", "last")}
+    assert epoch == {"best": 0, "last": 2}
+
+
 def test_bad_training_input_is_a_clear_error(tmp_path):
     with pytest.raises(dsc.DscError, match="ckpt_path"):
         run_training(compose_train(TINY_OVERRIDES + [f"paths.output_dir={tmp_path}", "ckpt_path=/no/such.ckpt"]))

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from dsc.errors import DscError
-from dsc.eval import loss_scale
+from dsc.eval import gaussian_study, loss_scale
 from dsc.eval.reference import PAPER_MNIST_GLS_MSE, margin_table, paper_comparison_table
 from dsc.io import atomic_write_bytes
 
@@ -101,16 +101,29 @@ VIEWS: dict[str, Callable[[Path], str]] = {
     "mnist_paper/convergence": _paper(convergence_table, "convergence.csv"),
     "mnist_loss_scale/training": _loss_scale(lambda training, protocol: loss_scale.training_table(training)),
     "mnist_loss_scale/verdict": _loss_scale(loss_scale.verdict_table),
+    "gaussian_learned/report": lambda results: gaussian_study.report(
+        read_rows(results / "gaussian_learned" / "results.csv")),
     **{f"mnist_loss_scale/{name}": _loss_scale(lambda training, protocol, name=name:
                                                loss_scale.choices_table(protocol, name) or "")
        for name in ("sum_01", "sum_pm1", "mean_01", "mean_pm1")},
 }
 
 
+def printout(path: Path) -> str:
+    """A committed text file (a benchmark's printout) as a fenced block."""
+    try:
+        return "```text\n" + path.read_text().rstrip("\n") + "\n```\n"
+    except OSError as error:
+        raise DscError(f"cannot read {path}: {error}") from error
+
+
 def render(text: str, results: Path) -> str:
-    """``text`` with every results block regenerated from ``results``; an unknown view raises."""
+    """``text`` with every results block regenerated from ``results``: a view of :data:`VIEWS`, or
+    ``<dir>/<name>.txt``, a printout under ``results`` shown verbatim; an unknown view raises."""
     def block(match: re.Match) -> str:
         view = match["view"]
+        if view.endswith(".txt"):
+            return match.group(1) + printout(results / view) + match.group(4)
         if view not in VIEWS:
             raise DscError(f"unknown results view {view!r}; known: {', '.join(sorted(VIEWS))}")
         return match.group(1) + VIEWS[view](results).rstrip("\n") + "\n" + match.group(4)

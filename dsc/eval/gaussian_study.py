@@ -22,6 +22,7 @@ from typing import Sequence
 from dsc.errors import DscError
 from dsc.eval.aggregate import collect_points, save_figure, to_csv, wyner_ziv_rows
 from dsc.eval.report_cli import report_main
+from dsc.eval.source_point import db_se
 from dsc.io import atomic_write_bytes
 
 COLUMNS = ("scheme", "dim", "num_decoders", "rate_bits", "mse_db", "mse_db_se", "per_decoder_mse_db", "match_prob",
@@ -36,7 +37,8 @@ def study_rows(points: list[dict]) -> list[dict]:
         scheme = p["method"] if p["method"] != "nested_scalar" else p["scheme"]
         setting = p.get("operating_point") or (f"step {p['step']:.3g}" if "step" in p else None)
         rows.append({"scheme": scheme, "dim": p.get("dim", 1), "num_decoders": p["num_decoders"],
-                     "rate_bits": p["rate_bits"], "mse_db": p["mse_db"], "mse_db_se": p["mse_db_se"],
+                     "rate_bits": p["rate_bits"], "mse_db": p["mse_db"],
+                     "mse_db_se": p["mse_db_se"] if "mse_db_se" in p else db_se(p["mse"], p["mse_se"]),
                      "per_decoder_mse_db": p["per_decoder_mse_db"], "match_prob": p["match_prob"],
                      "num_candidates": p.get("num_candidates"), "operating_point": setting,
                      "messages": p.get("messages", p.get("trials"))})

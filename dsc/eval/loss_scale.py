@@ -51,6 +51,7 @@ def training_rows(study: Path) -> list[dict]:
         rows.append({
             "distortion_normalisation": name, "beta": beta,
             f"beta_as_{DEFAULT}": round(equivalent_beta(beta, name), 6),
+            "beta_reached": metrics.get("train/beta", beta),
             "kl_nats": metrics["val/kl"], "val_mse": metrics["val/mse"], "epochs": summary["epochs"],
             "train_digits": config["data"]["limit"], "precision": summary.get("precision"),
             "seconds_per_epoch": summary["seconds_per_epoch"],
@@ -93,11 +94,12 @@ def _summary_line(name: str, rows: list[dict], betas: list[float]) -> str:
 
 
 def training_table(training: list[dict]) -> str:
-    """Markdown: KL and validation MSE per (normalisation, beta)."""
-    lines = ["| normalisation | beta | same optimum as beta under " + DEFAULT + " | KL (nats) | val MSE |",
-             "|---|---|---|---|---|"]
+    """Markdown: KL and validation MSE per (normalisation, beta), with the KL weight the warm-up
+    had reached when training stopped (``model.kl_warmup_steps``)."""
+    lines = ["| normalisation | beta | same optimum as beta under " + DEFAULT + " | KL weight reached | KL (nats) | "
+             "val MSE |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['distortion_normalisation']} | {r['beta']:g} | {r[f'beta_as_{DEFAULT}']:g} | "
-              f"{r['kl_nats']:.2f} | {r['val_mse']:.4f} |" for r in training]
+              f"{r.get('beta_reached', r['beta']):.3g} | {r['kl_nats']:.2f} | {r['val_mse']:.4f} |" for r in training]
     return "\n".join(lines) + "\n"
 
 

@@ -38,6 +38,11 @@ def to_db(x: float) -> float:
     return 10 * math.log10(x) if x > 0 else float("-inf")
 
 
+def db_se(mean: float, se: float) -> float:
+    """Standard error of 10 log10(mean) from the mean's (the delta method)."""
+    return 10 / math.log(10) * se / mean if mean > 0 else float("nan")
+
+
 @dataclass
 class SourceRateDistortion:
     """One (scheme, K, rate, N) point of the registered source ``source`` with ``options``.
@@ -99,7 +104,8 @@ class SourceRateDistortion:
             summary.update({
                 "distortion_db": per_message_db.mean().item(),
                 "distortion_db_se": (per_message_db.std() / math.sqrt(len(best))).item() if len(best) > 1 else 0.0,
-                "mse_db": to_db(summary["mse"]), "per_decoder_mse_db": to_db(summary["per_decoder_mse"]),
+                "mse_db": to_db(summary["mse"]), "mse_db_se": db_se(summary["mse"], summary["mse_se"]),
+                "per_decoder_mse_db": to_db(summary["per_decoder_mse"]),
             })
             if "practical_mse" in summary:
                 summary["practical_mse_db"] = to_db(summary["practical_mse"])

@@ -55,9 +55,12 @@ def run_training(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = Non
     if device.index is not None and trainer_cfg.get("devices", 1) == 1:
         trainer_cfg["devices"] = [device.index]  # device=cuda:N on one GPU: that GPU
     checkpoints = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor="val/loss",
-                                  mode="min", save_last=True, enable_version_counter=False)
+                                  mode="min", enable_version_counter=False)
+    # last.ckpt after every epoch: Lightning's save_last rewrites it only when best.ckpt improves
+    latest = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                             enable_version_counter=False)
     timer, replicas = Timer(), ReplicaCheck()
-    callbacks = [checkpoints, timer, ResumableRandomState(), replicas, *(extra_callbacks or [])]
+    callbacks = [checkpoints, latest, timer, ResumableRandomState(), replicas, *(extra_callbacks or [])]
     if cfg.get("checkpoint_every_n_epochs"):
         callbacks.append(EpochSnapshots(output_dir / "checkpoints", cfg.checkpoint_every_n_epochs))
     try:
