@@ -170,3 +170,27 @@ def test_the_db_standard_error_matches_the_spread_of_simulated_means():
         spread = (10 * torch.log10(draws)).std().item()
         assert abs(db_se(mean, se) / spread - 1) < 0.02
     assert math.isnan(db_se(0.0, 0.1))
+
+
+def test_evaluate_source_gaussian_with_a_checkpoint_codes_the_learned_codec(gaussian_codec):
+    """`evaluate.py source=gaussian ckpt_path=...`: the job the real config builds is the learned
+    codec through the generic pipeline job, equal to the same point asked of it directly."""
+    from dsc.config import build
+    from dsc.eval.source_point import SourceRateDistortion
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="evaluate", overrides=["source=gaussian", f"ckpt_path={gaussian_codec}",
+                                                         "num_decoders=2", "rate_bits=2", "num_candidates=256",
+                                                         "trials=300", "+job.progress=false"])
+    job = build(cfg.job, "job")
+    assert isinstance(job, SourceRateDistortion) and job.options["ckpt"] == str(gaussian_codec)
+    (point,) = job.run(0, CPU, Path("."))
+    direct = SourceRateDistortion("gaussian", {"ckpt": str(gaussian_codec)}, num_decoders=2, rate_bits=2,
+                                  num_candidates=256, messages=300, progress=False).run(0, CPU, Path("."))[0]
+    assert point["options"]["ckpt"] == str(gaussian_codec) and point["messages"] == 300
+    assert point["mse"] == direct["mse"] and point["num_decoders"] == 2 and point["rate_bits"] == 2
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="evaluate", overrides=["source=gaussian", f"ckpt_path={gaussian_codec}",
+                                                         "scheme=nested_scalar"])
+    with pytest.raises(dsc.ConfigError, match="ckpt_path evaluates a learned codec"):
+        build(cfg.job, "job")

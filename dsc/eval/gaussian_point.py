@@ -7,6 +7,7 @@ from dsc.coding import Scheme
 from dsc.errors import ConfigError
 from dsc.eval.gaussian import GaussianRateDistortion
 from dsc.eval.gaussian_nested import SCHEME as NESTED, NestedQuantizerRateDistortion
+from dsc.eval.source_point import SourceRateDistortion
 
 NESTED_PAPER_METRIC = f"{NESTED}_paper_metric"  # the quantiser's step chosen by the paper's metric
 CODER_SCHEMES = tuple(s.value for s in Scheme)
@@ -15,13 +16,23 @@ SCHEMES = CODER_SCHEMES + MSE_SELECTED + (NESTED, NESTED_PAPER_METRIC)
 
 
 def gaussian_point(scheme: str, num_decoders: int, rate_bits: int, noise_var: float = 0.5,
-                   nested: dict | None = None, progress: bool = True, workers: int = 1, **coder_settings):
+                   nested: dict | None = None, progress: bool = True, workers: int = 1,
+                   ckpt_path: str | None = None, **coder_settings):
     """``scheme`` gls or shared_randomness: :class:`GaussianRateDistortion` with
     ``coder_settings`` (N, trials, s2 grid, ...), s2 chosen by the paper's metric;
     ``gls_mse`` or ``shared_randomness_mse``: the same with s2 chosen by ``mse_db``; ``nested_scalar``:
     :class:`NestedQuantizerRateDistortion` with the settings in ``nested`` (step chosen by
     MSE; ``nested_scalar_paper_metric``: by the paper's mean per-trial dB), which is cheap and
-    runs in one process whatever ``workers`` says."""
+    runs in one process whatever ``workers`` says. With ``ckpt_path`` (gls or shared_randomness):
+    the learned codec of that checkpoint on ``trials`` messages (:class:`SourceRateDistortion`)."""
+    if ckpt_path is not None:
+        if scheme not in CODER_SCHEMES:
+            raise ConfigError(f"ckpt_path evaluates a learned codec with scheme {' or '.join(CODER_SCHEMES)}; "
+                              f"got scheme {scheme!r} (its operating point is the checkpoint's beta)")
+        return SourceRateDistortion(
+            source="gaussian", options={"ckpt": str(ckpt_path), "noise_var": noise_var}, scheme=scheme,
+            num_decoders=num_decoders, rate_bits=rate_bits, num_candidates=coder_settings.get("num_candidates"),
+            check_bits=coder_settings.get("check_bits", 0), messages=coder_settings.get("trials"), progress=progress)
     if scheme in (NESTED, NESTED_PAPER_METRIC):
         settings = dict(nested or {})
         if scheme == NESTED_PAPER_METRIC:
