@@ -150,11 +150,14 @@ def to_csv(rows: list[dict], columns: Sequence[str] | None = None) -> bytes:
 
 
 def _curves(points: list[dict]):
-    """(scheme, K, line style, colour, points sorted by rate) for every curve of an RD plot."""
+    """(scheme, K, style, colour, points sorted by rate) for every curve of an RD plot; style is
+    a line style and marker, distinct for up to 24 schemes."""
     import matplotlib.pyplot as plt
 
     schemes = sorted({p["scheme"] for p in points})
-    styles = dict(zip(schemes, ("-", "--", ":", "-.")))
+    looks = [{"linestyle": line, "marker": marker} for marker in ("o", "s", "^", "v", "D", "P")
+             for line in ("-", "--", ":", "-.")]
+    styles = {scheme: looks[i % len(looks)] for i, scheme in enumerate(schemes)}
     ks = sorted({p["num_decoders"] for p in points})
     colors = {k: plt.cm.viridis(i / max(1, len(ks) - 1) * 0.85) for i, k in enumerate(ks)}
     for scheme in schemes:
@@ -197,8 +200,7 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
             rates = [p["rate_bits"] for p in curve]
             for ax, key in zip(axes, ("distortion_db", "mse_db")):
                 ax.errorbar(rates, [p[key] for p in curve], yerr=[2 * p.get(f"{key}_se", 0) for p in curve],
-                            linestyle=style, color=color, marker="o", markersize=3, capsize=2,
-                            label=f"{scheme}, K={k}")
+                            color=color, markersize=3, capsize=2, label=f"{scheme}, K={k}", **style)
         for scheme, color, label in ((WYNER_ZIV, "black", "Wyner-Ziv bound"),
                                      (NO_SIDE_INFO, "0.6", "bound without side information")):
             rows = [r for r in theory if r["scheme"] == scheme]
@@ -219,7 +221,7 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
         for scheme, k, style, color, curve in _curves(coded):
             rates = [p["rate_bits"] for p in curve]
             ax.errorbar(rates, [p["mse"] for p in curve], yerr=[2 * p.get("mse_se", 0) for p in curve],
-                        linestyle=style, color=color, marker="o", markersize=3, capsize=2, label=f"{scheme}, K={k}")
+                        color=color, markersize=3, capsize=2, label=f"{scheme}, K={k}", **style)
             table = PAPER_MNIST_MSE.get(scheme, {})
             paper = [(r, table[(k, r)]) for r in rates if (k, r) in table]
             if paper and not (scheme != "gls" and k == 1):  # at K = 1 the baseline is GLS
