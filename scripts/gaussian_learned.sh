@@ -36,8 +36,8 @@ ckpts() {  # ckpts DIM: the best.ckpt of every beta trained for DIM, comma-separ
 }
 
 for beta in 0.01 0.02 0.05 0.1 0.2 0.5; do train 1 "$beta" 128; done
-for beta in 0.02 0.05 0.1 0.2; do train 4 "$beta" 256; done
-for beta in 0.02 0.05 0.1; do train 16 "$beta" 256; done
+for beta in 0.02 0.05 0.1 0.2 0.5; do train 4 "$beta" 256; done
+for beta in 0.02 0.05 0.1 0.2 0.5; do train 16 "$beta" 256; done
 
 EVAL="$OUT/eval"
 "$PY" evaluate.py experiment=gaussian_analytic device="$DEVICE" job.progress=false hydra.run.dir="$EVAL/analytic_d1"
