@@ -89,16 +89,21 @@ def _loss_scale(view: Callable[[list[dict], list[dict]], str]) -> Callable[[Path
     return render
 
 
-def _paper(view: Callable[[list[dict]], str | None], name: str = "results.csv") -> Callable[[Path], str]:
-    return lambda results: view(read_rows(results / "mnist_paper" / name)) or ""
+def _paper(view: Callable[[list[dict]], str | None], experiment: str, name: str = "results.csv") -> Callable[[Path], str]:
+    return lambda results: view(read_rows(results / experiment / name)) or ""
 
+
+PROTOCOL_VIEWS: dict[str, Callable[[list[dict]], str | None]] = {
+    "gls": lambda rows: paper_comparison_table(rows, "gls"),
+    "baseline": lambda rows: paper_comparison_table(rows, "shared_randomness"),
+    "margins": margin_table,
+    "choices": choices_table,
+}
+PROTOCOL_RUNS = ("mnist_paper", "mnist_paper_grid")  # results/<run>/results.csv of the MNIST protocol
 
 VIEWS: dict[str, Callable[[Path], str]] = {
-    "mnist_paper/gls": _paper(lambda rows: paper_comparison_table(rows, "gls")),
-    "mnist_paper/baseline": _paper(lambda rows: paper_comparison_table(rows, "shared_randomness")),
-    "mnist_paper/margins": _paper(margin_table),
-    "mnist_paper/choices": _paper(choices_table),
-    "mnist_paper/convergence": _paper(convergence_table, "convergence.csv"),
+    **{f"{run}/{kind}": _paper(view, run) for run in PROTOCOL_RUNS for kind, view in PROTOCOL_VIEWS.items()},
+    "mnist_paper/convergence": _paper(convergence_table, "mnist_paper", "convergence.csv"),
     "mnist_loss_scale/training": _loss_scale(lambda training, protocol: loss_scale.training_table(training)),
     "mnist_loss_scale/verdict": _loss_scale(loss_scale.verdict_table),
     "gaussian_learned/report": lambda results: gaussian_study.report(
