@@ -13,7 +13,8 @@ from dsc.eval.gaussian import GaussianRateDistortion
 from dsc.eval.mnist import MnistSplitModel, SplitFeatures, code_digits, make_coder
 from dsc.lit.mnist_module import MnistCodecModule
 from dsc.models.gaussian import AnalyticGaussianModel, GaussianModel
-from dsc.models.mnist import DecoderLogRatio, MnistModel, Posterior, PosteriorLogRatio
+from dsc.models.mnist import MnistModel, Posterior, PosteriorLogRatio
+from dsc.models.network_model import EstimatorLogRatio
 from dsc.sources.gaussian import GaussianSource
 from dsc.sources.mnist import MnistHalves
 
@@ -69,7 +70,7 @@ def test_mnist_pipeline_equals_the_per_job_code_bit_for_bit():
     with torch.no_grad():
         encoder_weight = PosteriorLogRatio(Posterior(split.mean[index], split.log_var[index]))
         sent = coder.encode(index, encoder_weight, encoder_weight.maximum())
-        got = coder.decode(index, sent.label, DecoderLogRatio(nets.estimator, split.crop_bias[index, :3]))
+        got = coder.decode(index, sent.label, EstimatorLogRatio(nets.estimator, split.crop_bias[index, :3]))
         features = split.features[index, :3].flatten(0, 1)
         recon = nets.decoder(got.candidate.flatten(0, 1).to(features.dtype), features).view(40, 3, 1, 28, 14)
         fallback = nets.decoder(torch.zeros(120, 4), features).view(40, 3, 1, 28, 14)

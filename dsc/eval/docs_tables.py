@@ -89,7 +89,8 @@ def _loss_scale(view: Callable[[list[dict], list[dict]], str]) -> Callable[[Path
     return render
 
 
-def _paper(view: Callable[[list[dict]], str | None], experiment: str, name: str = "results.csv") -> Callable[[Path], str]:
+def _paper(view: Callable[[list[dict]], str | None], experiment: str,
+           name: str = "results.csv") -> Callable[[Path], str]:
     return lambda results: view(read_rows(results / experiment / name)) or ""
 
 

@@ -33,7 +33,8 @@ from dsc.eval.points import check_check_bits, check_point, point_labels
 from dsc.lit.checkpoint import CheckpointMismatchError, load_module
 from dsc.lit.mnist_module import MnistCodecModule
 from dsc.models.distortion import check_normalisation
-from dsc.models.mnist import DecoderLogRatio, MnistCodecNetworks, MnistModel, Posterior, PosteriorLogRatio
+from dsc.models.mnist import MnistCodecNetworks, MnistModel, Posterior, PosteriorLogRatio
+from dsc.models.network_model import EstimatorLogRatio
 from dsc.eval.outcome import PointOutcome
 from dsc.pipeline import Coded, code
 from dsc.sources.mnist import MnistDataModule, MnistHalves
@@ -141,8 +142,8 @@ class MnistSplitModel:
     def encoder_log_weight(self, index: Tensor) -> PosteriorLogRatio:
         return PosteriorLogRatio(Posterior(self.split.mean[index], self.split.log_var[index]))
 
-    def decoder_log_weight(self, side: Tensor) -> DecoderLogRatio:
-        return DecoderLogRatio(self.nets.estimator, self.split.crop_bias[side[..., 0], side[..., 1]])
+    def decoder_log_weight(self, side: Tensor) -> EstimatorLogRatio:
+        return EstimatorLogRatio(self.nets.estimator, self.split.crop_bias[side[..., 0], side[..., 1]])
 
     def reconstruct(self, candidates: Tensor, side: Tensor) -> Tensor:
         features = self.split.features[side[..., 0], side[..., 1]].flatten(0, 1)

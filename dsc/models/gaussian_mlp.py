@@ -9,14 +9,13 @@ decoder maps (w, t) to an estimate of a; the estimator classifies joint against 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dsc.coding.validation import check_positive_int
-from dsc.models.network_model import NetworkCodingModel
+from dsc.models.network_model import EstimatorLogRatio, NetworkCodingModel
 from dsc.models.posterior import INITIAL_LOG_VAR, Posterior, PosteriorLogRatio
 
 
@@ -91,21 +90,6 @@ class GaussianCodecNetworks(nn.Module):
         self.projection = nn.Identity()
         self.decoder = MlpDecoder(dim, latent_dim, hidden)
         self.estimator = MlpEstimator(dim, latent_dim, estimator_hidden)
-
-
-@dataclass(frozen=True)
-class EstimatorLogRatio:
-    """The K decoders' log-weights: estimator logits of candidates ``[B, n, d]`` against side
-    biases ``[B, K, hidden]`` -> ``[B, K, n]``."""
-
-    estimator: MlpEstimator
-    side_bias: Tensor
-
-    def __call__(self, w: Tensor) -> Tensor:
-        return self.estimator.logits(w, self.side_bias)
-
-    def subset(self, rows: Tensor) -> "EstimatorLogRatio":
-        return EstimatorLogRatio(self.estimator, self.side_bias[rows])
 
 
 class GaussianMlpModel(NetworkCodingModel):

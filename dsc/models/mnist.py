@@ -8,7 +8,6 @@ a 28x28 canvas and its right half is the reconstruction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +15,7 @@ from torch import Tensor, nn
 
 from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
-from dsc.models.network_model import NetworkCodingModel
+from dsc.models.network_model import EstimatorLogRatio, NetworkCodingModel
 from dsc.models.posterior import INITIAL_LOG_VAR, Posterior, PosteriorLogRatio  # noqa: F401  (re-exported)
 
 HALF = 14
@@ -154,21 +153,6 @@ class MnistCodecNetworks(nn.Module):
         self.estimator = Estimator(latent_dim, crop_size, features, estimator_hidden)
 
 
-@dataclass(frozen=True)
-class DecoderLogRatio:
-    """The K decoders' log-weights: the estimator's logits of candidates ``[B, n, d]`` against
-    each digit's K crops, given as first-layer crop biases ``[B, K, hidden]`` -> ``[B, K, n]``."""
-
-    estimator: Estimator
-    crop_bias: Tensor
-
-    def __call__(self, w: Tensor) -> Tensor:
-        return self.estimator.logits(w, self.crop_bias)
-
-    def subset(self, rows: Tensor) -> "DecoderLogRatio":
-        return DecoderLogRatio(self.estimator, self.crop_bias[rows])
-
-
 class MnistModel(NetworkCodingModel):
     """A trained MNIST codec's networks as a :class:`dsc.pipeline.CodingModel`: sources are
     right halves ``[B, 1, 28, 14]`` in [-1, 1], side information the decoders' crops
@@ -181,8 +165,8 @@ class MnistModel(NetworkCodingModel):
     def encoder_log_weight(self, sources: Tensor) -> PosteriorLogRatio:
         return PosteriorLogRatio(self.nets.encoder(sources))
 
-    def decoder_log_weight(self, side_information: Tensor) -> DecoderLogRatio:
-        return DecoderLogRatio(self.nets.estimator, self.nets.estimator.crop_bias(side_information))
+    def decoder_log_weight(self, side_information: Tensor) -> EstimatorLogRatio:
+        return EstimatorLogRatio(self.nets.estimator, self.nets.estimator.crop_bias(side_information))
 
     def reconstruct(self, candidates: Tensor, side_information: Tensor) -> Tensor:
         features = self.nets.projection(side_information.flatten(0, 1))

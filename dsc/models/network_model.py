@@ -1,16 +1,34 @@
 """What every coding model built on trained networks shares: a digest of the weights (it enters
-a bitstream's fingerprint, so a stream is only decoded with the encoder's weights) and moving
-to another device."""
+a bitstream's fingerprint, so a stream is only decoded with the encoder's weights), moving to
+another device, and the decoders' log-weights from an estimator network."""
 
 from __future__ import annotations
 
 import copy
 import hashlib
+from dataclasses import dataclass
+from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from dsc.coding.importance import GaussianPrior
+
+
+@dataclass(frozen=True)
+class EstimatorLogRatio:
+    """The K decoders' log-weights: an estimator's logits of candidates ``[B, n, d]`` against its
+    first-layer share of each decoder's side information ``side_bias`` ``[B, K, hidden]`` ->
+    ``[B, K, n]``. ``estimator`` is any module with ``logits(w, side_bias)``."""
+
+    estimator: Any
+    side_bias: Tensor
+
+    def __call__(self, w: Tensor) -> Tensor:
+        return self.estimator.logits(w, self.side_bias)
+
+    def subset(self, rows: Tensor) -> "EstimatorLogRatio":
+        return EstimatorLogRatio(self.estimator, self.side_bias[rows])
 
 
 class NetworkCodingModel:
