@@ -176,16 +176,16 @@ def test_prefix_cache_finds_the_longest_prefix_and_evicts_the_oldest():
     from dsc.speculative.prefix_cache import PrefixCache
 
     cache = PrefixCache(capacity=6)
-    kv = lambda n: torch.zeros(1, 2, n, 1, 1)  # noqa: E731
+    kv = lambda n: torch.zeros(1, 2, 1, n, 1)  # [layers, 2, kv_heads, T, head_dim]  # noqa: E731
     cache.put((1, 2), kv(2))
     cache.put((1, 2, 3), kv(3))
     m, found = cache.longest((1, 2, 3, 4), limit=4)
-    assert m == 3 and found.shape[2] == 3
+    assert m == 3 and found.shape[3] == 3
     assert cache.longest((1, 2, 3, 4), limit=2)[0] == 2  # never past the limit
     assert cache.longest((5, 6), limit=2) == (0, None)
     cache.put((7, 8), kv(2))  # 7 tokens > 6: the least recently used entry, (1, 2, 3), leaves
     assert cache.tokens == 4 and cache.longest((1, 2, 3), limit=3)[0] == 2 and cache.longest((7, 8), 2)[0] == 2
-    with pytest.raises(ValueError):
+    with pytest.raises(dsc.InvalidArgumentError, match="capacity"):
         PrefixCache(capacity=0)
 
 

@@ -63,7 +63,7 @@ def draft(noise: SharedNoise, sequences: Tensor, tokens: Tensor, lengths: Tensor
     b = tokens.shape[0]
     flat = tokens.repeat_interleave(drafts, dim=0)
     flat_lengths = lengths.repeat_interleave(drafts)
-    which = torch.arange(drafts).repeat(b)
+    which = torch.arange(drafts, device=tokens.device).repeat(b)
     out, probs = [], []
     for j in range(length):
         p = draft_next(flat, flat_lengths, which)  # [B * K, V]
@@ -81,14 +81,13 @@ def generate(method: str, prompts: Tensor, prompt_lengths: Tensor, num_tokens: i
              sequences: Tensor | None = None, on_block: Callable | None = None) -> Generation:
     """Generate ``num_tokens`` tokens after each prompt (``prompts`` ``[B, T]`` padded,
     ``prompt_lengths`` ``[B]``) with K drafts of L tokens per target call. ``on_block(x, p, q,
-    verified)``, optional, sees every block's drafts, distributions and verification."""
-    b = prompts.shape[0]
-    sequences = torch.arange(b) if sequences is None else sequences
+    verified)``, optional, sees every block's drafts, distributions and verification. Everything
+    runs on the prompts' device."""
+    b, device = prompts.shape[0], prompts.device
+    sequences = torch.arange(b, device=device) if sequences is None else sequences.to(device)
+    prompt_lengths = prompt_lengths.to(device)
     tokens, lengths = prompts.clone(), prompt_lengths.clone()
-    calls = torch.zeros(b, dtype=torch.long)
-    emitted = torch.zeros(b, dtype=torch.long)
-    accepted = torch.zeros(b, dtype=torch.long)
-    verified = torch.zeros(b, dtype=torch.long)
+    calls, emitted, accepted, verified = torch.zeros(4, b, dtype=torch.long, device=device)
     todo = lengths - prompt_lengths < num_tokens
     while todo.any():
         idx = torch.nonzero(todo)[:, 0]
@@ -96,13 +95,13 @@ def generate(method: str, prompts: Tensor, prompt_lengths: Tensor, num_tokens: i
         x, p = draft(noise, sequences[idx], t, n, prompt_lengths[idx], drafts, length, draft_next)
         # the target sees every draft in full: prefix + L draft tokens, one call
         flat = _append(t.repeat_interleave(drafts, dim=0), n.repeat_interleave(drafts), x.flatten(0, 1),
-                       torch.full((len(idx) * drafts,), length))
+                       torch.full((len(idx) * drafts,), length, device=device))
         q = target_block(flat, n.repeat_interleave(drafts) + length, length + 1).view(len(idx), drafts, length + 1, -1)
         result = verify_block(method, x, p, q, noise, sequences[idx], n - prompt_lengths[idx])
         if on_block is not None:
             on_block(x, p, q, result)
         count = torch.minimum(result.emitted, num_tokens - (n - prompt_lengths[idx]))
-        new = torch.zeros(b, length + 1, dtype=torch.long)
+        new = torch.zeros(b, length + 1, dtype=torch.long, device=device)
         new[idx] = result.tokens.clamp_min(0)
         counts = torch.zeros_like(lengths)
         counts[idx] = count

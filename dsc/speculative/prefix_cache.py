@@ -10,15 +10,17 @@ from collections import OrderedDict
 
 from torch import Tensor
 
+from dsc.errors import InvalidArgumentError
+
 
 class PrefixCache:
-    """``put(prefix, kv)`` stores ``kv`` ``[layers, 2, T, kv_heads, head_dim]`` for the token
+    """``put(prefix, kv)`` stores ``kv`` ``[layers, 2, kv_heads, T, head_dim]`` for the token
     tuple ``prefix`` (length T); ``longest(row, limit)`` -> (m, kv of row[:m]) with the largest
     cached m <= limit (0 and None when none is)."""
 
     def __init__(self, capacity: int = 1 << 15) -> None:
         if capacity < 1:
-            raise ValueError(f"capacity must be >= 1 token, got {capacity}")
+            raise InvalidArgumentError(f"capacity must be >= 1 token, got {capacity}")
         self.capacity = capacity
         self.entries: OrderedDict[tuple[int, ...], Tensor] = OrderedDict()
         self.tokens = 0

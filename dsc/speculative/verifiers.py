@@ -100,7 +100,7 @@ def verify_position(method: str, x: Tensor, p: Tensor, q: Tensor, active: Tensor
     decided = torch.zeros(b, dtype=torch.bool, device=x.device)
     if method == "spectr":
         first = active.int().argmax(dim=1)
-        p_iid = p[torch.arange(b), first]
+        p_iid = p[torch.arange(b, device=p.device), first]
         m = active.sum(dim=1)
         rho = _spectr_rho(p_iid, q, m)
         a = torch.minimum(p_iid, q / rho[:, None])

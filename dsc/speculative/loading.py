@@ -1,0 +1,133 @@
+"""Targets and drafters from Hugging Face ``transformers``: a model spec -> its tokenizer and its
+model on a device, with a :class:`~dsc.errors.ConfigError` for anything that cannot be loaded.
+
+A spec is one of: ``None`` or ``"smollm2"`` (the embedded SmolLM2-135M-Instruct GGUF file, no
+network), a local directory (safetensors and tokenizer files), a local ``.gguf`` file, a hub id
+(``org/name``) or a GGUF file in a hub repository (``org/name/file.gguf``). Local specs never
+reach the network. Needs ``pip install 'dsc[speculative]'`` (transformers, accelerate, gguf).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dsc.errors import ConfigError
+from dsc.speculative.backend import CausalLM
+from dsc.speculative.smollm import gguf_path
+
+EMBEDDED = "smollm2"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+_LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError, ImportError)  # what from_pretrained raises
+
+
+@dataclass(frozen=True)
+class Source:
+    """What ``from_pretrained`` reads: ``location`` (a directory or hub id), ``gguf_file`` (a file
+    in it, or None) and ``local`` (local files only: no network)."""
+
+    spec: str
+    location: str
+    gguf_file: str | None
+    local: bool
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        """Equal for two specs of the same model."""
+        return self.location, self.gguf_file
+
+    def kwargs(self) -> dict:
+        return {"gguf_file": self.gguf_file, "local_files_only": self.local}
+
+
+def resolve(spec: str | Path | None) -> Source:
+    """A model spec -> its :class:`Source`; a missing local path is an error here, before any load."""
+    if spec is None or str(spec) == EMBEDDED:
+        path = gguf_path()
+        return Source(f"embedded {path.name}", str(path.parent), path.name, True)
+    text = str(spec)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return Source(text, str(path.resolve()), None, True)
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise ConfigError(f"model {text!r}: a model file must be a .gguf file (safetensors models are directories)")
+        return Source(text, str(path.resolve().parent), path.name, True)
+    repo, _, name = text.rpartition("/")
+    if name.endswith(".gguf") and "/" in repo and _HUB_ID.fullmatch(repo):
+        return Source(text, repo, name, False)
+    if _HUB_ID.fullmatch(text) and not text.endswith(".gguf"):
+        return Source(text, text, None, False)
+    raise ConfigError(f"model {text!r}: no such file or directory, and not a hub id (org/name or org/name/file.gguf)")
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {name!r}")
+    return DTYPES[name]
+
+
+def _transformers():
+    try:
+        import transformers  # noqa: PLC0415
+    except ImportError:
+        raise ConfigError("the model backend needs transformers: pip install 'dsc[speculative]'") from None
+    return transformers
+
+
+def load_tokenizer(source: Source):
+    """The tokenizer of ``source`` (a transformers tokenizer)."""
+    try:
+        return _transformers().AutoTokenizer.from_pretrained(source.location, **source.kwargs())
+    except _LOAD_ERRORS as error:
+        raise ConfigError(f"cannot load the tokenizer of {source.spec!r} with transformers: {error}") from error
+
+
+def load_model(source: Source, device: torch.device, dtype: torch.dtype):
+    """The causal LM of ``source`` on ``device`` in ``dtype``, in eval mode (GGUF weights are
+    dequantised)."""
+    try:
+        model = _transformers().AutoModelForCausalLM.from_pretrained(
+            source.location, dtype=dtype, device_map=str(device), use_kernels=False, **source.kwargs())
+    except _LOAD_ERRORS as error:
+        raise ConfigError(f"cannot load the model {source.spec!r} with transformers: {error}") from error
+    return model.eval()
+
+
+def check_same_tokenizer(target, drafter, names: tuple[str, str]) -> None:
+    """Drafts are token ids of the target's vocabulary: the two tokenizers must map the same
+    strings to the same ids."""
+    a, b = target.get_vocab(), drafter.get_vocab()
+    if a != b:
+        differ = sorted(set(a.items()) ^ set(b.items()), key=lambda item: item[1])[:3]
+        raise ConfigError(f"the target {names[0]!r} and the drafter {names[1]!r} have different tokenizers "
+                          f"({len(a)} vs {len(b)} tokens; e.g. {differ}); speculative sampling needs one "
+                          f"vocabulary")
+
+
+def load_tokenizer_pair(target: str | Path | None, drafter: str | Path | None) -> tuple:
+    """The shared tokenizer and the sources ``(target, drafter)`` of two specs, checked before any
+    model is loaded; the drafter's source is None when it is the target itself (``drafter`` None
+    or naming the same model)."""
+    target_source = resolve(target)
+    drafter_source = None if drafter is None else resolve(drafter)
+    if drafter_source is not None and drafter_source.key == target_source.key:
+        drafter_source = None
+    tokenizer = load_tokenizer(target_source)
+    if drafter_source is not None:
+        check_same_tokenizer(tokenizer, load_tokenizer(drafter_source), (target_source.spec, drafter_source.spec))
+    return tokenizer, (target_source, drafter_source)
+
+
+def load_models(target: Source, drafter: Source | None, vocab: int, device: torch.device, dtype: torch.dtype,
+                cache_tokens: int = 1 << 15) -> tuple[CausalLM, CausalLM]:
+    """Target and drafter as :class:`CausalLM` over ``vocab`` tokens (the drafter is the same
+    object as the target when ``drafter`` is None, sharing its prefix cache)."""
+    target_model = CausalLM(load_model(target, device, dtype), vocab, cache_tokens)
+    if drafter is None:
+        return target_model, target_model
+    return target_model, CausalLM(load_model(drafter, device, dtype), vocab, cache_tokens)
