@@ -200,6 +200,9 @@ def test_docs_tables_render_from_results_and_refuse_unknown_views(tmp_path):
         "<!-- results mnist_paper/bench.txt -->\n```text\nstep 0.21 s\n```\n<!-- end results -->")
     with pytest.raises(dsc.DscError, match="cannot read"):
         render("<!-- results mnist_paper/missing.txt -->\n<!-- end results -->", tmp_path / "results")
+    (results / "report.md").write_text("| a | b |\n|---|---|\n\n")  # a study's own Markdown: as it is
+    assert render("<!-- results mnist_paper/report.md -->\n<!-- end results -->", tmp_path / "results") == (
+        "<!-- results mnist_paper/report.md -->\n| a | b |\n|---|---|\n<!-- end results -->")
 
 
 def test_the_committed_docs_match_the_committed_results():

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from dsc.errors import DscError
-from dsc.eval import gaussian_study, loss_scale
+from dsc.eval import beta_scan, gaussian_study, loss_scale
 from dsc.eval.reference import PAPER_MNIST_GLS_MSE, margin_table, paper_comparison_table
 from dsc.io import atomic_write_bytes
 
@@ -100,11 +100,12 @@ PROTOCOL_VIEWS: dict[str, Callable[[list[dict]], str | None]] = {
     "margins": margin_table,
     "choices": choices_table,
 }
-PROTOCOL_RUNS = ("mnist_paper", "mnist_paper_grid")  # results/<run>/results.csv of the MNIST protocol
+PROTOCOL_RUNS = ("mnist_paper", "mnist_paper_grid", "mnist_beta_scan")  # results/<run>/results.csv of the MNIST protocol
 
 VIEWS: dict[str, Callable[[Path], str]] = {
     **{f"{run}/{kind}": _paper(view, run) for run in PROTOCOL_RUNS for kind, view in PROTOCOL_VIEWS.items()},
     "mnist_paper/convergence": _paper(convergence_table, "mnist_paper", "convergence.csv"),
+    "mnist_beta_scan/betas": _paper(beta_scan.scan_table, "mnist_beta_scan", "betas.csv"),
     "mnist_loss_scale/training": _loss_scale(lambda training, protocol: loss_scale.training_table(training)),
     "mnist_loss_scale/verdict": _loss_scale(loss_scale.verdict_table),
     "gaussian_learned/report": lambda results: gaussian_study.report(
@@ -116,19 +117,21 @@ VIEWS: dict[str, Callable[[Path], str]] = {
 
 
 def printout(path: Path) -> str:
-    """A committed text file (a benchmark's printout) as a fenced block."""
+    """A committed file: a benchmark's printout (``.txt``) as a fenced block, a study's own
+    Markdown report (``.md``) as it is."""
     try:
-        return "```text\n" + path.read_text().rstrip("\n") + "\n```\n"
+        text = path.read_text().rstrip("\n")
     except OSError as error:
         raise DscError(f"cannot read {path}: {error}") from error
+    return text + "\n" if path.suffix == ".md" else "```text\n" + text + "\n```\n"
 
 
 def render(text: str, results: Path) -> str:
     """``text`` with every results block regenerated from ``results``: a view of :data:`VIEWS`, or
-    ``<dir>/<name>.txt``, a printout under ``results`` shown verbatim; an unknown view raises."""
+    ``<dir>/<name>.txt`` or ``.md``, a file under ``results`` shown verbatim; an unknown view raises."""
     def block(match: re.Match) -> str:
         view = match["view"]
-        if view.endswith(".txt"):
+        if view.endswith((".txt", ".md")):
             return match.group(1) + printout(results / view) + match.group(4)
         if view not in VIEWS:
             raise DscError(f"unknown results view {view!r}; known: {', '.join(sorted(VIEWS))}")
