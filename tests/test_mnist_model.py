@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from hydra import compose, initialize_config_dir
 
 import dsc
@@ -106,7 +107,9 @@ def test_training_through_the_real_configs_checkpoints_and_resumes(tmp_path):
     assert last.is_file() and (tmp_path / "checkpoints" / "best.ckpt").is_file()
     saved = json.loads((tmp_path / "run_config.json").read_text())
     assert saved["config"]["model"]["channels"] == 8 and saved["environment"]["device"] == "cpu"
-    assert (tmp_path / "csv").is_dir()
+    hparams = yaml.safe_load(next((tmp_path / "csv").rglob("hparams.yaml")).read_text())
+    assert hparams["model"]["channels"] == 8 and hparams["trainer"]["max_epochs"] == 1  # the resolved run config
+    assert hparams["data"]["limit"] == 96 and hparams["seed"] == saved["config"]["seed"]
     summary = json.loads((tmp_path / "train_summary.json").read_text())
     assert summary["epochs"] == 1 and summary["batch_size"] == 32 and summary["seconds_per_epoch"] > 0
     assert summary["best_checkpoint"].endswith("best.ckpt") and "val/loss" in summary["metrics"]

@@ -34,7 +34,8 @@ def build_loggers(cfg: DictConfig | None) -> list:
 def run_training(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dict:
     """Seed, build data, model, loggers and checkpoints from ``cfg``; fit (resuming from
     ``cfg.ckpt_path`` when given); return the final metrics. The resolved config and the
-    environment are saved as ``run_config.json`` in the output directory first.
+    environment are saved as ``run_config.json`` in the output directory first, and the config
+    is handed to every logger (``log_hyperparams``).
 
     Distributed runs (``trainer=ddp``) run this in every process; only global rank zero writes
     run_config.json, train_summary.json, checkpoints and log lines. The summary's metrics are
@@ -74,10 +75,12 @@ def run_training(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = Non
     except MisconfigurationException as error:
         raise ConfigError(f"the trainer config cannot run on {device}: {error}") from error
     _refuse_multirun_launches(trainer)
+    config = OmegaConf.to_container(_without(cfg, "job"), resolve=True)  # a source's evaluation job: not ours
+    config.pop("hydra", None)
     if trainer.is_global_zero:  # the Trainer knows the process's global rank (env of the launcher)
-        config = OmegaConf.to_container(_without(cfg, "job"), resolve=True)  # a source's evaluation job: not ours
-        config.pop("hydra", None)
         atomic_write_json(output_dir / "run_config.json", {"config": config, "environment": environment_record(device)})
+    for logger in trainer.loggers:  # the resolved config travels with the run (wandb config, CSV hparams.yaml)
+        logger.log_hyperparams(config)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(ckpt_path).is_file():
         raise ConfigError(f"ckpt_path {ckpt_path} does not exist; pass the last.ckpt of an earlier run")
