@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from dsc.environment import resolve_device
 from dsc.errors import DscError
@@ -27,6 +26,7 @@ from dsc.eval.aggregate import save_figure, to_csv
 from dsc.eval.mnist_protocol import MnistPaperProtocol
 from dsc.eval.reference import PAPER_MNIST_GLS_MSE
 from dsc.io import atomic_write_bytes
+from dsc.progress import progress_bar
 
 log = logging.getLogger(__name__)
 SNAPSHOT = re.compile(r"epoch_(\d+)\.ckpt")
@@ -48,7 +48,7 @@ def convergence_rows(run_dirs: Sequence[Path], out_dir: Path, device: torch.devi
     """The protocol (GLS; ``protocol`` overrides its settings) at every common snapshot epoch ->
     rows ``epoch, num_decoders, rate_bits, mse, mse_se, beta, num_candidates, paper_mse``."""
     rows = []
-    for epoch in tqdm(snapshot_epochs(run_dirs), desc="epochs", unit="epoch"):
+    for epoch in progress_bar(snapshot_epochs(run_dirs), desc="epochs", unit="epoch"):
         job = MnistPaperProtocol(ckpt_paths=[str(run / "checkpoints" / f"epoch_{epoch}.ckpt") for run in run_dirs],
                                  **{"schemes": ["gls"], "progress": False, **protocol})
         for point in job.run(seed, device, out_dir / f"epoch_{epoch}"):

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from dsc.coding import (
     CounterRandomness,
@@ -28,6 +27,7 @@ from dsc.coding import (
 )
 from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
+from dsc.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class CouplingDemo:
         points = []
         grid = [(i, k) for i in range(self.pairs) for k in range(1, self.max_rows + 1)]
         pairs = self.distributions(seed)
-        for pair, num_rows in tqdm(grid, desc="coupling demo (pair, K)", unit="point"):
+        for pair, num_rows in progress_bar(grid, desc="coupling demo (pair, K)", unit="point"):
             p, q = pairs[pair]
             first_message = (pair * self.max_rows + num_rows - 1) * self.trials
             rate = self.match_rate(p, q, num_rows, rng, first_message, device)

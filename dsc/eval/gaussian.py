@@ -29,7 +29,6 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from dsc.coding import CounterRandomness, ImportanceCoder, Scheme, prop4_error_bound
 from dsc.coding.streams import MAX_MESSAGE
@@ -39,6 +38,7 @@ from dsc.eval.parallel import WorkerPool, worker_devices
 from dsc.eval.points import check_check_bits, check_point, point_labels
 from dsc.models.gaussian import AnalyticGaussianModel, GaussianModel
 from dsc.pipeline import code, first_accepted
+from dsc.progress import progress_bar
 from dsc.sources.gaussian import GaussianSource
 
 log = logging.getLogger(__name__)
@@ -253,7 +253,7 @@ class GaussianRateDistortion:
         starts = range(0, trials, batch)
         totals = TrialTotals(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
         work = partial(_simulate_batch, self, s2, seed, first_message, trials, batch)
-        with tqdm(total=trials, desc=desc, unit="trial", disable=not self.progress, leave=False) as bar:
+        with progress_bar(total=trials, desc=desc, unit="trial", disable=not self.progress, leave=False) as bar:
             for part in (pool or WorkerPool([torch.device(device)])).map(work, starts):
                 totals = totals.add(part)  # in batch order, whichever worker coded the batch
                 bar.update(part.count)

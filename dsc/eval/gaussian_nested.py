@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from dsc.baselines.nested_quantizer import NestedScalarQuantizer
 from dsc.coding import CounterRandomness
@@ -29,6 +28,7 @@ from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
 from dsc.eval.gaussian import EVALUATION, SELECTION, TrialTotals, to_db, first_message, trial_totals
 from dsc.eval.points import point_labels
+from dsc.progress import progress_bar
 from dsc.sources.gaussian import GaussianSource
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class NestedQuantizerRateDistortion:
         rng = CounterRandomness(seed)
         shrink = 1 / (1 + self.noise_var)  # E[A | T] = T / (1 + noise_var)
         totals = TrialTotals(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
-        with tqdm(total=trials, desc=desc, unit="trial", disable=not self.progress or desc is None, leave=False) as bar:
+        with progress_bar(total=trials, desc=desc, unit="trial", disable=not self.progress or desc is None, leave=False) as bar:
             for start in range(0, trials, self.batch_trials):
                 messages = torch.arange(first + start, first + min(start + self.batch_trials, trials), device=device)
                 draw = self.source.sample_vectors(rng, messages, k, d)  # A [B, d], T [B, K, d]
@@ -118,7 +118,7 @@ class NestedQuantizerRateDistortion:
     def run(self, seed: int, device: torch.device, output_dir: Path) -> list[dict]:
         selection = {}
         first = first_message(0, SELECTION, self.trials, self.selection_trials)
-        for spacing in tqdm(self.spacings, desc=f"{self.label} choosing the step", unit="step",
+        for spacing in progress_bar(self.spacings, desc=f"{self.label} choosing the step", unit="step",
                             disable=not self.progress, leave=False):
             totals = self.simulate(self.step_for(spacing), seed, first, self.selection_trials, device, None)
             selection[spacing] = totals.summary()[self.selection_metric]

@@ -22,7 +22,6 @@ from typing import Iterable
 import lightning as L
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from dsc.coding import GaussianPrior, ImportanceCoder, Scheme
 from dsc.environment import strict_float32
@@ -37,6 +36,7 @@ from dsc.models.mnist import MnistCodecNetworks, MnistModel, Posterior, Posterio
 from dsc.models.network_model import EstimatorLogRatio
 from dsc.eval.outcome import PointOutcome
 from dsc.pipeline import Coded, code
+from dsc.progress import progress_bar
 from dsc.sources.mnist import MnistDataModule, MnistHalves
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ def evaluate_point(nets: MnistCodecNetworks, split: SplitFeatures, coder: Import
                                  check_bits) for start in range(0, split.num_digits, batch_size))
     parts = []
     desc = f"{coder.scheme.value} K={coder.num_decoders} R={coder.rate_bits:g} N={coder.num_candidates}"
-    with tqdm(total=split.num_digits, desc=desc, unit="digit", disable=not progress, leave=False) as bar:
+    with progress_bar(total=split.num_digits, desc=desc, unit="digit", disable=not progress, leave=False) as bar:
         for part in batches:
             parts.append(part)
             bar.update(part.mse.shape[0])

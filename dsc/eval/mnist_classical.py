@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from dsc.baselines import image_codecs
 from dsc.baselines.image_codecs import DEFAULT_QUALITIES, QUALITY_RANGES, PillowCodec
 from dsc.errors import ConfigError
 from dsc.eval.points import point_labels
+from dsc.progress import progress_bar
 from dsc.sources.mnist import HALF_WIDTH, MnistDataModule
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class ClassicalImageRateDistortion:
         log.info("data: %s, %s split, %d right halves; codecs run on the CPU (Pillow)", origin, self.split,
                  images.shape[0])
         points = []
-        for codec in tqdm(self.codecs, desc=f"{self.codecs[0].format} qualities", unit="quality",
+        for codec in progress_bar(self.codecs, desc=f"{self.codecs[0].format} qualities", unit="quality",
                           disable=not self.progress):
             start = time.perf_counter()
             streams = codec.encode(images)

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from dsc.errors import ConfigError
 from dsc.eval.aggregate import markdown_tables, plot_rd, to_csv
@@ -31,6 +30,7 @@ from dsc.eval.mnist_figures import save_reconstruction_grid
 from dsc.eval.points import check_point, point_labels
 from dsc.eval.reference import margin_table, paper_comparison_table
 from dsc.io import atomic_write_bytes
+from dsc.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class MnistPaperProtocol:
         if len(todo) < len(grid):
             log.info("resuming: %d of %d validation results read from %s", len(grid) - len(todo), len(grid),
                      cache.path)
-        for point in tqdm(todo, desc="selection on val", unit="point", disable=not self.progress):
+        for point in progress_bar(todo, desc="selection on val", unit="point", disable=not self.progress):
             summary_of("val", *point)
         points = []
         for scheme in self.schemes:

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from dsc.coding import ImportanceCoder
 from dsc.coding.validation import check_positive_int
@@ -28,6 +27,7 @@ from dsc.environment import strict_float32
 from dsc.eval.outcome import PointOutcome
 from dsc.eval.points import check_check_bits, check_point, point_labels
 from dsc.pipeline import code
+from dsc.progress import progress_bar
 from dsc.registry import get_source
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class SourceRateDistortion:
         total = self.messages or min(DEFAULT_MESSAGES, available or DEFAULT_MESSAGES)
         check_positive_int(total, "messages")
         parts, origin = [], ""
-        with tqdm(total=total, desc=f"{self.source} {self.scheme} K={self.num_decoders} R={self.rate_bits}",
+        with progress_bar(total=total, desc=f"{self.source} {self.scheme} K={self.num_decoders} R={self.rate_bits}",
                   unit="message", disable=not self.progress, leave=False) as bar:
             for start in range(0, total, self.batch_size):
                 ids = torch.arange(self.first_message + start, self.first_message + min(start + self.batch_size, total),

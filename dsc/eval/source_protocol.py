@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from dsc.errors import ConfigError
 from dsc.eval.source_point import SourceRateDistortion
+from dsc.progress import progress_bar
 
 log = logging.getLogger(__name__)
 METRICS = ("mse_db", "distortion_db", "mse", "practical_mse_db", "practical_mse")
@@ -87,7 +87,7 @@ class SourceProtocol:
     def run(self, seed: int, device: torch.device, output_dir: Path) -> list[dict]:
         grid = [(s, k, r) for s in self.schemes for k in self.num_decoders for r in self.rate_bits]
         points = []
-        with tqdm(total=len(grid) * (len(self.candidates) + 1), desc=f"{self.source} protocol", unit="run",
+        with progress_bar(total=len(grid) * (len(self.candidates) + 1), desc=f"{self.source} protocol", unit="run",
                   disable=not self.progress) as bar:
             for scheme, k, rate in grid:
                 scores = {}

@@ -22,6 +22,7 @@ from dsc.io import atomic_write_json
 from dsc.lit.replicas import ReplicaCheck
 from dsc.lit.resume import ResumableRandomState
 from dsc.lit.snapshots import EpochSnapshots
+from dsc.progress import lightning_progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ def run_training(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = Non
     callbacks = [checkpoints, latest, timer, ResumableRandomState(), replicas, *(extra_callbacks or [])]
     if cfg.get("checkpoint_every_n_epochs"):
         callbacks.append(EpochSnapshots(output_dir / "checkpoints", cfg.checkpoint_every_n_epochs))
+    if trainer_cfg.get("enable_progress_bar", True):
+        callbacks.append(lightning_progress_bar())  # a line per few hundred steps when logging to a file
     try:
         trainer = L.Trainer(
             **trainer_cfg,

@@ -50,11 +50,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from dsc.environment import environment_record, resolve_device
 from dsc.errors import ConfigError
 from dsc.io import atomic_write_bytes, atomic_write_json
+from dsc.progress import progress_bar
 from dsc.speculative import report
 from dsc.speculative.backend import CausalLM
 from dsc.speculative.crosscheck import compact, crosscheck
@@ -346,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     run_setting(models(settings[0]), "gls", 2, 2, 2, 0, prompts)  # untimed warm-up: first-call costs
     positions: dict[str, list] = {s.name: [] for s in settings if s.mixed}
     rows = []
-    for setting, method, k, seed in tqdm(plan(settings, methods, drafts, args.seeds), desc="speculative study",
+    for setting, method, k, seed in progress_bar(plan(settings, methods, drafts, args.seeds), desc="speculative study",
                                          unit="run"):
         keep = positions.get(setting.name) if method in MIXED_METHODS else None
         row = run_setting(models(setting), method, k, setting.length, args.tokens, seed, prompts, positions=keep)
