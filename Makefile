@@ -10,7 +10,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.dsc-installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install demo test test-all lint bench clean
 
 install: $(STAMP)
 
@@ -32,6 +32,9 @@ demo: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(PY) -m ruff check .
 
 test-all: install
 	$(PY) -m pytest -m "" $(PYTEST_ARGS)

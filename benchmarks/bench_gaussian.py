@@ -97,7 +97,8 @@ def time_project(trials: int, batch: int | None, rate_bits: int, s2: float, devi
 def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+    return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads "
+            f"(torch {torch.__version__})")
 
 
 def run(device: torch.device, trials: int, reference_trials_count: int, batch: int | None, reference_batch: int,
@@ -105,7 +106,8 @@ def run(device: torch.device, trials: int, reference_trials_count: int, batch: i
     per_batch = GaussianRateDistortion(batch_trials=batch).batch_for(device)
     print(f"\n[{device}] {describe(device)}: N = {NUM_CANDIDATES:,}, K = {NUM_DECODERS}, median of {repeats}, "
           f"{per_batch:,} trials per batch, chunk {chunk or 'auto'}")
-    header = f"{'rate':>4} {'s2':>6} {'project trials/s':>17} {'reference trials/s':>19} {'ratio':>7} {'dB project':>11} {'dB reference':>13}"
+    header = (f"{'rate':>4} {'s2':>6} {'project trials/s':>17} {'reference trials/s':>19} {'ratio':>7} "
+              f"{'dB project':>11} {'dB reference':>13}")
     print(header + ("  peak MiB" if device.type == "cuda" else ""))
     for rate_bits, s2 in POINTS:
         if device.type == "cuda":
@@ -113,7 +115,8 @@ def run(device: torch.device, trials: int, reference_trials_count: int, batch: i
         ours, ours_db = time_project(trials, batch, rate_bits, s2, device, repeats, chunk)
         peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
         ref, ref_db = time_reference(reference_trials_count, reference_batch, rate_bits, s2, device, repeats)
-        line = f"{rate_bits:>4} {s2:>6g} {ours:>17,.0f} {ref:>19,.0f} {ours / ref:>6.1f}x {ours_db:>11.2f} {ref_db:>13.2f}"
+        line = (f"{rate_bits:>4} {s2:>6g} {ours:>17,.0f} {ref:>19,.0f} {ours / ref:>6.1f}x {ours_db:>11.2f} "
+                f"{ref_db:>13.2f}")
         print(line + (f"  {peak:8.0f}" if peak is not None else ""))
 
 
@@ -121,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_gaussian", description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all")
     parser.add_argument("--trials", type=int, default=None, help="project trials per repeat (cpu 20000, cuda 1000000)")
-    parser.add_argument("--reference-trials", type=int, default=None, help="reference trials per repeat (cpu 512, cuda 20000)")
+    parser.add_argument("--reference-trials", type=int, default=None,
+                        help="reference trials per repeat (cpu 512, cuda 20000)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch", type=int, default=None,
                         help="project trials per batch (default: the evaluation's choice for the device)")

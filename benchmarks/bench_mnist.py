@@ -38,10 +38,14 @@ import lightning as L
 import torch
 
 from benchmarks.timing import median_seconds, sync
-from dsc.eval.mnist import (
-    PosteriorLogRatio, SplitFeatures, evaluate_point, make_coder, split_dataset,
-)
 from dsc import pipeline
+from dsc.eval.mnist import (
+    PosteriorLogRatio,
+    SplitFeatures,
+    evaluate_point,
+    make_coder,
+    split_dataset,
+)
 from dsc.lit.mnist_module import MnistCodecModule
 from dsc.models.mnist import MnistModel
 from dsc.sources.mnist import MnistHalves, MnistItem
@@ -108,7 +112,8 @@ def reference_point(nets, dataset, coder, batch_size: int) -> float:
 
 
 @torch.no_grad()
-def time_encode_decode(nets, dataset, coder, batch_size: int, device: torch.device, repeats: int) -> tuple[float, float]:
+def time_encode_decode(nets, dataset, coder, batch_size: int, device: torch.device,
+                       repeats: int) -> tuple[float, float]:
     """Seconds to encode every digit (encoder network + GLS encode) and to decode them at the
     coder's K decoders (estimator + GLS decode + projection + reconstruction), as a deployment
     runs them: each side computes its own networks, data already on the device."""
@@ -232,7 +237,8 @@ def time_concurrent(device: torch.device, args, precision: str) -> None:
         rates[processes] = sum(1 / s for s in steps)
         print(f"{processes} training process(es) x {threads} thread(s), {precision}: {rates[processes]:.2f} steps/s "
               f"in all (median step {statistics.median(steps) * 1e3:.0f} ms)")
-    print(f"{args.processes} concurrent processes / 1 process: {rates[args.processes] / rates[1]:.2f}x the steps per second")
+    print(f"{args.processes} concurrent processes / 1 process: "
+          f"{rates[args.processes] / rates[1]:.2f}x the steps per second")
 
 
 def run(device: torch.device, args) -> None:

@@ -23,8 +23,8 @@ import torch
 
 from benchmarks.timing import median_seconds
 from dsc.speculative import METHODS, SharedNoise, verify_block
-from dsc.speculative.verifiers import SINGLE_DRAFT_METHODS
 from dsc.speculative.noise import gumbel_sample
+from dsc.speculative.verifiers import SINGLE_DRAFT_METHODS
 
 VOCABS = (49_152, 151_936)
 

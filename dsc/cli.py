@@ -31,7 +31,6 @@ from dsc.errors import DscError, InvalidArgumentError
 from dsc.io import atomic_write_bytes
 from dsc.registry import get_source, source_names
 
-
 FLAG_OPTIONS = ("ckpt", "split", "data_seed", "s2", "noise_var")  # flags that set a source's option of that name
 
 

@@ -57,7 +57,8 @@ class CodingSetting:
                                        f"got {self.rate_bits!r}")
         if isinstance(self.check_bits, bool) or not (isinstance(self.check_bits, int)
                                                      and 0 <= self.check_bits <= MAX_CHECK_BITS):
-            raise InvalidArgumentError(f"check_bits must be an integer in [0, {MAX_CHECK_BITS}], got {self.check_bits!r}")
+            raise InvalidArgumentError(f"check_bits must be an integer in [0, {MAX_CHECK_BITS}], "
+                                       f"got {self.check_bits!r}")
         self.coder(GaussianPrior())  # validates seed, N, K and scheme
 
     def coder(self, prior) -> ImportanceCoder:

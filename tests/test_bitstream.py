@@ -11,7 +11,14 @@ import torch
 
 import dsc
 from dsc.bitstream import (
-    HEADER_BYTES, MAGIC, OVERHEAD_BYTES, StreamHeader, pack_fields, read_header, read_stream, unpack_fields,
+    HEADER_BYTES,
+    MAGIC,
+    OVERHEAD_BYTES,
+    StreamHeader,
+    pack_fields,
+    read_header,
+    read_stream,
+    unpack_fields,
     write_stream,
 )
 

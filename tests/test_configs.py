@@ -17,7 +17,8 @@ EVALUATION_ONLY = "job"  # train.py never reads the evaluation job a source conf
 
 def experiment_entry(name: str) -> str:
     """``train`` when the experiment's own usage line runs train.py, else ``evaluate``."""
-    return "train" if f"train.py experiment={name}" in (CONF / "experiment" / f"{name}.yaml").read_text() else "evaluate"
+    return ("train" if f"train.py experiment={name}" in (CONF / "experiment" / f"{name}.yaml").read_text()
+            else "evaluate")
 
 
 def group_cases() -> list[tuple[str, str, list[str]]]:
@@ -33,7 +34,8 @@ def group_cases() -> list[tuple[str, str, list[str]]]:
             model = ["model=gaussian_mlp"] if path.stem == "gaussian" else []
             cases.append(("train", f"source/{path.name}", [f"source={path.stem}", *model]))
     for path in sorted((CONF / "mnist_codec").glob("*.yaml")):
-        cases.append(("evaluate", f"mnist_codec/{path.name}", ["experiment=compare_mnist", f"+mnist_codec={path.stem}"]))
+        cases.append(("evaluate", f"mnist_codec/{path.name}",
+                      ["experiment=compare_mnist", f"+mnist_codec={path.stem}"]))
     return cases
 
 

@@ -146,7 +146,8 @@ def test_gls_beats_the_baseline_and_k1_schemes_coincide():
             results[scheme, k] = job.run(seed=0, device=CPU, output_dir=Path("."))[0]
     assert results["gls", 1]["distortion_db"] == results["shared_randomness", 1]["distortion_db"]
     gap = results["shared_randomness", 4]["distortion_db"] - results["gls", 4]["distortion_db"]
-    assert gap > Z * math.hypot(results["gls", 4]["distortion_db_se"], results["shared_randomness", 4]["distortion_db_se"])
+    assert gap > Z * math.hypot(results["gls", 4]["distortion_db_se"],
+                                results["shared_randomness", 4]["distortion_db_se"])
     assert results["gls", 4]["match_prob"] >= 1 - results["gls", 4]["prop4_error_bound"] - 0.05
 
 

@@ -29,7 +29,8 @@ class GaussianSetup:
         g = torch.Generator().manual_seed(seed)
         self.s2 = s2
         self.a = torch.randn(batch, generator=g, dtype=torch.float64)
-        self.t = self.a[:, None] + math.sqrt(NOISE_VAR) * torch.randn(batch, num_decoders, generator=g, dtype=torch.float64)
+        self.t = self.a[:, None] + math.sqrt(NOISE_VAR) * torch.randn(batch, num_decoders, generator=g,
+                                                                      dtype=torch.float64)
         self.prior = GaussianPrior(dim=1, std=math.sqrt(1 + s2))
 
     def encoder_log_weight(self, u):  # [B, n, 1] -> [B, n]

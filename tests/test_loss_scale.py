@@ -133,7 +133,8 @@ def test_the_study_report_from_a_synthetic_study(tmp_path):
                 "epochs": 2, "precision": "bf16-mixed", "seconds_per_epoch": 1.0,
                 "metrics": {"val/kl": kl - beta, "val/mse": 0.02, "train/beta": beta / 2}}))
             (run / "run_config.json").write_text(json.dumps({"config": {"data": {"limit": 8000}}}))
-        points = [{"scheme": scheme, "num_decoders": k, "rate_bits": r, "mse": paper * (1.1 if name == "sum_pm1" else 0.9),
+        points = [{"scheme": scheme, "num_decoders": k, "rate_bits": r,
+                   "mse": paper * (1.1 if name == "sum_pm1" else 0.9),
                    "mse_se": 1e-4, "beta": 0.15, "num_candidates": 128, "match_prob": 0.5, "digits": 2000}
                   for scheme in ("gls", "shared_randomness") for (k, r), paper in PAPER_MNIST_MSE[scheme].items()]
         (study / "rd" / name).mkdir(parents=True)

@@ -7,8 +7,15 @@ import torch
 
 import dsc
 from dsc.eval.mnist import (
-    MnistRateDistortion, PointOutcome, PosteriorLogRatio, SplitFeatures, evaluate_point, load_codec, make_coder,
-    shares_rows_across_decoders, split_dataset,
+    MnistRateDistortion,
+    PointOutcome,
+    PosteriorLogRatio,
+    SplitFeatures,
+    evaluate_point,
+    load_codec,
+    make_coder,
+    shares_rows_across_decoders,
+    split_dataset,
 )
 from dsc.eval.mnist_figures import pick_examples
 from dsc.models.mnist import Posterior

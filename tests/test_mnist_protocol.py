@@ -15,7 +15,11 @@ import dsc
 from dsc.eval import mnist_protocol
 from dsc.eval.mnist_protocol import MnistPaperProtocol
 from dsc.eval.reference import (
-    PAPER_GLS_MARGINS, PAPER_MNIST_BASELINE_MSE, PAPER_MNIST_GLS_MSE, margin_table, paper_comparison_table,
+    PAPER_GLS_MARGINS,
+    PAPER_MNIST_BASELINE_MSE,
+    PAPER_MNIST_GLS_MSE,
+    margin_table,
+    paper_comparison_table,
 )
 from dsc.eval.runner import run_evaluation
 
@@ -150,12 +154,14 @@ def test_paper_baseline_table_and_margins():
     the paper's text describes, largest at K = 4."""
     assert set(PAPER_MNIST_BASELINE_MSE) == set(PAPER_MNIST_GLS_MSE)
     for (k, r), value in PAPER_MNIST_BASELINE_MSE.items():
-        assert PAPER_MNIST_BASELINE_MSE.get((k + 1, r), 0) < value and PAPER_MNIST_BASELINE_MSE.get((k, r + 1), 0) < value
+        assert (PAPER_MNIST_BASELINE_MSE.get((k + 1, r), 0) < value
+                and PAPER_MNIST_BASELINE_MSE.get((k, r + 1), 0) < value)
         if k == 1:
             assert abs(value - PAPER_MNIST_GLS_MSE[(k, r)]) <= 6e-4
     margins = {key: m for key, m in PAPER_GLS_MARGINS.items() if key[0] > 1}
     assert 0.04 < min(margins.values()) and max(margins.values()) < 0.16
     assert max(margins, key=margins.get) == (4, 2)
-    measured = [{"scheme": s, "num_decoders": 2, "rate_bits": 2, "mse": m} for s, m in (("gls", 0.08), ("shared_randomness", 0.1))]
+    measured = [{"scheme": s, "num_decoders": 2, "rate_bits": 2, "mse": m}
+                for s, m in (("gls", 0.08), ("shared_randomness", 0.1))]
     assert "| 2 | 20.0 % (8.6 %) |" in margin_table(measured)
     assert "0.1000 (0.0941, +6.3 %)" in paper_comparison_table(measured, "shared_randomness")

@@ -97,7 +97,8 @@ def test_the_generic_job_on_the_gaussian_source_equals_the_gaussian_job():
                                  test_channel_variances=[0.003], check_bits=4, progress=False)
     reference = job.run(0, CPU, Path("."))[0]
     generic = SourceRateDistortion("gaussian", {"s2": 0.003}, num_decoders=3, rate_bits=2, num_candidates=1024,
-                                   check_bits=4, messages=1500, first_message=1500, progress=False).run(0, CPU, Path("."))[0]
+                                   check_bits=4, messages=1500, first_message=1500,
+                                   progress=False).run(0, CPU, Path("."))[0]
     assert generic["match_prob"] == reference["match_prob"] and generic["accept_rate"] == reference["accept_rate"]
     for key in ("distortion_db", "mse_db", "per_decoder_mse_db", "practical_mse_db"):
         assert generic[key] == pytest.approx(reference[key], abs=1e-9), key

@@ -361,7 +361,8 @@ def markdown_tables(points: list[dict]) -> str | None:
     practical = practical_table(points)
     if practical:
         parts.append(practical)
-    codecs = sorted((p for p in points if _is_codec_sweep(p) and "mse" in p), key=lambda p: (p["scheme"], p["rate_bits"]))
+    codecs = sorted((p for p in points if _is_codec_sweep(p) and "mse" in p),
+                    key=lambda p: (p["scheme"], p["rate_bits"]))
     if codecs:
         lines = ["**image codecs** (classical: no side information; learned: as named), bits per image half "
                  "from the real bytes", "", "| codec | quality or lambda | bits | MSE |", "|---|---|---|---|"]

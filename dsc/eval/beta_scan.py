@@ -106,7 +106,8 @@ def plot_scan(rows: list[dict], path: Path) -> Path:
     fig, axes = plt.subplots(1, len(shown), figsize=(3.6 * len(shown), 3.6), sharey=True, squeeze=False)
     for ax, rate in zip(axes[0], shown):
         for i, k in enumerate(ks):
-            curve = sorted((r for r in gls if (r["num_decoders"], r["rate_bits"]) == (k, rate)), key=lambda r: r["beta"])
+            curve = sorted((r for r in gls if (r["num_decoders"], r["rate_bits"]) == (k, rate)),
+                           key=lambda r: r["beta"])
             color = plt.cm.viridis(i / max(1, len(ks) - 1) * 0.85)
             ax.errorbar([r["beta"] for r in curve], [r["mse"] for r in curve], yerr=[2 * r["mse_se"] for r in curve],
                         marker="o", markersize=3, capsize=2, color=color, label=f"K = {k}")

@@ -71,7 +71,8 @@ def plot_convergence(rows: list[dict], path: Path) -> Path:
     fig, axes = plt.subplots(1, len(ks), figsize=(3.2 * len(ks), 3.6), sharey=True, squeeze=False)
     for ax, k in zip(axes[0], ks):
         for i, rate in enumerate(rates):
-            curve = sorted((r for r in rows if (r["num_decoders"], r["rate_bits"]) == (k, rate)), key=lambda r: r["epoch"])
+            curve = sorted((r for r in rows if (r["num_decoders"], r["rate_bits"]) == (k, rate)),
+                           key=lambda r: r["epoch"])
             if not curve:
                 continue
             color = plt.cm.viridis(i / max(1, len(rates) - 1) * 0.85)

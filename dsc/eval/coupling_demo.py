@@ -97,7 +97,8 @@ class CouplingDemo:
 
 
 def format_table(points: list[dict]) -> str:
-    header = f"{'pair':>4} {'TV':>6} {'K':>3} {'Pr[match]':>10} {'+-se':>7} {'LML bound':>10} {'exact K=1':>10} {'Daliri':>7}"
+    header = (f"{'pair':>4} {'TV':>6} {'K':>3} {'Pr[match]':>10} {'+-se':>7} {'LML bound':>10} {'exact K=1':>10} "
+              f"{'Daliri':>7}")
     lines = [header, "-" * len(header)]
     for pt in points:
         exact = f"{pt['exact_k1']:10.4f}" if "exact_k1" in pt else " " * 10

@@ -34,7 +34,6 @@ from dsc.pipeline import decode, encode
 from dsc.registry import get_source, source_names
 
 DEFAULT_MESSAGES = 100_000
-from dsc.sources.mnist import MnistHalves
 
 
 @dataclass

@@ -100,7 +100,8 @@ PROTOCOL_VIEWS: dict[str, Callable[[list[dict]], str | None]] = {
     "margins": margin_table,
     "choices": choices_table,
 }
-PROTOCOL_RUNS = ("mnist_paper", "mnist_paper_grid", "mnist_beta_scan")  # results/<run>/results.csv of the MNIST protocol
+# results/<run>/results.csv of the MNIST protocol
+PROTOCOL_RUNS = ("mnist_paper", "mnist_paper_grid", "mnist_beta_scan")
 
 VIEWS: dict[str, Callable[[Path], str]] = {
     **{f"{run}/{kind}": _paper(view, run) for run in PROTOCOL_RUNS for kind, view in PROTOCOL_VIEWS.items()},

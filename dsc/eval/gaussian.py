@@ -110,7 +110,7 @@ class TrialTotals(NamedTuple):
             "false_accept_rate": self.false_accepts / self.wrong if self.wrong else 0.0,
             "false_accept_rate_se": _binomial_se(self.false_accepts, self.wrong),
         }
-        return {**practical, 
+        return {**practical,
             "distortion_db": self.distortion_db,
             "mse_db": to_db(self.best / n),
             "per_decoder_mse_db": to_db(self.per_decoder / n),

@@ -7,10 +7,10 @@ the comparison is paired). The step is chosen from a grid on the selection trial
 ``2^R * step`` in units of the side information's posterior standard deviation, so one grid
 serves every rate. The step is chosen by ``mse_db`` by default (the quantiser's design goal);
 ``selection_metric=distortion_db`` chooses by the paper's metric as the GLS job does, which
-favours fine steps with rare but large decoding errors. Metrics as for GLS: ``distortion_db`` (the paper's mean per-trial dB),
-``mse_db``, ``per_decoder_mse_db``, ``match_prob`` (some decoder found the encoder's index),
-with standard errors over trials, and the bounds ``wyner_ziv_mse_db`` and
-``no_side_info_mse_db`` (2^(-2R), the rate-distortion function without side information).
+favours fine steps with rare but large decoding errors. Metrics as for GLS: ``distortion_db``
+(the paper's mean per-trial dB), ``mse_db``, ``per_decoder_mse_db``, ``match_prob`` (some decoder
+found the encoder's index), with standard errors over trials, and the bounds ``wyner_ziv_mse_db``
+and ``no_side_info_mse_db`` (2^(-2R), the rate-distortion function without side information).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dsc.baselines.nested_quantizer import NestedScalarQuantizer
 from dsc.coding import CounterRandomness
 from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
-from dsc.eval.gaussian import EVALUATION, SELECTION, TrialTotals, to_db, first_message, trial_totals
+from dsc.eval.gaussian import EVALUATION, SELECTION, TrialTotals, first_message, to_db, trial_totals
 from dsc.eval.points import point_labels
 from dsc.progress import progress_bar
 from dsc.sources.gaussian import GaussianSource
@@ -88,7 +88,8 @@ class NestedQuantizerRateDistortion:
         rng = CounterRandomness(seed)
         shrink = 1 / (1 + self.noise_var)  # E[A | T] = T / (1 + noise_var)
         totals = TrialTotals(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
-        with progress_bar(total=trials, desc=desc, unit="trial", disable=not self.progress or desc is None, leave=False) as bar:
+        with progress_bar(total=trials, desc=desc, unit="trial", disable=not self.progress or desc is None,
+                          leave=False) as bar:
             for start in range(0, trials, self.batch_trials):
                 messages = torch.arange(first + start, first + min(start + self.batch_trials, trials), device=device)
                 draw = self.source.sample_vectors(rng, messages, k, d)  # A [B, d], T [B, K, d]

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dsc.coding import Scheme
 from dsc.errors import ConfigError
 from dsc.eval.gaussian import GaussianRateDistortion
-from dsc.eval.gaussian_nested import SCHEME as NESTED, NestedQuantizerRateDistortion
+from dsc.eval.gaussian_nested import SCHEME as NESTED
+from dsc.eval.gaussian_nested import NestedQuantizerRateDistortion
 from dsc.eval.source_point import SourceRateDistortion
 
 NESTED_PAPER_METRIC = f"{NESTED}_paper_metric"  # the quantiser's step chosen by the paper's metric

@@ -57,7 +57,8 @@ def report(rows: list[dict]) -> str:
         at = [r for r in rows if r["dim"] == dim]
         rates = sorted({r["rate_bits"] for r in at})
         lines = [f"**d = {dim}**: MSE per component (dB), best of K decoders; operating point in brackets", "",
-                 "| scheme | K | " + " | ".join(f"{r} bits" for r in rates) + " |", "|---|---" + "|---" * len(rates) + "|"]
+                 "| scheme | K | " + " | ".join(f"{r} bits" for r in rates) + " |",
+                 "|---|---" + "|---" * len(rates) + "|"]
         for scheme in dict.fromkeys(r["scheme"] for r in at if r["scheme"] != BOUND):
             for k in sorted({r["num_decoders"] for r in at if r["scheme"] == scheme}):
                 cells = {r["rate_bits"]: r for r in at if r["scheme"] == scheme and r["num_decoders"] == k}
@@ -65,7 +66,8 @@ def report(rows: list[dict]) -> str:
                     f"{c['mse_db']:.2f} +- {c['mse_db_se']:.2f} ({c['operating_point']})" if (c := cells.get(r)) else ""
                     for r in rates) + " |")
         bound = {r["rate_bits"]: r["mse_db"] for r in at if r["scheme"] == BOUND}
-        lines.append("| Wyner-Ziv bound | | " + " | ".join(f"{bound[r]:.2f}" if r in bound else "" for r in rates) + " |")
+        lines.append("| Wyner-Ziv bound | | "
+                     + " | ".join(f"{bound[r]:.2f}" if r in bound else "" for r in rates) + " |")
         parts.append("\n".join(lines))
     gaps = learned_gaps(rows)
     if gaps:
@@ -96,7 +98,8 @@ def plot(rows: list[dict], path: Path) -> Path:
     for ax, dim in zip(axes[0], dims):
         at = [r for r in rows if r["dim"] == dim]
         for i, (scheme, k) in enumerate(sorted({(r["scheme"], r["num_decoders"]) for r in at if r["scheme"] != BOUND})):
-            curve = sorted((r for r in at if r["scheme"] == scheme and r["num_decoders"] == k), key=lambda r: r["rate_bits"])
+            curve = sorted((r for r in at if r["scheme"] == scheme and r["num_decoders"] == k),
+                           key=lambda r: r["rate_bits"])
             style, marker = styles.get(scheme, ("-.", "x"))
             ax.errorbar([r["rate_bits"] for r in curve], [r["mse_db"] for r in curve],
                         yerr=[2 * r["mse_db_se"] for r in curve], linestyle=style, marker=marker, markersize=4,

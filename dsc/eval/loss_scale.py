@@ -21,8 +21,8 @@ from typing import Sequence
 
 from dsc.errors import DscError
 from dsc.eval.aggregate import save_figure, to_csv
-from dsc.eval.report_cli import report_main
 from dsc.eval.reference import PAPER_GLS_MARGINS, PAPER_MNIST_MSE, gls_margins
+from dsc.eval.report_cli import report_main
 from dsc.io import atomic_write_bytes
 from dsc.models.distortion import DEFAULT, NORMALISATIONS, equivalent_beta
 
@@ -33,7 +33,8 @@ def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise DscError(f"cannot read {path}: {error}; did that run finish? (rerun the study script to resume)") from error
+        raise DscError(f"cannot read {path}: {error}; did that run finish? "
+                       "(rerun the study script to resume)") from error
 
 
 def training_rows(study: Path) -> list[dict]:

@@ -24,9 +24,10 @@ import torch
 from torch import Tensor
 
 from dsc.coding import GaussianPrior, ImportanceCoder, Scheme
-from dsc.environment import strict_float32
 from dsc.coding.validation import check_positive_int
+from dsc.environment import strict_float32
 from dsc.errors import ConfigError
+from dsc.eval.outcome import PointOutcome
 from dsc.eval.parallel import WorkerPool, worker_devices
 from dsc.eval.points import check_check_bits, check_point, point_labels
 from dsc.lit.checkpoint import CheckpointMismatchError, load_module
@@ -34,7 +35,6 @@ from dsc.lit.mnist_module import MnistCodecModule
 from dsc.models.distortion import check_normalisation
 from dsc.models.mnist import MnistCodecNetworks, MnistModel, Posterior, PosteriorLogRatio
 from dsc.models.network_model import EstimatorLogRatio
-from dsc.eval.outcome import PointOutcome
 from dsc.pipeline import Coded, code
 from dsc.progress import progress_bar
 from dsc.sources.mnist import MnistDataModule, MnistHalves

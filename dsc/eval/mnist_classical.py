@@ -89,7 +89,8 @@ class ClassicalImageRateDistortion:
             mse = ((decoded.double() - images.double()) / 255).pow(2).flatten(1).mean(1)
             n = images.shape[0]
             points.append({
-                **point_labels("mnist", "classical_codec"), "scheme": codec.format.lower(), "codec": codec.format, "quality": codec.quality,
+                **point_labels("mnist", "classical_codec"), "scheme": codec.format.lower(), "codec": codec.format,
+                "quality": codec.quality,
                 "num_decoders": 1, "side_information": "none", "split": self.split, "digits": n,
                 "rate_bits": bits.mean().item(), "rate_bits_se": (bits.std() / math.sqrt(n)).item(),
                 "bits_per_pixel": bits.mean().item() / images[0].numel(),

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from dsc.errors import ConfigError
-from dsc.eval.points import point_labels
 from dsc.eval.mnist import split_dataset
+from dsc.eval.points import point_labels
 from dsc.lit.checkpoint import load_module
 from dsc.lit.learned_module import LearnedCodecModule, rate_in_bits
 
@@ -84,7 +84,8 @@ class LearnedCodecRateDistortion:
         n = len(bits)
         bits_t, mse = torch.tensor(bits, dtype=torch.float64), torch.cat(errors)
         point = {
-            **point_labels("mnist", "learned_codec"), "scheme": f"learned_{hp.side_info}", "lmbda": float(hp.lmbda), "side_information": hp.side_info,
+            **point_labels("mnist", "learned_codec"), "scheme": f"learned_{hp.side_info}", "lmbda": float(hp.lmbda),
+            "side_information": hp.side_info,
             "num_decoders": 1, "split": self.split, "digits": n,
             "rate_bits": bits_t.mean().item(), "rate_bits_se": (bits_t.std() / math.sqrt(n)).item(),
             "estimated_rate_bits": torch.cat(estimated).double().mean().item(),

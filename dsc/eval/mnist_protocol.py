@@ -23,8 +23,14 @@ import torch
 from dsc.errors import ConfigError
 from dsc.eval.aggregate import markdown_tables, plot_rd, to_csv
 from dsc.eval.mnist import (
-    MnistCodecModule, PointOutcome, SplitFeatures, evaluate_point, load_codec, make_coder,
-    shares_rows_across_decoders, split_dataset,
+    MnistCodecModule,
+    PointOutcome,
+    SplitFeatures,
+    evaluate_point,
+    load_codec,
+    make_coder,
+    shares_rows_across_decoders,
+    split_dataset,
 )
 from dsc.eval.mnist_figures import save_reconstruction_grid
 from dsc.eval.points import check_point, point_labels

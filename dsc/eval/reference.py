@@ -47,7 +47,8 @@ def _table(title: str, cells: dict[tuple[int, int], str]) -> str:
 
 def _mnist_mse(points: list[dict], scheme: str) -> dict[tuple[int, int], float]:
     return {(p["num_decoders"], p["rate_bits"]): p["mse"] for p in points
-            if p.get("scheme") == scheme and "mse" in p and (p.get("num_decoders"), p.get("rate_bits")) in PAPER_MNIST_GLS_MSE}
+            if p.get("scheme") == scheme and "mse" in p
+            and (p.get("num_decoders"), p.get("rate_bits")) in PAPER_MNIST_GLS_MSE}
 
 
 def paper_comparison_table(points: list[dict], scheme: str = "gls") -> str | None:
@@ -57,7 +58,8 @@ def paper_comparison_table(points: list[dict], scheme: str = "gls") -> str | Non
     if not measured:
         return None
     paper = PAPER_MNIST_MSE[scheme]
-    cells = {key: f"{mse:.4f} ({paper[key]:.4f}, {100 * (mse / paper[key] - 1):+.1f} %)" for key, mse in measured.items()}
+    cells = {key: f"{mse:.4f} ({paper[key]:.4f}, {100 * (mse / paper[key] - 1):+.1f} %)"
+             for key, mse in measured.items()}
     return _table(f"**{scheme} vs paper {PAPER_TABLES[scheme]}**: measured MSE (paper, relative difference)", cells)
 
 

@@ -17,8 +17,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from dsc.config import build
-from dsc.errors import ConfigError
 from dsc.environment import device_name, environment_record, resolve_device
+from dsc.errors import ConfigError
 from dsc.io import atomic_write_json
 
 log = logging.getLogger(__name__)

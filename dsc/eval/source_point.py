@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -84,7 +84,8 @@ class SourceRateDistortion:
                                    device=device)
                 got = self.spec.coding_inputs(self.options, ids, self.num_decoders)
                 coder = ImportanceCoder(seed=seed, prior=got.model.prior, num_candidates=self.num_candidates,
-                                        num_labels=2**self.rate_bits, num_decoders=self.num_decoders, scheme=self.scheme)
+                                        num_labels=2**self.rate_bits, num_decoders=self.num_decoders,
+                                        scheme=self.scheme)
                 coded = code(got.model, coder, ids, got.sources, got.side_information, self.check_bits,
                              fallback=self.check_bits > 0)
                 decoded, origin = coded.decoded, got.origin
@@ -111,7 +112,8 @@ class SourceRateDistortion:
                 summary["practical_mse_db"] = to_db(summary["practical_mse"])
         point = {
             **point_labels(self.source, self.scheme), "scheme": self.scheme, "num_decoders": self.num_decoders,
-            "rate_bits": self.rate_bits, "check_bits": self.check_bits, "total_rate_bits": self.rate_bits + self.check_bits,
+            "rate_bits": self.rate_bits, "check_bits": self.check_bits,
+            "total_rate_bits": self.rate_bits + self.check_bits,
             "num_candidates": self.num_candidates, "messages": outcome.mse.shape[0], **summary,
             "distortion_measure": self.spec.distortion_name, "options": self.options, "data": origin,
             **(self.spec.describe(self.options) if self.spec.describe else {}),

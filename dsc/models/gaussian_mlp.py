@@ -9,7 +9,6 @@ decoder maps (w, t) to an estimate of a; the estimator classifies joint against 
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn

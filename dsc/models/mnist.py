@@ -8,7 +8,6 @@ a 28x28 canvas and its right half is the reconstruction.
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn

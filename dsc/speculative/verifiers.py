@@ -79,7 +79,8 @@ def _spectr_rho(p: Tensor, q: Tensor, m: Tensor) -> Tensor:
 
 
 def verify_position(method: str, x: Tensor, p: Tensor, q: Tensor, active: Tensor, draft_noise: Tensor | None,
-                    residual_noise: Tensor | None, uniforms: Tensor | None, bonus: bool = False) -> tuple[Tensor, Tensor]:
+                    residual_noise: Tensor | None, uniforms: Tensor | None,
+                    bonus: bool = False) -> tuple[Tensor, Tensor]:
     """One output position. ``x`` ``[B, K]`` draft tokens, ``p`` ``[B, K, V]`` their
     probabilities, ``q`` ``[B, V]`` the target's, ``active`` ``[B, K]`` drafts consistent with the
     output so far; noise: the draft rows ``[B, K, V]`` (GLS, Gumbel) or the residual row ``[B, V]``
