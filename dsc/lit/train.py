@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -19,6 +18,7 @@ from dsc.config import build
 from dsc.environment import environment_record, resolve_device
 from dsc.errors import ConfigError
 from dsc.io import atomic_write_json
+from dsc.lit.checkpoint import read_checkpoint
 from dsc.lit.replicas import ReplicaCheck
 from dsc.lit.resume import ResumableRandomState
 from dsc.lit.snapshots import EpochSnapshots
@@ -153,4 +153,4 @@ def _checkpoint_epoch(ckpt_path: str | None) -> int:
     """Epochs already done in the checkpoint a run resumes from (0 for a fresh run)."""
     if ckpt_path is None:
         return 0
-    return int(torch.load(ckpt_path, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
+    return int(read_checkpoint(ckpt_path, "python train.py (without ckpt_path) to start afresh").get("epoch", -1)) + 1

@@ -1,0 +1,74 @@
+"""Loading checkpoints: a truncated, damaged or foreign file, or a checkpoint of another model,
+is a specific DscError naming the file, never torch's own error; fuzzed like the bitstream
+parser (truncations at every scale and random byte damage of a real checkpoint)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+import dsc
+from dsc.eval.mnist import load_codec
+from dsc.lit.checkpoint import CheckpointMismatchError, CorruptCheckpointError, read_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint_bytes(tiny_codec) -> bytes:
+    return tiny_codec().read_bytes()
+
+
+def test_unreadable_files_are_corrupt_checkpoint_errors(tmp_path, checkpoint_bytes):
+    cases = {"empty.ckpt": b"", "text.ckpt": b"epoch=3\n", "half.ckpt": checkpoint_bytes[: len(checkpoint_bytes) // 2]}
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(CorruptCheckpointError, match=f"{name} cannot be read as a checkpoint") as error:
+            load_codec(path)
+        assert "weights_only" not in str(error.value) and "best.ckpt" in str(error.value)
+    listing = tmp_path / "list.ckpt"
+    torch.save([1, 2, 3], listing)
+    with pytest.raises(CorruptCheckpointError, match="holds a list, not a checkpoint"):
+        read_checkpoint(listing, "python train.py")
+
+
+def test_a_checkpoint_of_another_kind_is_a_mismatch(tmp_path):
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {"weight": torch.zeros(2)}, "hyper_parameters": {"width": 3}}, foreign)
+    with pytest.raises(CheckpointMismatchError, match="foreign.ckpt is not a checkpoint of the MNIST codec"):
+        load_codec(foreign)
+
+
+def test_a_corrupt_resume_checkpoint_stops_training_before_it_starts(tmp_path, tiny_codec):
+    from dsc.lit.train import _checkpoint_epoch
+
+    bad = tmp_path / "last.ckpt"
+    bad.write_bytes(tiny_codec().read_bytes()[:1000])
+    with pytest.raises(CorruptCheckpointError, match="last.ckpt cannot be read"):
+        _checkpoint_epoch(str(bad))
+    assert _checkpoint_epoch(str(tiny_codec())) == 1  # one epoch trained
+
+
+def test_fuzzed_checkpoints_load_or_raise_a_dsc_error(tmp_path, checkpoint_bytes):
+    """Truncations at 64 lengths and 64 files with random damage: each either loads or raises a
+    DscError; no other exception escapes the loader."""
+    rng = random.Random(0)
+    size = len(checkpoint_bytes)
+    variants = [checkpoint_bytes[: int(size * (i / 64) ** 2)] for i in range(64)]
+    for _ in range(64):
+        data = bytearray(checkpoint_bytes)
+        for _ in range(rng.choice([1, 4, 64])):
+            data[rng.randrange(size)] = rng.randrange(256)
+        variants.append(bytes(data))
+    outcomes = {"loaded": 0, "refused": 0}
+    for i, data in enumerate(variants):
+        path = tmp_path / f"fuzz_{i}.ckpt"
+        path.write_bytes(data)
+        try:
+            load_codec(path)
+            outcomes["loaded"] += 1
+        except dsc.DscError:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] >= 64  # every truncation short of the whole file is refused
+    assert sum(outcomes.values()) == len(variants)
