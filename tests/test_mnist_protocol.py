@@ -62,6 +62,19 @@ def test_choices_are_the_validation_argmin_and_reported_on_test(codecs, tmp_path
     assert "| K \\ R bits | 2 |\n" in comparison  # rate 1 has no published counterpart
 
 
+def test_the_figure_shows_the_largest_k_at_the_chosen_rate(codecs, tmp_path, monkeypatch):
+    import dsc.eval.mnist_protocol as protocol
+
+    shown = []
+    monkeypatch.setattr(protocol, "save_reconstruction_grid",
+                        lambda nets, split, coder, outcome, path: shown.append((coder.num_decoders, coder.num_labels)))
+    _protocol(codecs).run(seed=0, device=torch.device("cpu"), output_dir=tmp_path / "default")
+    rates = _protocol(codecs).rate_bits
+    _protocol(codecs, figure_rate_bits=max(rates)).run(seed=0, device=torch.device("cpu"), output_dir=tmp_path / "top")
+    largest_k = max(_protocol(codecs).num_decoders)
+    assert shown == [(largest_k, 2 ** min(rates)), (largest_k, 2 ** max(rates))]
+
+
 def test_rerun_resumes_from_the_selection_file_and_redoes_stale_rows(codecs, tmp_path, monkeypatch):
     first = _protocol(codecs).run(seed=0, device=torch.device("cpu"), output_dir=tmp_path)
     calls = []
@@ -94,6 +107,8 @@ def test_bad_protocol_settings_are_clear_errors(codecs, tiny_codec, tmp_path):
         MnistPaperProtocol(ckpt_paths=[])
     with pytest.raises(dsc.ConfigError, match="repeats"):
         MnistPaperProtocol(ckpt_paths=codecs, num_decoders=[1, 1])
+    with pytest.raises(dsc.ConfigError, match=r"figure_rate_bits=5 is not one of the protocol's rates \[2, 6\]"):
+        MnistPaperProtocol(ckpt_paths=codecs, rate_bits=[2, 6], figure_rate_bits=5)
     with pytest.raises(dsc.ConfigError, match="L_max"):
         MnistPaperProtocol(ckpt_paths=codecs, num_candidates=[4], rate_bits=[3])
     with pytest.raises(dsc.ConfigError, match="does not exist"):
@@ -132,7 +147,8 @@ def test_experiment_configs_compose_and_name_the_protocol(tmp_path):
     assert strict.job.distortion == "sum_pm1" and point.job.distortion == "sum_01" and full.job.distortion is None
     assert full.job.num_candidates == [2**e for e in range(7, 13)] and full.job.rate_bits == [2, 3, 4, 5, 6]
     assert demo.job._target_ == full.job._target_ and demo.job.limit == 1000
-    assert train.data.limit == 4000 and "csv" in train.logger
+    assert train.data.limit == 16000 and "csv" in train.logger
+    assert demo.job.figure_rate_bits == max(demo.job.rate_bits) and full.job.figure_rate_bits is None
     with pytest.raises(dsc.ConfigError, match="ckpt_paths"):
         run_evaluation(empty)
 
