@@ -61,6 +61,7 @@ from dsc.coding import randomness
 from dsc.coding.importance import GaussianPrior, ImportanceCoder, Scheme
 from dsc.coding.randomness import CounterRandomness
 from dsc.coding.streams import Purpose, stream_id
+from dsc.environment import cpu_model
 
 SEED = 20240917
 STREAM = 12345
@@ -134,17 +135,6 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 def millions(count: float, seconds: float) -> str:
     return f"{count / seconds / 1e6:,.1f}"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def print_machine(devices: Sequence[torch.device]) -> None:

@@ -13,6 +13,7 @@ checkpoint), and writes into RESULTS ``betas.csv`` (one row per beta, scheme, K 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 from pathlib import Path
@@ -44,7 +45,7 @@ def scan_rows(protocol_dir: Path, num_candidates: int = 128, split: str = "val")
     evaluated at ``num_candidates`` on ``split``, sorted by beta, scheme, K and rate."""
     path = protocol_dir / "evaluations.csv"
     try:
-        evaluations = list(csv.DictReader(path.open()))
+        evaluations = list(csv.DictReader(io.StringIO(path.read_text())))
     except OSError as error:
         raise DscError(f"cannot read {path}: {error}; run evaluate.py experiment=mnist_rd first") from error
     rows, training = [], {}

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from dsc.errors import InvalidArgumentError, ShapeMismatchError
 from dsc.speculative.distributions import check_distribution
+from dsc.speculative.report import mean_se
 
 CHUNK_ELEMENTS = 1 << 22  # exponentials drawn at once by the Monte Carlo estimate
 
@@ -104,13 +105,6 @@ def gls_match_frequency(q: Tensor, p: Tensor, samples: int, generator: torch.Gen
     return hits.double() / samples
 
 
-def _mean_se(values: Tensor) -> tuple[float, float]:
-    """Mean and standard error of the mean of ``values`` ``[P]`` (SE 0 for one value)."""
-    n = values.numel()
-    se = values.std().item() / math.sqrt(n) if n > 1 else 0.0
-    return values.mean().item(), se
-
-
 def crosscheck(positions: Sequence[tuple[Tensor, Tensor]], samples: int = 1000, seed: int = 0) -> dict:
     """The three acceptance probabilities averaged over ``positions`` ``(q [S], p [K, S])``.
 
@@ -126,7 +120,7 @@ def crosscheck(positions: Sequence[tuple[Tensor, Tensor]], samples: int = 1000, 
     out = {"positions": len(positions), "drafts": p.shape[1], "samples": samples, "seed": seed}
     for name, values in (("specinfer", specinfer), ("gls", gls), ("single_draft", single),
                          ("gls_minus_specinfer", gls - specinfer)):
-        out[name], out[f"{name}_se"] = _mean_se(values)
+        out[name], out[f"{name}_se"] = mean_se(values.tolist())
     variances = gls * (1 - gls) / max(1, samples - 1)  # of each position's frequency, given the position
     out["gls_mc_se"] = math.sqrt(variances.sum().item()) / len(positions)
     return out

@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import platform
 import statistics
 import time
 from collections.abc import Sequence
@@ -249,17 +248,6 @@ def parse_methods(text: str) -> list[str]:
     return methods
 
 
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
 def header(args, names: tuple[str, str], settings: Sequence[Setting], environment: dict, seconds: float) -> str:
     """The first paragraph of results.md: models, settings, timing and device."""
     parts = [f"target {names[0]}, drafter {names[1]}, top-k {args.top_k}"]
@@ -359,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                    if found and args.crosscheck_samples > 0}
     summary = report.summarize(rows)
     comparison = report.compare([asdict(s) for s in settings], rows, crosschecks)
-    environment = {**environment_record(device), "cpu_model": cpu_model()}
+    environment = environment_record(device)
     seconds = time.perf_counter() - start
     atomic_write_json(args.out / "results.json", {"args": {k: str(v) for k, v in vars(args).items()},
                                                    "environment": environment,
