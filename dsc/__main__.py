@@ -1,4 +1,4 @@
-"""``python -m dsc``: see :mod:`dsc.cli`."""
+"""``python -m dsc``, the same as the ``dsc`` command: see :mod:`dsc.cli`."""
 
 import sys
 

@@ -1,10 +1,10 @@
-"""``python -m dsc compress | decompress | inspect``: dsc bitstreams from the command line.
+"""``dsc compress | decompress | inspect`` (or ``python -m dsc ...``): dsc bitstreams from the command line.
 
-    python -m dsc compress gaussian msgs.dsc --count 1000 --rate-bits 2 --check-bits 4
-    python -m dsc decompress gaussian msgs.dsc --decoder 2 --out decoded.pt
-    python -m dsc compress mnist digits.dsc --ckpt <run>/checkpoints/best.ckpt --count 100
-    python -m dsc decompress mnist digits.dsc --ckpt <run>/checkpoints/best.ckpt --decoder 0
-    python -m dsc inspect digits.dsc
+    dsc compress gaussian msgs.dsc --count 1000 --rate-bits 2 --check-bits 4
+    dsc decompress gaussian msgs.dsc --decoder 2 --out decoded.pt
+    dsc compress mnist digits.dsc --ckpt <run>/checkpoints/best.ckpt --count 100
+    dsc decompress mnist digits.dsc --ckpt <run>/checkpoints/best.ckpt --decoder 0
+    dsc inspect digits.dsc
 
 Sources, side information and the coding model come from the source's record in
 :mod:`dsc.registry` (any registered source; options by flag or ``--option key=value``): for
@@ -101,7 +101,7 @@ def run_inspect(args) -> dict:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m dsc", description=__doc__.splitlines()[0])
+    root = argparse.ArgumentParser(prog="dsc", description=__doc__.splitlines()[0])
     verbs = root.add_subparsers(dest="verb", required=True)
     for verb, helptext in (("compress", "encode sources into one bitstream"),
                            ("decompress", "decode a bitstream at one decoder")):

@@ -61,8 +61,11 @@ def device_name(device: torch.device) -> str:
 
 
 def git_commit() -> str:
-    """The commit of the dsc source tree, with ``-dirty`` when it has local changes."""
+    """The commit of the dsc source tree, with ``-dirty`` when it has local changes; ``unknown``
+    for an installed package (not a checkout: its version is recorded instead)."""
     root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():  # site-packages, even one inside some other repository
+        return "unknown"
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10

@@ -26,6 +26,11 @@ class ConfigError(DscError):
     """A Hydra configuration that cannot be run as given."""
 
 
+class MissingDependencyError(ConfigError, ImportError):
+    """An optional package that the run needs is not installed; the message names it and the
+    ``dsc[extra]`` that installs it."""
+
+
 class TrainingDivergedError(DscError):
     """A training loss became NaN or infinite; the run stops instead of saving broken weights."""
 

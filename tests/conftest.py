@@ -26,17 +26,16 @@ def tiny_codec(tmp_path_factory):
     96 digits through the real configs (cached per overrides for the session)."""
     from pathlib import Path
 
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
 
     from dsc.lit.train import run_training
 
-    conf = Path(__file__).resolve().parent.parent / "conf"
     cache: dict[tuple[str, ...], Path] = {}
 
     def train(*overrides: str) -> Path:
         if overrides not in cache:
             out = tmp_path_factory.mktemp("tiny_codec")
-            with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+            with initialize_config_module("dsc.conf", version_base="1.3"):
                 cfg = compose(config_name="train", overrides=TINY_MNIST + list(overrides) + [f"paths.output_dir={out}"])
             run_training(cfg)
             cache[overrides] = out / "checkpoints" / "last.ckpt"

@@ -1,4 +1,4 @@
-"""Every shipped Hydra config composes and resolves: each experiment under the entry point it
+"""Every Hydra config shipped in dsc/conf composes and resolves: each experiment under the entry point it
 names, each option of every config group under the entry point that reads it. A config file
 added to a group without a place here fails the coverage test."""
 
@@ -7,11 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+import dsc.conf
+
+CONF = Path(dsc.conf.__file__).parent  # the package's configs, composed as pkg://dsc.conf
 EVALUATION_ONLY = "job"  # train.py never reads the evaluation job a source config also defines
 
 
@@ -47,7 +49,7 @@ CASES = EXPERIMENTS + group_cases()
 def resolved(entry: str, overrides: list[str]) -> dict:
     """The composed config of ``entry`` with ``overrides``, every interpolation resolved (the
     ``hydra`` node only serves to resolve ``${hydra:...}``)."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_module("dsc.conf", version_base="1.3"):
         cfg = compose(config_name=entry, overrides=overrides, return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = "outputs/composed"
@@ -71,6 +73,14 @@ def test_config_composes_and_resolves(entry, name, overrides):
 def test_every_config_file_is_covered():
     shipped = {str(p.relative_to(CONF)) for p in CONF.glob("*/*.yaml") if p.parent.name != "hydra"}
     assert shipped == {name for _, name, _ in CASES}
+
+
+@pytest.mark.parametrize("entry", ["train", "evaluate"])
+def test_runs_are_filed_under_the_app_name(entry):
+    """outputs/<entry>/... whichever command runs it (dsc-train, python train.py ...)."""
+    with initialize_config_module("dsc.conf", version_base="1.3"):
+        cfg = compose(config_name=entry, return_hydra_config=True)
+    assert cfg.hydra.run.dir.startswith(f"outputs/{entry}/") and cfg.hydra.sweep.dir.startswith(f"multirun/{entry}/")
 
 
 def test_a_broken_interpolation_is_caught(tmp_path):

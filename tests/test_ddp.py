@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import lightning as L
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.types import RunMode
 from lightning.pytorch.strategies import DDPStrategy
 from torch.utils.data import DataLoader
@@ -38,7 +38,7 @@ TINY = ["model.channels=8", "model.hidden=32", "model.features=16", "model.estim
 
 
 def compose_train(overrides):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_module("dsc.conf", version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
 import dsc
 from dsc.eval.runner import run_evaluation
@@ -19,7 +19,7 @@ SMALL = ["experiment=coupling_demo", "job.trials=4000", "job.pairs=2", "job.max_
 
 
 def compose_evaluate(overrides):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_module("dsc.conf", version_base="1.3"):
         return compose(config_name="evaluate", overrides=overrides)
 
 

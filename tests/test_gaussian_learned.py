@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
 import dsc
 from dsc.coding import CounterRandomness
@@ -28,7 +28,7 @@ SMALL = ["source=gaussian", "model=gaussian_mlp", "model.hidden=32", "model.esti
 
 
 def compose_train(overrides):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_module("dsc.conf", version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
 
 
@@ -178,7 +178,7 @@ def test_evaluate_source_gaussian_with_a_checkpoint_codes_the_learned_codec(gaus
     from dsc.config import build
     from dsc.eval.source_point import SourceRateDistortion
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_module("dsc.conf", version_base="1.3"):
         cfg = compose(config_name="evaluate", overrides=["source=gaussian", f"ckpt_path={gaussian_codec}",
                                                          "num_decoders=2", "rate_bits=2", "num_candidates=256",
                                                          "trials=300", "+job.progress=false"])
@@ -189,7 +189,7 @@ def test_evaluate_source_gaussian_with_a_checkpoint_codes_the_learned_codec(gaus
                                   num_candidates=256, messages=300, progress=False).run(0, CPU, Path("."))[0]
     assert point["options"]["ckpt"] == str(gaussian_codec) and point["messages"] == 300
     assert point["mse"] == direct["mse"] and point["num_decoders"] == 2 and point["rate_bits"] == 2
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_module("dsc.conf", version_base="1.3"):
         cfg = compose(config_name="evaluate", overrides=["source=gaussian", f"ckpt_path={gaussian_codec}",
                                                          "scheme=nested_scalar"])
     with pytest.raises(dsc.ConfigError, match="ckpt_path evaluates a learned codec"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -58,6 +60,25 @@ def test_the_job_counts_bits_from_the_bytes(halves):
     assert "| jpeg | 50 |" in markdown_tables([point])
 
 
+def test_the_job_reports_mean_per_image_psnr_and_ssim(halves):
+    """PSNR: torchmetrics' per-image PSNR (peak 1) averaged over the halves; SSIM: torchmetrics'
+    map averaged over the window positions inside each 28 x 14 half."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+    (point,) = ClassicalImageRateDistortion(codec="jpeg", qualities=[50], limit=60, progress=False).run(0, CPU, None)
+    decoded = PillowCodec("JPEG", 50).decode(PillowCodec("JPEG", 50).encode(halves))
+    pixels = [(t.double() / 255)[:, None] for t in (decoded, halves)]
+    psnr = peak_signal_noise_ratio(*pixels, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    assert bool(torch.isfinite(psnr).all())  # no exact half here: the 60 dB cap plays no part
+    assert point["psnr_db"] == pytest.approx(psnr.mean().item(), rel=1e-6)  # torchmetrics: float32 log
+    assert point["psnr_db"] >= -10 * math.log10(point["mse"])  # Jensen: mean PSNR >= PSNR of the mean MSE
+    _, full = structural_similarity_index_measure(*pixels, data_range=1.0, reduction="none", return_full_image=True)
+    assert point["ssim"] == pytest.approx(full[..., 5:-5, 5:-5].mean().item(), abs=1e-6)
+    assert "| jpeg | 50 |" in markdown_tables([point]) and f"| {point['psnr_db']:.2f} |" in markdown_tables([point])
+    (lossless,) = ClassicalImageRateDistortion(codec="png", limit=10, progress=False).run(0, CPU, None)
+    assert lossless["mse"] == 0 and lossless["psnr_db"] == 60.0 and lossless["ssim"] == pytest.approx(1.0)
+
+
 def test_bad_codecs_and_qualities_are_clear_errors(monkeypatch):
     with pytest.raises(dsc.ConfigError, match="PNG, JPEG, WEBP"):
         PillowCodec("gif")
@@ -83,14 +104,12 @@ def test_corrupt_or_foreign_bytes_are_a_clear_error(halves):
 
 
 def test_compare_mnist_sweeps_gls_and_every_classical_codec():
-    from pathlib import Path
 
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
 
     from dsc.config import build
 
-    conf = Path(__file__).resolve().parent.parent / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+    with initialize_config_module("dsc.conf", version_base="1.3"):
         cfg = compose(config_name="evaluate", overrides=["experiment=compare_mnist"], return_hydra_config=True)
         codecs = cfg.hydra.sweeper.params["+mnist_codec"].split(",")
         assert cfg.hydra.mode.name == "MULTIRUN" and codecs[0] == "gls"
@@ -112,17 +131,15 @@ def test_compare_mnist_sweeps_gls_and_every_classical_codec():
 def test_a_codec_this_pillow_lacks_is_skipped_in_a_comparison_and_reported(monkeypatch, tmp_path):
     """In experiment=compare_mnist an unavailable format yields no points and a note in
     results.md; the other codecs' jobs still run. Alone it stays a clear error."""
-    from pathlib import Path
 
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
 
     from dsc.config import build
     from dsc.eval.aggregate import aggregate
     from dsc.eval.runner import run_evaluation
 
     monkeypatch.setattr(image_codecs, "available_codecs", lambda: ["PNG", "JPEG"])
-    conf = Path(__file__).resolve().parent.parent / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+    with initialize_config_module("dsc.conf", version_base="1.3"):
         for job, codec in enumerate(("jpeg", "avif")):
             cfg = compose(config_name="evaluate", overrides=[
                 "experiment=compare_mnist", f"+mnist_codec={codec}", "compare_limit=20", "device=cpu",

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+for plugin in ("hydra_plugins.hydra_joblib_launcher", "hydra_plugins.hydra_submitit_launcher"):
+    pytest.importorskip(plugin, reason='the launchers are the sweep extra: pip install -e ".[sweep]"')
+
 ROOT = Path(__file__).resolve().parent.parent
 SWEEP = ["evaluate.py", "-m", "num_decoders=1,2", "rate_bits=1", "num_candidates=256", "trials=400",
          "selection_trials=200", "test_channel_variances=[0.005,0.002]", "device=cpu"]
@@ -40,11 +43,11 @@ def test_parallel_launchers_reproduce_the_sequential_sweep(basic, tmp_path, laun
 
 def test_slurm_launcher_settings_are_config_values():
     """Nothing is submitted: the SLURM launcher's config composes with the documented keys."""
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
 
     overrides = ["hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=120",
                  "hydra.launcher.gpus_per_node=4", "hydra.launcher.tasks_per_node=4", "hydra.launcher.nodes=2"]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_module("dsc.conf", version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")

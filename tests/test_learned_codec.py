@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
 import dsc
 from dsc.baselines.learned import LearnedImageCodec
@@ -24,7 +25,7 @@ TINY = ["model=learned_codec", "model.channels=8", "model.latent_channels=4", "m
 @pytest.fixture(scope="module")
 def learned_checkpoint(tmp_path_factory):
     out = tmp_path_factory.mktemp("learned")
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_module("dsc.conf", version_base="1.3"):
         run_training(compose(config_name="train", overrides=TINY + [f"paths.output_dir={out}"]))
     return out / "checkpoints" / "last.ckpt"
 
@@ -75,6 +76,7 @@ def test_trained_codec_measured_rate_agrees_with_the_estimate(learned_checkpoint
     # one stream per batch of 200: the fixed cost is spread thin, and bytes match the estimate
     assert point["batch_stream_rate_bits"] == pytest.approx(point["estimated_rate_bits"], rel=0.03)
     assert 0 <= point["mse"] < 1 and point["encode_images_per_s"] > 0
+    assert point["psnr_db"] >= -10 * math.log10(point["mse"]) and 0 < point["ssim"] <= 1  # Jensen; SSIM range
 
 
 def test_bad_learned_codec_input_is_a_clear_error(tiny_codec, tmp_path):

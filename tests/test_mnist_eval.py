@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -49,6 +51,9 @@ def test_evaluation_point_schema(checkpoint, tmp_path, scheme):
     assert 0 <= point["match_prob"] <= 1 and "embedded" in point["data"]
     assert len(point["decoder_mse"]) == 3 and min(point["decoder_mse"]) >= point["mse"] - 1e-6
     assert 0 < point["mse_se"] < 0.1 and (tmp_path / "reconstructions.png").stat().st_size > 0
+    # image metrics of the same oracle decoder: mean per-digit PSNR >= PSNR of the mean MSE (Jensen)
+    assert point["psnr_db"] >= -10 * math.log10(point["mse"]) and point["psnr_db"] >= point["per_decoder_psnr_db"]
+    assert 0 < point["ssim"] <= 1 and 0 < point["per_decoder_ssim"] <= 1 and point["ssim_se"] > 0
 
 
 def _split_and_nets(checkpoint, num_decoders, limit=60):
@@ -82,6 +87,32 @@ def test_point_outcome_summary_against_hand_computed_values():
     assert summary["per_decoder_mse"] == pytest.approx(2.1 / 6)
     assert summary["decoder_mse"] == pytest.approx([1.0 / 3, 1.1 / 3], abs=1e-6)
     assert summary["match_prob"] == pytest.approx(2 / 3)
+
+
+def test_outcomes_carry_each_decoders_ssim_of_its_reconstruction():
+    """The SSIM a point reports is that of the reconstructions the pipeline decodes (pixels
+    mapped to [0, 1]); torchmetrics' map, cropped to the windows inside the image, agrees."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    from dsc.eval.mnist import code_digits, summarise
+    from dsc.lit.mnist_module import MnistCodecModule
+    from dsc.sources.mnist import MnistHalves
+
+    torch.manual_seed(0)
+    nets = MnistCodecModule(channels=8, hidden=32, features=16, estimator_hidden=32).nets.eval()
+    split = SplitFeatures.compute(nets, MnistHalves(torch.rand(40, 28, 28), 2, 7, seed=0), torch.device("cpu"))
+    coder = make_coder(0, 4, "gls", 2, 2, 16)
+    outcome = evaluate_point(nets, split, coder, batch_size=16)
+    recon = code_digits(nets, split, coder, torch.arange(40)).decoded.picked  # [40, 2, 1, 28, 14]
+    pixels = ((recon.flatten(0, 1) + 1) / 2).double(), ((split.source.repeat_interleave(2, 0) + 1) / 2).double()
+    _, full = structural_similarity_index_measure(*pixels, data_range=1.0, reduction="none", return_full_image=True)
+    expected = full[..., 5:-5, 5:-5].flatten(1).mean(1).view(40, 2)
+    assert outcome.ssim.shape == (40, 2) and torch.allclose(outcome.ssim.double(), expected, atol=1e-5)
+    summary = summarise(outcome)
+    best = outcome.mse.argmin(1)
+    assert summary["ssim"] == pytest.approx(outcome.ssim[torch.arange(40), best].double().mean().item())
+    assert summary["psnr_db"] == pytest.approx((-10 * outcome.mse.min(1).values.double().log10()).mean().item())
+    assert outcome.first_decoders(1).ssim.shape == (40, 1)
 
 
 def test_examples_for_the_figure_mix_successes_and_failures():

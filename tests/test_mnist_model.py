@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
 import dsc
 from dsc.lit.mnist_module import MnistCodecModule
@@ -96,7 +96,7 @@ def test_estimator_ranks_joint_pairs_above_shuffled_pairs_on_held_out_digits(sma
 
 
 def compose_train(overrides):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_module("dsc.conf", version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
 
 

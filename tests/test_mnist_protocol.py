@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
 import dsc
 from dsc.eval import mnist_protocol
@@ -60,6 +61,10 @@ def test_choices_are_the_validation_argmin_and_reported_on_test(codecs, tmp_path
         assert (tmp_path / name).stat().st_size > 0
     comparison = (tmp_path / "results.md").read_text().split("gls vs paper Table 13")[1]
     assert "| K \\ R bits | 2 |\n" in comparison  # rate 1 has no published counterpart
+    # two rates per curve: the BD-rate table says why it has no numbers, and no CSV is empty of them
+    bd = (tmp_path / "results.md").read_text().split("**BD-rate against gls** (mnist")[1]
+    assert "| shared_randomness | n/a: the anchor curve has 2 points | n/a: the anchor curve has 2 points |" in bd
+    assert all(r["note"] and not r["bd_rate_percent"] for r in _rows(tmp_path / "bd_rate.csv"))
 
 
 def test_the_figure_shows_the_largest_k_at_the_chosen_rate(codecs, tmp_path, monkeypatch):
@@ -96,6 +101,19 @@ def test_rerun_resumes_from_the_selection_file_and_redoes_stale_rows(codecs, tmp
     assert "0" * 16 not in (tmp_path / "evaluations.csv").read_text()
     assert len(calls) == 2  # the stale row and the figure's point
     calls.clear()
+    # a cache written before the image metrics: test rows are computed again, validation rows kept
+    rows = _rows(tmp_path / "evaluations.csv")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[c for c in rows[0] if c not in mnist_protocol.IMAGE_COLUMNS],
+                            extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    (tmp_path / "evaluations.csv").write_text(buffer.getvalue())
+    upgraded = _protocol(codecs).run(seed=0, device=torch.device("cpu"), output_dir=tmp_path)
+    assert json.dumps(upgraded, sort_keys=True) == json.dumps(first, sort_keys=True)
+    assert len(calls) <= len(first) + 1  # at most one run per test point and the figure's; no validation run
+    assert all(r["psnr_db"] for r in _rows(tmp_path / "evaluations.csv") if r["split"] == "test")
+    calls.clear()
     _protocol(codecs, limit=30).run(seed=0, device=torch.device("cpu"), output_dir=tmp_path)
     # other test digits: the 4 GLS test points again, and 2 to 4 baseline runs (its K = 1 and
     # K = 3 points share one run when they chose the same N and beta); the figure reuses one
@@ -131,12 +149,14 @@ def test_results_csv_has_one_row_per_point_with_the_training_settings(codecs, tm
     assert len(rows) == len(points)
     for row, point in zip(rows, points):
         assert float(row["mse"]) == pytest.approx(point["mse"]) and row["scheme"] == point["scheme"]
+        assert float(row["psnr_db"]) == pytest.approx(point["psnr_db"]) and 0 < float(row["ssim"]) <= 1
+        assert float(row["psnr_db"]) >= -10 * math.log10(float(row["mse"]))  # mean per-digit PSNR (Jensen)
         assert (row["epochs"], row["precision"], row["device"], row["distortion_normalisation"]) == (
             "1", "32-true", "cpu", "sum_01")
 
 
 def test_experiment_configs_compose_and_name_the_protocol(tmp_path):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_module("dsc.conf", version_base="1.3"):
         demo = compose(config_name="evaluate", overrides=["experiment=mnist_rd_demo"])
         full = compose(config_name="evaluate", overrides=["experiment=mnist_rd"])
         train = compose(config_name="train", overrides=["experiment=mnist_train_demo"])

@@ -128,12 +128,10 @@ def test_scheme_picks_the_job_and_bad_input_is_a_clear_error():
 
 
 def test_compare_gaussian_experiment_sweeps_every_scheme_in_one_multirun():
-    from pathlib import Path
 
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
 
-    conf = Path(__file__).resolve().parent.parent / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+    with initialize_config_module("dsc.conf", version_base="1.3"):
         cfg = compose(config_name="evaluate", overrides=["experiment=compare_gaussian"], return_hydra_config=True)
     assert cfg.hydra.mode.name == "MULTIRUN"
     schemes = cfg.hydra.sweeper.params.scheme.split(",")

@@ -1,9 +1,11 @@
-"""Aggregate a sweep directory into one tidy ``results.csv`` and an RD plot ``rd_plot.png``.
+"""Aggregate a sweep directory into one tidy ``results.csv``, an RD plot ``rd_plot.png``,
+markdown tables ``results.md`` and, where curves allow, Bjøntegaard delta rates ``bd_rate.csv``.
 
-Runs automatically at the end of every Hydra multirun (a Hydra callback) and by hand on an
-existing directory::
+Runs automatically at the end of every Hydra multirun (a Hydra callback; a top-level config
+key ``bd_anchor`` names the BD-rate anchor, default ``gls``) and by hand on an existing
+directory::
 
-    python -m dsc.eval.aggregate multirun/evaluate/2026-01-01_12-00-00
+    python -m dsc.eval.aggregate multirun/evaluate/2026-01-01_12-00-00 [--anchor gls]
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from pathlib import Path
 from typing import NamedTuple, Sequence
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from dsc.errors import DscError
+from dsc.errors import DscError, InvalidArgumentError
+from dsc.eval.bjontegaard import bjontegaard
 from dsc.eval.points import CODEC_METHODS
 from dsc.io import atomic_write_bytes
 from dsc.registry import get_source
@@ -36,17 +39,20 @@ LEADING_COLUMNS = (
 )
 WYNER_ZIV = "wyner_ziv_bound"
 NO_SIDE_INFO = "no_side_information_bound"
+BD_ANCHOR = "gls"
 
 
 class Aggregate(NamedTuple):
     """What an aggregation wrote: the CSV, the plot and markdown tables (None without RD
-    points), the CSV's row count, and the jobs that failed."""
+    points), the CSV's row count, the jobs that failed, and the BD-rate CSV (None without
+    an anchor's curves)."""
 
     csv_path: Path
     plot_path: Path | None
     tables_path: Path | None
     rows: int
     failed: list[str]  # "<job dir>: <error>" of the sweep's failed jobs
+    bd_rate_path: Path | None = None
 
 
 def _job_metrics(sweep_dir: Path):
@@ -259,10 +265,12 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
-TABLE_METRICS = (  # (key, description, digits): Gaussian points have the first two, MNIST the last
+TABLE_METRICS = (  # (key, description, digits): Gaussian points have the first two, MNIST the rest
     ("distortion_db", "distortion dB (mean over trials of best-of-K per-trial dB)", 2),
     ("mse_db", "10 log10 of the mean best-of-K squared error", 2),
     ("mse", "MSE per pixel, best of K", 4),
+    ("psnr_db", "PSNR dB (mean over digits of per-digit PSNR, peak 1), best of K by MSE", 2),
+    ("ssim", "SSIM (mean over digits, single-scale, 11x11 Gaussian window), best of K by MSE", 4),
 )
 
 
@@ -365,14 +373,103 @@ def markdown_tables(points: list[dict]) -> str | None:
                     key=lambda p: (p["scheme"], p["rate_bits"]))
     if codecs:
         lines = ["**image codecs** (classical: no side information; learned: as named), bits per image half "
-                 "from the real bytes", "", "| codec | quality or lambda | bits | MSE |", "|---|---|---|---|"]
-        lines += [f"| {p['scheme']} | {_codec_setting(p)} | {p['rate_bits']:.1f} | {p['mse']:.5f} |" for p in codecs]
+                 "from the real bytes; PSNR: mean per-image PSNR (peak 1)", "",
+                 "| codec | quality or lambda | bits | MSE | PSNR dB | SSIM |", "|---|---|---|---|---|---|"]
+        lines += [f"| {p['scheme']} | {_codec_setting(p)} | {p['rate_bits']:.1f} | {p['mse']:.5f} | "
+                  f"{_number(p.get('psnr_db'), 2)} | {_number(p.get('ssim'), 4)} |" for p in codecs]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n" if parts else None
 
 
-def aggregate(sweep_dir: str | Path) -> Aggregate:
-    """Write ``results.csv`` and (for RD points) ``rd_plot.png`` into ``sweep_dir``."""
+def _number(value, digits: int) -> str:
+    """A table cell: the value to ``digits`` decimals, empty where a point lacks it (old results)."""
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def quality_db(point: dict) -> float | None:
+    """The quality BD-rates compare, ``-10 log10`` of the point's mean best-of-K MSE in dB: minus
+    ``mse_db`` on ``db``-scale sources (Gaussian), from ``mse`` on ``linear`` ones (for MNIST
+    pixels in [0, 1] the PSNR of the mean MSE, peak 1; infinite for a lossless point); None
+    without either."""
+    if _scale(point) == "db":
+        return None if point.get("mse_db") is None else -point["mse_db"]
+    mse = point.get("mse")
+    return None if mse is None else (math.inf if mse == 0 else -10 * math.log10(mse))
+
+
+def bd_rate_rows(points: list[dict], anchor: str = BD_ANCHOR) -> list[dict]:
+    """Per source with ``anchor`` points, per other scheme and per K (every K of the anchor or
+    the scheme): the Bjøntegaard delta rate (:mod:`dsc.eval.bjontegaard`) of the scheme's curve
+    against the anchor's at that K, rate ``rate_bits``, quality :func:`quality_db`; points with
+    check bits are left out. Each row has ``bd_rate_percent``, ``bd_psnr_db`` and the shared dB
+    interval, or empty numbers and a ``note`` saying why (too few points, not monotone, no overlap,
+    no points at that K)."""
+    curves: dict[tuple[str, str, int], list[tuple[float, float]]] = {}
+    for p in labelled(points):
+        if "rate_bits" in p and "num_decoders" in p and not _checked(p) and quality_db(p) is not None:
+            curves.setdefault((p["source"], p["scheme"], p["num_decoders"]), []).append((p["rate_bits"],
+                                                                                         quality_db(p)))
+    rows = []
+    for source in sorted({key[0] for key in curves if key[1] == anchor}):
+        schemes = sorted({s for src, s, _ in curves if src == source and s != anchor})
+        ks = sorted({k for src, _, k in curves if src == source})
+        for scheme in schemes:
+            for k in ks:
+                base, test = curves.get((source, anchor, k), []), curves.get((source, scheme, k), [])
+                row = {"source": source, "anchor": anchor, "scheme": scheme, "num_decoders": k,
+                       "anchor_points": len(base), "points": len(test), "bd_rate_percent": None,
+                       "bd_psnr_db": None, "overlap_low_db": None, "overlap_high_db": None, "note": ""}
+                if not base or not test:
+                    row["note"] = f"{anchor if not base else scheme} has no points at K={k}"
+                else:
+                    try:
+                        delta = bjontegaard(*zip(*base), *zip(*test))
+                    except InvalidArgumentError as error:
+                        row["note"] = str(error)
+                    else:
+                        row.update(bd_rate_percent=delta.rate_percent, bd_psnr_db=delta.psnr_db,
+                                   overlap_low_db=delta.low_db, overlap_high_db=delta.high_db)
+                        if delta.psnr_db is None:
+                            row["note"] = "BD-PSNR: the curves share no rate range"
+                rows.append(row)
+    return rows
+
+
+def bd_rate_table(rows: list[dict]) -> str | None:
+    """Markdown of :func:`bd_rate_rows`: per source a scheme x K table, cells ``BD-rate (BD-PSNR)``
+    or why the cell is missing. None without rows."""
+    parts = []
+    for source in sorted({r["source"] for r in rows}):
+        mine = [r for r in rows if r["source"] == source]
+        anchor, ks = mine[0]["anchor"], sorted({r["num_decoders"] for r in mine})
+        quality = "-10 log10(mean best-of-K MSE)" if get_source(source).scale == "db" else \
+            "PSNR of the mean best-of-K MSE (peak 1)"
+        lines = [f"**BD-rate against {anchor}** ({source}; quality: {quality} in dB): Bjøntegaard delta rate "
+                 "(VCEG-M33 cubic fits of log-rate on quality, averaged over the dB range both curves cover); "
+                 f"negative: fewer bits than {anchor} for the same quality; BD-PSNR in brackets", "",
+                 "| scheme | " + " | ".join(f"K={k}" for k in ks) + " |", "|---" * (len(ks) + 1) + "|"]
+        for scheme in sorted({r["scheme"] for r in mine}):
+            cells = {r["num_decoders"]: r for r in mine if r["scheme"] == scheme}
+            lines.append(f"| {scheme} | " + " | ".join(_bd_cell(cells[k]) for k in ks) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n" if parts else None
+
+
+def _bd_cell(row: dict) -> str:
+    if row["bd_rate_percent"] is None:
+        return "n/a: " + row["note"].split(";")[0]
+    gain = "" if row["bd_psnr_db"] is None else f" ({round(row['bd_psnr_db'], 2) or 0.0:+.2f} dB)"  # no -0.00
+    return f"{round(row['bd_rate_percent'], 1) or 0.0:+.1f} %{gain}"
+
+
+BD_COLUMNS = ("source", "anchor", "scheme", "num_decoders", "bd_rate_percent", "bd_psnr_db", "overlap_low_db",
+              "overlap_high_db", "anchor_points", "points", "note")
+
+
+def aggregate(sweep_dir: str | Path, anchor: str | None = None) -> Aggregate:
+    """Write ``results.csv``, for RD points ``rd_plot.png`` and ``results.md``, and where the
+    sweep has ``anchor``'s curves (default :data:`BD_ANCHOR`) ``bd_rate.csv``, its table also in
+    ``results.md``, into ``sweep_dir``."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise DscError(f"no sweep directory at {sweep_dir}; pass the folder of a multirun")
@@ -385,6 +482,14 @@ def aggregate(sweep_dir: str | Path) -> Aggregate:
     csv_path = atomic_write_bytes(sweep_dir / "results.csv", to_csv(points + theory))
     plot_path = plot_rd(points, theory, sweep_dir / "rd_plot.png")
     tables = markdown_tables(points)
+    bd_rows = bd_rate_rows(points, anchor or BD_ANCHOR)
+    bd_path = atomic_write_bytes(sweep_dir / "bd_rate.csv", to_csv(bd_rows, BD_COLUMNS)) if bd_rows else None
+    if bd_rows and tables is not None:
+        tables += "\n" + bd_rate_table(bd_rows)
+    elif anchor and not bd_rows:
+        missing = f"no BD-rate table: the sweep has no curves of the anchor {anchor!r} beside other schemes"
+        log.warning(missing)
+        tables = None if tables is None else tables + f"\n{missing}\n"
     notes = {kind: collect_notes(sweep_dir, kind) for kind in ("skipped", "failed")}
     for kind, lines in notes.items():
         for note in lines:
@@ -392,7 +497,7 @@ def aggregate(sweep_dir: str | Path) -> Aggregate:
         if lines and tables is not None:
             tables += f"\n**{kind} jobs**\n\n" + "".join(f"- {note}\n" for note in lines)
     tables_path = None if tables is None else atomic_write_bytes(sweep_dir / "results.md", tables.encode())
-    return Aggregate(csv_path, plot_path, tables_path, len(points) + len(theory), notes["failed"])
+    return Aggregate(csv_path, plot_path, tables_path, len(points) + len(theory), notes["failed"], bd_path)
 
 
 class AggregateOnMultirunEnd(Callback):
@@ -402,8 +507,10 @@ class AggregateOnMultirunEnd(Callback):
         if not any(Path(config.hydra.sweep.dir).rglob("metrics.json")):
             log.info("no metrics.json in %s (not an evaluation sweep): nothing to aggregate", config.hydra.sweep.dir)
             return
-        result = aggregate(config.hydra.sweep.dir)
+        result = aggregate(config.hydra.sweep.dir, OmegaConf.select(config, "bd_anchor", default=None))
         log.info("results: %s (%d rows)", result.csv_path, result.rows)
+        if result.bd_rate_path is not None:
+            log.info("BD-rates: %s", result.bd_rate_path)
         if result.plot_path is not None:
             log.info("RD plot: %s", result.plot_path)
             log.info("tables: %s", result.tables_path)
@@ -415,15 +522,19 @@ class AggregateOnMultirunEnd(Callback):
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m dsc.eval.aggregate", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", help="a multirun directory holding */metrics.json")
+    parser.add_argument("--anchor", default=None, help=f"the scheme BD-rates are measured against (default "
+                        f"{BD_ANCHOR})")
     args = parser.parse_args(argv)
     try:
-        result = aggregate(args.sweep_dir)
+        result = aggregate(args.sweep_dir, args.anchor)
     except DscError as error:
         parser.exit(2, f"error: {error}\n")
     print(f"results: {result.csv_path} ({result.rows} rows)")
     if result.plot_path is not None:
         print(f"RD plot: {result.plot_path}")
         print(f"tables: {result.tables_path}")
+    if result.bd_rate_path is not None:
+        print(f"BD-rates: {result.bd_rate_path}")
 
 
 if __name__ == "__main__":

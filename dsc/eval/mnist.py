@@ -5,7 +5,9 @@ posterior; each decoder's is the estimator's logit ``log h / (1 - h)`` on its ow
 k reconstructs ``g(w_k, e(t_k))``; metrics are per-pixel MSE with pixels in [0, 1] (the scale of
 the paper's Table 13): ``mse`` (best decoder per digit, the paper's oracle) with its standard
 error, ``per_decoder_mse`` (averaged over decoders), ``decoder_mse`` (one per decoder) and
-``match_prob`` (some decoder picked the encoder's candidate).
+``match_prob`` (some decoder picked the encoder's candidate); beside them ``psnr_db`` (mean
+per-digit PSNR) and ``ssim`` of the oracle's decoder and their per-decoder means
+(:mod:`dsc.eval.image_metrics`).
 
 The networks' outputs that no coding point changes (posteriors, crop features) are computed
 once per split (:class:`SplitFeatures`); a point then costs only the coding and the decoder.
@@ -27,6 +29,7 @@ from dsc.coding import GaussianPrior, ImportanceCoder, Scheme
 from dsc.coding.validation import check_positive_int
 from dsc.environment import strict_float32
 from dsc.errors import ConfigError
+from dsc.eval.image_metrics import image_summary, mse_per_image, ssim_per_image, unit_pixels
 from dsc.eval.outcome import PointOutcome
 from dsc.eval.parallel import WorkerPool, worker_devices
 from dsc.eval.points import check_check_bits, check_point, point_labels
@@ -174,15 +177,26 @@ def digit_batch(start: int, batch_size: int, num_digits: int, device: torch.devi
 
 def batch_outcome(nets: MnistCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, index: Tensor,
                   check_bits: int = 0) -> PointOutcome:
-    """Per-digit outcomes (on the CPU) of the digits ``index`` ``[B]`` of ``split``."""
-    def error(recon: Tensor) -> Tensor:  # per pixel, pixels in [0, 1]
-        return ((recon - split.source[index, None]) / 2).pow(2).flatten(2).mean(-1).float().cpu()
+    """Per-digit outcomes (on the CPU) of the digits ``index`` ``[B]`` of ``split``: MSE
+    (pixels in [0, 1]) and SSIM ``[B, K]`` of every decoder's reconstruction."""
+    source = unit_pixels(split.source[index, None])  # [B, 1, 1, 28, 14]
+
+    def error(recon: Tensor) -> Tensor:  # [B, K, 1, 28, 14] -> [B, K]
+        return mse_per_image(unit_pixels(recon), source).float().cpu()
 
     coded = code_digits(nets, split, coder, index, check_bits, fallback=check_bits > 0)
     got = coded.decoded
+    ssim = ssim_per_image(unit_pixels(got.picked), source).float().cpu()
     if not check_bits:
-        return PointOutcome(error(got.picked), coded.match.cpu())
-    return PointOutcome(error(got.picked), coded.match.cpu(), got.accepted.cpu(), error(got.fallback))
+        return PointOutcome(error(got.picked), coded.match.cpu(), ssim=ssim)
+    return PointOutcome(error(got.picked), coded.match.cpu(), got.accepted.cpu(), error(got.fallback), ssim)
+
+
+def summarise(outcome: PointOutcome) -> dict:
+    """``outcome.summary()`` with the image metrics of :func:`dsc.eval.image_metrics.image_summary`
+    beside the MSE (when the outcome carries SSIMs)."""
+    images = {} if outcome.ssim is None else image_summary(outcome.mse, outcome.ssim)
+    return {**outcome.summary(), **images}
 
 
 def evaluate_point(nets: MnistCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, batch_size: int = 500,
@@ -266,14 +280,15 @@ class MnistRateDistortion:
             **point_labels("mnist", self.scheme),
             "scheme": self.scheme, "num_decoders": self.num_decoders, "rate_bits": self.rate_bits,
             "check_bits": self.check_bits, "total_rate_bits": self.rate_bits + self.check_bits,
-            "num_candidates": self.num_candidates, "split": self.split, **outcome.summary(),
+            "num_candidates": self.num_candidates, "split": self.split, **summarise(outcome),
             "beta": float(hp.beta), "distortion": hp.distortion, "crop_size": int(hp.crop_size), "data": origin,
             "ckpt_path": str(self.ckpt_path),
         }
         save_reconstruction_grid(codec.nets, split, coder, outcome, output_dir / "reconstructions.png")
-        log.info("%s K=%d R=%d N=%d on %s (%d digits): mse %.4f +- %.4f (best of K), per-decoder %.4f, match %.3f",
-                 self.scheme, self.num_decoders, self.rate_bits, self.num_candidates, self.split, point["digits"],
-                 point["mse"], point["mse_se"], point["per_decoder_mse"], point["match_prob"])
+        log.info("%s K=%d R=%d N=%d on %s (%d digits): mse %.4f +- %.4f (best of K), per-decoder %.4f, "
+                 "psnr %.2f dB, ssim %.3f, match %.3f", self.scheme, self.num_decoders, self.rate_bits,
+                 self.num_candidates, self.split, point["digits"], point["mse"], point["mse_se"],
+                 point["per_decoder_mse"], point["psnr_db"], point["ssim"], point["match_prob"])
         return [point]
 
 

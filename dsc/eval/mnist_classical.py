@@ -3,7 +3,8 @@
 Each point is one (codec, quality): every right half of the split (28x14, 8 bits per pixel,
 exactly the dataset's pixels) is encoded on its own; ``rate_bits`` is the mean of
 ``len(bytes) * 8`` per image half (headers included: that is what a user would store or send),
-``mse`` the per-pixel squared error with pixels in [0, 1] as for GLS, and the encode and decode
+``mse`` the per-pixel squared error with pixels in [0, 1] as for GLS, ``psnr_db`` (mean
+per-image PSNR) and ``ssim`` (:mod:`dsc.eval.image_metrics`), and the encode and decode
 throughput in images per second. No side information is used (K = 1).
 """
 
@@ -20,6 +21,7 @@ import torch
 from dsc.baselines import image_codecs
 from dsc.baselines.image_codecs import DEFAULT_QUALITIES, QUALITY_RANGES, PillowCodec
 from dsc.errors import ConfigError
+from dsc.eval.image_metrics import image_summary, mse_per_image, ssim_per_image
 from dsc.eval.points import point_labels
 from dsc.progress import progress_bar
 from dsc.sources.mnist import HALF_WIDTH, MnistDataModule
@@ -86,7 +88,8 @@ class ClassicalImageRateDistortion:
             decoded = codec.decode(streams)
             done = time.perf_counter()
             bits = torch.tensor([8 * len(s) for s in streams], dtype=torch.float64)
-            mse = ((decoded.double() - images.double()) / 255).pow(2).flatten(1).mean(1)
+            pixels = [(t.double() / 255)[:, None] for t in (decoded, images)]  # [n, 1, 28, 14] in [0, 1]
+            mse, ssim = mse_per_image(*pixels), ssim_per_image(*pixels)
             n = images.shape[0]
             points.append({
                 **point_labels("mnist", "classical_codec"), "scheme": codec.format.lower(), "codec": codec.format,
@@ -94,11 +97,11 @@ class ClassicalImageRateDistortion:
                 "num_decoders": 1, "side_information": "none", "split": self.split, "digits": n,
                 "rate_bits": bits.mean().item(), "rate_bits_se": (bits.std() / math.sqrt(n)).item(),
                 "bits_per_pixel": bits.mean().item() / images[0].numel(),
-                "mse": mse.mean().item(), "mse_se": (mse.std() / math.sqrt(n)).item(),
+                "mse": mse.mean().item(), "mse_se": (mse.std() / math.sqrt(n)).item(), **image_summary(mse, ssim),
                 "encode_images_per_s": n / (encoded - start), "decode_images_per_s": n / (done - encoded),
                 "data": origin,
             })
-            log.info("%s: %.1f bits per image half, mse %.5f, encode %.0f / decode %.0f images/s", codec.name,
-                     points[-1]["rate_bits"], points[-1]["mse"], points[-1]["encode_images_per_s"],
-                     points[-1]["decode_images_per_s"])
+            log.info("%s: %.1f bits per image half, mse %.5f, psnr %.2f dB, ssim %.3f, encode %.0f / decode %.0f "
+                     "images/s", codec.name, points[-1]["rate_bits"], points[-1]["mse"], points[-1]["psnr_db"],
+                     points[-1]["ssim"], points[-1]["encode_images_per_s"], points[-1]["decode_images_per_s"])
         return points

@@ -6,7 +6,8 @@ mode uses it); ``rate_bits`` is the mean ``len(bytes) * 8`` per image half,
 ``batch_stream_rate_bits`` the same with each batch coded as one stream (the coder's fixed
 flush and padding, about 48 bits, paid once per batch instead of per image), and
 ``estimated_rate_bits`` the entropy model's estimate beside them; ``mse`` per pixel with pixels in
-[0, 1]; encode and decode throughput in images per second.
+[0, 1], ``psnr_db`` (mean per-image PSNR) and ``ssim`` (:mod:`dsc.eval.image_metrics`); encode
+and decode throughput in images per second.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 
 from dsc.errors import ConfigError
+from dsc.eval.image_metrics import image_summary, mse_per_image, ssim_per_image, unit_pixels
 from dsc.eval.mnist import split_dataset
 from dsc.eval.points import point_labels
 from dsc.lit.checkpoint import load_module
@@ -67,7 +69,7 @@ class LearnedCodecRateDistortion:
         codec.update()
         dataset, origin = split_dataset(module, self.split, 1, seed, self.limit, self.data_source, self.data_root)
         log.info("data: %s, %s split, %d right halves | device: %s", origin, self.split, len(dataset), device)
-        bits, estimated, errors, encode_s, decode_s, stream_bits = [], [], [], 0.0, 0.0, 0
+        bits, estimated, errors, similarities, encode_s, decode_s, stream_bits = [], [], [], [], 0.0, 0.0, 0
         for start in range(0, len(dataset), self.batch_size):
             source, side = (t.to(device) for t in dataset.batch(torch.arange(start, min(start + self.batch_size,
                                                                                           len(dataset)))))
@@ -80,9 +82,11 @@ class LearnedCodecRateDistortion:
             bits += [8 * len(s) for s in strings]
             stream_bits += 8 * len(codec.compress_batch(source, crop))
             estimated.append(rate_in_bits(codec(source, crop)[1]).cpu())
-            errors.append(((reconstruction - source) / 2).pow(2).flatten(1).mean(1).double().cpu())
+            pixels = unit_pixels(reconstruction), unit_pixels(source)  # [B, 1, 28, 14] in [0, 1]
+            errors.append(mse_per_image(*pixels).cpu())
+            similarities.append(ssim_per_image(*pixels).double().cpu())
         n = len(bits)
-        bits_t, mse = torch.tensor(bits, dtype=torch.float64), torch.cat(errors)
+        bits_t, mse, ssim = torch.tensor(bits, dtype=torch.float64), torch.cat(errors), torch.cat(similarities)
         point = {
             **point_labels("mnist", "learned_codec"), "scheme": f"learned_{hp.side_info}", "lmbda": float(hp.lmbda),
             "side_information": hp.side_info,
@@ -90,11 +94,12 @@ class LearnedCodecRateDistortion:
             "rate_bits": bits_t.mean().item(), "rate_bits_se": (bits_t.std() / math.sqrt(n)).item(),
             "estimated_rate_bits": torch.cat(estimated).double().mean().item(),
             "batch_stream_rate_bits": stream_bits / n,
-            "mse": mse.mean().item(), "mse_se": (mse.std() / math.sqrt(n)).item(),
+            "mse": mse.mean().item(), "mse_se": (mse.std() / math.sqrt(n)).item(), **image_summary(mse, ssim),
             "encode_images_per_s": n / encode_s, "decode_images_per_s": n / decode_s,
             "data": origin, "ckpt_path": str(ckpt_path),
         }
         log.info("learned codec (side information: %s, lambda %g): %.1f bits per image half from the bytes "
-                 "(%.1f in batch streams; estimated %.1f), mse %.5f", hp.side_info, hp.lmbda, point["rate_bits"],
-                 point["batch_stream_rate_bits"], point["estimated_rate_bits"], point["mse"])
+                 "(%.1f in batch streams; estimated %.1f), mse %.5f, psnr %.2f dB, ssim %.3f", hp.side_info, hp.lmbda,
+                 point["rate_bits"], point["batch_stream_rate_bits"], point["estimated_rate_bits"], point["mse"],
+                 point["psnr_db"], point["ssim"])
         return point

@@ -4,7 +4,8 @@ For every (scheme, K, rate) the checkpoint (one per beta) and N in ``num_candida
 lowest best-of-K MSE on the validation split are chosen, then that configuration is coded on the
 test split. Writes into the output directory: ``evaluations.csv`` (every validation and test
 result; also the resume cache: a rerun into the same directory skips what it holds), ``results.md``
-(test tables, with paper Table 13 beside GLS), ``rd_plot.png`` and ``reconstructions.png`` (GLS
+(test tables, with paper Table 13 beside GLS, and the baseline's BD-rate against GLS per K, also
+in ``bd_rate.csv`` where both have 4 or more rates), ``rd_plot.png`` and ``reconstructions.png`` (GLS
 at the largest K and at ``figure_rate_bits``, by default the lowest rate).
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 
 from dsc.errors import ConfigError
-from dsc.eval.aggregate import markdown_tables, plot_rd, to_csv
+from dsc.eval.aggregate import BD_COLUMNS, bd_rate_rows, bd_rate_table, markdown_tables, plot_rd, to_csv
 from dsc.eval.mnist import (
     MnistCodecModule,
     PointOutcome,
@@ -31,6 +32,7 @@ from dsc.eval.mnist import (
     make_coder,
     shares_rows_across_decoders,
     split_dataset,
+    summarise,
 )
 from dsc.eval.mnist_figures import save_reconstruction_grid
 from dsc.eval.points import check_point, point_labels
@@ -41,6 +43,7 @@ from dsc.progress import progress_bar
 log = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS = ("digits", "mse", "mse_se", "per_decoder_mse", "decoder_mse", "match_prob", "match_prob_se")
+IMAGE_COLUMNS = ("psnr_db", "psnr_db_se", "ssim", "ssim_se", "per_decoder_psnr_db", "per_decoder_ssim")
 
 
 @dataclass
@@ -117,7 +120,7 @@ class MnistPaperProtocol:
         def summary_of(split: str, scheme: str, k: int, rate: int, n: int, path: str) -> dict:
             key = (split, scheme, k, rate, n, path)
             if key not in cache:
-                summary = outcome(path, split, scheme, k, rate, n).summary()
+                summary = summarise(outcome(path, split, scheme, k, rate, n))
                 cache.add(key, float(codecs[path].hparams.beta), summary)
             return cache[key]
 
@@ -167,9 +170,12 @@ class MnistPaperProtocol:
                               "normalisation")
 
     def _write_reports(self, points, codecs, split_of, outcome, seed, device, output_dir: Path) -> None:
+        bd_rows = bd_rate_rows(points)
         parts = [markdown_tables(points), paper_comparison_table(points, "gls"),
-                 paper_comparison_table(points, "shared_randomness"), margin_table(points)]
+                 paper_comparison_table(points, "shared_randomness"), margin_table(points), bd_rate_table(bd_rows)]
         atomic_write_bytes(output_dir / "results.md", "\n".join(p for p in parts if p).encode())
+        if bd_rows:
+            atomic_write_bytes(output_dir / "bd_rate.csv", to_csv(bd_rows, BD_COLUMNS))
         atomic_write_bytes(output_dir / "results.csv", to_csv(results_rows(points, device), RESULTS_COLUMNS))
         plot_rd(points, [], output_dir / "rd_plot.png")
         gls = [p for p in points if p["scheme"] == "gls"] or points
@@ -186,13 +192,14 @@ class MnistPaperProtocol:
 
 RESULTS_COLUMNS = ("scheme", "num_decoders", "rate_bits", "mse", "mse_se", "num_candidates", "beta", "epochs",
                    "precision", "device", "distortion_normalisation", "per_decoder_mse", "match_prob", "digits",
-                   "selection_mse", "selection_digits", "eval_device")
+                   "selection_mse", "selection_digits", "eval_device", *IMAGE_COLUMNS)
 
 
 def results_rows(points: list[dict], eval_device: torch.device) -> list[dict]:
     """The protocol's test points as ``results.csv`` rows (:data:`RESULTS_COLUMNS`): ``mse`` is
-    the per-pixel best-of-K MSE on the [0, 1] scale; ``epochs``, ``precision`` and ``device``
-    say how the chosen checkpoint was trained."""
+    the per-pixel best-of-K MSE on the [0, 1] scale, ``psnr_db`` / ``ssim`` the mean per-digit
+    PSNR and SSIM of the same oracle decoder (:mod:`dsc.eval.image_metrics`); ``epochs``,
+    ``precision`` and ``device`` say how the chosen checkpoint was trained."""
     rows = []
     for point in points:
         row = {**point, "epochs": point.get("trained_epochs"), "precision": point.get("trained_precision"),
@@ -215,7 +222,9 @@ class EvaluationCache:
     """Every (split, scheme, K, rate, N, checkpoint) summary of a run, kept in a CSV file that is
     rewritten atomically after each new entry; on start it holds what an earlier run into the
     same directory computed with the same seed, the same digit limits and the same checkpoint
-    contents (SHA-256), so an interrupted or extended protocol resumes where it stopped."""
+    contents (SHA-256), so an interrupted or extended protocol resumes where it stopped. A test
+    row written before the image metrics (:data:`IMAGE_COLUMNS`) existed is computed again; a
+    validation row, which only the selection by MSE reads, is kept."""
 
     def __init__(self, path: Path, seed: int, fingerprints: dict[str, str], limits: dict[str, int | None]) -> None:
         self.path, self.seed, self.fingerprints, self.limits = path, seed, fingerprints, limits
@@ -229,8 +238,10 @@ class EvaluationCache:
 
     def _valid(self, row: dict) -> bool:
         limit = self.limits.get(row.get("split"), "missing")
+        needed = ("mse",) if row.get("split") == "val" else ("mse", *IMAGE_COLUMNS)
         return (row.get("seed") == str(self.seed) and row.get("limit") == ("" if limit is None else str(limit))
-                and row.get("ckpt_sha256") == self.fingerprints.get(row.get("ckpt_path")) and bool(row.get("mse")))
+                and row.get("ckpt_sha256") == self.fingerprints.get(row.get("ckpt_path"))
+                and all(row.get(c) for c in needed))
 
     @staticmethod
     def _key_of(row: dict) -> tuple:
@@ -247,14 +258,15 @@ class EvaluationCache:
     @staticmethod
     def _parse(row: dict) -> dict:
         summary = {c: float(row[c]) for c in SUMMARY_COLUMNS if c not in ("digits", "decoder_mse")}
-        return {**summary, "digits": int(row["digits"]), "decoder_mse": json.loads(row["decoder_mse"])}
+        images = {c: float(row[c]) for c in IMAGE_COLUMNS if row.get(c)}
+        return {**summary, **images, "digits": int(row["digits"]), "decoder_mse": json.loads(row["decoder_mse"])}
 
     def add(self, key: tuple, beta: float, summary: dict) -> None:
         split, scheme, k, rate, n, path = key
         self.rows[key] = {
             "split": split, "scheme": scheme, "num_decoders": k, "rate_bits": rate, "num_candidates": n,
             "beta": beta, "ckpt_path": path, "ckpt_sha256": self.fingerprints[path], "seed": self.seed,
-            "limit": self.limits[split], **{c: summary[c] for c in SUMMARY_COLUMNS},
+            "limit": self.limits[split], **{c: summary.get(c) for c in (*SUMMARY_COLUMNS, *IMAGE_COLUMNS)},
         }
-        self.summaries[key] = {c: summary[c] for c in SUMMARY_COLUMNS}
+        self.summaries[key] = {c: summary[c] for c in (*SUMMARY_COLUMNS, *IMAGE_COLUMNS) if c in summary}
         atomic_write_bytes(self.path, to_csv(list(self.rows.values())))

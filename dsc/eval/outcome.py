@@ -20,21 +20,23 @@ class PointOutcome:
     decoder k's reconstruction, e.g. per-pixel MSE on the [0, 1] scale for MNIST) and ``match``
     ``[n, K]`` (decoder k picked the encoder's candidate); with check bits also ``accepted``
     ``[n, K]`` (decoder k's check passed) and ``fallback_mse`` ``[n, K]`` (the distortion of its
-    side-information-only reconstruction)."""
+    side-information-only reconstruction); for image sources also ``ssim`` ``[n, K]`` (decoder k's
+    SSIM, summarised by :func:`dsc.eval.image_metrics.image_summary`, not by :meth:`summary`)."""
 
     mse: Tensor
     match: Tensor
     accepted: Tensor | None = None
     fallback_mse: Tensor | None = None
+    ssim: Tensor | None = None
 
     @classmethod
     def concat(cls, parts: Sequence["PointOutcome"]) -> "PointOutcome":
         """The outcomes of consecutive batches as one."""
-        columns = zip(*((p.mse, p.match, p.accepted, p.fallback_mse) for p in parts))
+        columns = zip(*((p.mse, p.match, p.accepted, p.fallback_mse, p.ssim) for p in parts))
         return cls(*(None if values[0] is None else torch.cat(values) for values in columns))
 
     def first_decoders(self, k: int) -> "PointOutcome":
-        cut = [None if t is None else t[:, :k] for t in (self.accepted, self.fallback_mse)]
+        cut = [None if t is None else t[:, :k] for t in (self.accepted, self.fallback_mse, self.ssim)]
         return PointOutcome(self.mse[:, :k], self.match[:, :k], *cut)
 
     def summary(self) -> dict:
@@ -44,11 +46,11 @@ class PointOutcome:
         summary = {
             "digits": n,
             "mse": best.mean().item(),
-            "mse_se": _se(best),
+            "mse_se": standard_error(best),
             "per_decoder_mse": self.mse.double().mean().item(),
             "decoder_mse": [round(v, 6) for v in self.mse.double().mean(0).tolist()],
             "match_prob": any_match.mean().item(),
-            "match_prob_se": _se(any_match),
+            "match_prob_se": standard_error(any_match),
         }
         if self.accepted is not None:
             summary.update(self.practical_summary())
@@ -62,12 +64,13 @@ class PointOutcome:
         system = outputs.gather(1, first_accepted(accepted)[:, None])[:, 0]
         wrong = ~self.match
         return {
-            "practical_mse": system.mean().item(), "practical_mse_se": _se(system),
+            "practical_mse": system.mean().item(), "practical_mse_se": standard_error(system),
             "per_decoder_practical_mse": outputs.mean().item(),
             "accept_rate": accepted.double().mean().item(),
             "false_accept_rate": (accepted & wrong).sum().item() / max(int(wrong.sum()), 1),
         }
 
 
-def _se(values: Tensor) -> float:
+def standard_error(values: Tensor) -> float:
+    """Standard error of the mean of ``values`` ``[n]`` (NaN for fewer than two)."""
     return (values.std(unbiased=True) / math.sqrt(len(values))).item() if len(values) > 1 else float("nan")

@@ -7,7 +7,7 @@ one with the lowest ``select_by`` is reported on the evaluation messages (ids 0 
 ``messages`` - 1; the selection uses ids from ``selection_first_message`` on, or other options,
 e.g. ``{split: val}`` for a data set). Every scheme is chosen by the metric its table reports.
 
-    python evaluate.py experiment=gaussian_learned ...   (conf/experiment/gaussian_learned.yaml)
+    python evaluate.py experiment=gaussian_learned ...   (dsc/conf/experiment/gaussian_learned.yaml)
 """
 
 from __future__ import annotations

@@ -16,20 +16,20 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dsc.errors import ConfigError, InvalidArgumentError
+from dsc.optional import require
 from dsc.speculative.prefix_cache import PrefixCache
 
 
 def _past(entries: list[Tensor | None], width: int, like: Tensor):
     """A ``DynamicCache`` holding each row's cached prefix right-padded to ``width`` slots
     (entries ``[layers, 2, kv_heads, m, head_dim]`` or None)."""
-    from transformers import DynamicCache  # noqa: PLC0415
-
+    transformers = require("transformers", "speculative")
     layers, _, heads, _, dim = like.shape
     padded = like.new_zeros(len(entries), layers, 2, heads, width, dim)
     for i, kv in enumerate(entries):
         if kv is not None:
             padded[i, ..., :kv.shape[3], :] = kv
-    cache = DynamicCache()
+    cache = transformers.DynamicCache()
     for layer in range(layers):
         cache.update(padded[:, layer, 0], padded[:, layer, 1], layer)
     return cache

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from dsc.errors import ConfigError
+from dsc.optional import require
 from dsc.speculative.backend import CausalLM
 from dsc.speculative.smollm import gguf_path
 
@@ -71,18 +72,19 @@ def resolve_dtype(name: str) -> torch.dtype:
     return DTYPES[name]
 
 
-def _transformers():
-    try:
-        import transformers  # noqa: PLC0415
-    except ImportError:
-        raise ConfigError("the model backend needs transformers: pip install 'dsc[speculative]'") from None
-    return transformers
+def _transformers(source: Source, *also: str):
+    """transformers, once it and the packages ``source`` needs (``also``; gguf for a GGUF file)
+    import: a MissingDependencyError naming the ``speculative`` extra otherwise."""
+    for module in (*also, *(["gguf"] if source.gguf_file else [])):
+        require(module, "speculative", needed_by=f"loading {source.spec!r}")
+    return require("transformers", "speculative", needed_by="the language-model backend (dsc.speculative)")
 
 
 def load_tokenizer(source: Source):
     """The tokenizer of ``source`` (a transformers tokenizer)."""
+    transformers = _transformers(source)
     try:
-        return _transformers().AutoTokenizer.from_pretrained(source.location, **source.kwargs())
+        return transformers.AutoTokenizer.from_pretrained(source.location, **source.kwargs())
     except _LOAD_ERRORS as error:
         raise ConfigError(f"cannot load the tokenizer of {source.spec!r} with transformers: {error}") from error
 
@@ -90,8 +92,9 @@ def load_tokenizer(source: Source):
 def load_model(source: Source, device: torch.device, dtype: torch.dtype):
     """The causal LM of ``source`` on ``device`` in ``dtype``, in eval mode (GGUF weights are
     dequantised)."""
+    transformers = _transformers(source, "accelerate")  # accelerate places the weights (device_map)
     try:
-        model = _transformers().AutoModelForCausalLM.from_pretrained(
+        model = transformers.AutoModelForCausalLM.from_pretrained(
             source.location, dtype=dtype, device_map=str(device), use_kernels=False, **source.kwargs())
     except _LOAD_ERRORS as error:
         raise ConfigError(f"cannot load the model {source.spec!r} with transformers: {error}") from error

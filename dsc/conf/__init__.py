@@ -1,0 +1,3 @@
+"""The Hydra configs of dsc (``pkg://dsc.conf``): primary configs ``train`` and ``evaluate`` and
+their groups, shipped inside the package so that ``dsc-train`` and ``dsc-evaluate`` run from any
+installation and any working directory."""
