@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
 import dsc
 from dsc.eval.mnist import load_codec
@@ -24,7 +24,7 @@ TINY = ["model.channels=8", "model.hidden=32", "model.features=16", "model.estim
 
 
 def compose_train(overrides):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_module("dsc.conf", version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
 
 
@@ -173,42 +173,3 @@ def test_convergence_runs_the_protocol_on_every_common_snapshot(tmp_path):
     assert plot_convergence(rows, tmp_path / "c.png").stat().st_size > 0
     with pytest.raises(dsc.DscError, match="checkpoint_every_n_epochs"):
         snapshot_epochs([tmp_path / "work"])
-
-
-def test_docs_tables_render_from_results_and_refuse_unknown_views(tmp_path):
-    from dsc.eval.docs_tables import render, render_docs
-
-    results = tmp_path / "results" / "mnist_paper"
-    results.mkdir(parents=True)
-    rows = ["scheme,num_decoders,rate_bits,mse,beta,num_candidates",
-            "gls,2,2,0.0800,0.15,128", "shared_randomness,2,2,0.1000,0.35,256"]
-    (results / "results.csv").write_text("\n".join(rows) + "\n")
-    doc = tmp_path / "doc.md"
-    doc.write_text("Intro.\n<!-- results mnist_paper/margins -->\nstale\n<!-- end results -->\nOutro.\n")
-    assert render_docs([doc], tmp_path / "results", check=True) == [doc] and "stale" in doc.read_text()
-    assert render_docs([doc], tmp_path / "results") == [doc]
-    text = doc.read_text()
-    assert "| 2 | 20.0 % (8.6 %) |" in text and "stale" not in text and text.endswith("<!-- end results -->\nOutro.\n")
-    assert render_docs([doc], tmp_path / "results", check=True) == []  # idempotent
-    choices = render("<!-- results mnist_paper/choices -->\n<!-- end results -->", tmp_path / "results")
-    assert "| 2 | 0.15, 128 |" in choices and "| 2 | 0.35, 256 |" in choices
-    with pytest.raises(dsc.DscError, match="unknown results view"):
-        render("<!-- results nothing/here -->\n<!-- end results -->", tmp_path / "results")
-    with pytest.raises(dsc.DscError, match="cannot read"):
-        render("<!-- results mnist_paper/convergence -->\n<!-- end results -->", tmp_path / "results")
-    (results / "bench.txt").write_text("step 0.21 s\n")
-    assert render("<!-- results mnist_paper/bench.txt -->\nold\n<!-- end results -->", tmp_path / "results") == (
-        "<!-- results mnist_paper/bench.txt -->\n```text\nstep 0.21 s\n```\n<!-- end results -->")
-    with pytest.raises(dsc.DscError, match="cannot read"):
-        render("<!-- results mnist_paper/missing.txt -->\n<!-- end results -->", tmp_path / "results")
-    (results / "report.md").write_text("| a | b |\n|---|---|\n\n")  # a study's own Markdown: as it is
-    assert render("<!-- results mnist_paper/report.md -->\n<!-- end results -->", tmp_path / "results") == (
-        "<!-- results mnist_paper/report.md -->\n| a | b |\n|---|---|\n<!-- end results -->")
-
-
-def test_the_committed_docs_match_the_committed_results():
-    """Every generated table in docs/ is what the data under results/ renders to today."""
-    from dsc.eval.docs_tables import ROOT as DOCS_ROOT
-    from dsc.eval.docs_tables import render_docs
-
-    assert render_docs(sorted((DOCS_ROOT / "docs").glob("*.md")), DOCS_ROOT / "results", check=True) == []

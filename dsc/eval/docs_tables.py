@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 from dsc.errors import DscError
 from dsc.eval import beta_scan, gaussian_study, loss_scale
-from dsc.eval.reference import PAPER_MNIST_GLS_MSE, margin_table, paper_comparison_table
+from dsc.eval.reference import PAPER_GAUSSIAN_GLS_DB, PAPER_MNIST_GLS_MSE, margin_table, paper_comparison_table
 from dsc.io import atomic_write_bytes
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -81,6 +81,82 @@ def convergence_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The schemes of results/compare_gaussian, in table order, and what their names mean.
+GAUSSIAN_SCHEMES = {
+    "gls": "GLS, s2 by the paper's metric",
+    "gls_mse": "GLS, s2 by MSE",
+    "shared_randomness": "shared randomness, s2 by the paper's metric",
+    "shared_randomness_mse": "shared randomness, s2 by MSE",
+    "nested_scalar": "nested scalar, step by MSE",
+    "nested_scalar_paper_metric": "nested scalar, step by the paper's metric",
+}
+GAUSSIAN_BOUNDS = {"wyner_ziv_bound": "Wyner-Ziv bound", "no_side_information_bound": "bound without side information"}
+
+
+def _operating_point(row: dict) -> str:
+    if row.get("s2") is not None:
+        return f"s2 {row['s2']:g}"
+    return f"step {row['step']:.3g}" if row.get("step") is not None else ""
+
+
+def _rate_header(rates: Sequence[int], first: str) -> list[str]:
+    return [f"| {first} | " + " | ".join(f"{rate} bit{'s' * (rate != 1)}" for rate in rates) + " |",
+            "|---" * (first.count("|") + 1 + len(rates)) + "|"]
+
+
+def _row(label: str, values: dict, rates: Sequence[int], cell: Callable) -> str:
+    return f"| {label} | " + " | ".join(cell(values[r]) if r in values else "" for r in rates) + " |"
+
+
+def gaussian_scheme_table(rows: list[dict], metric: str, schemes: Sequence[str], paper: bool = False,
+                          bounds: bool = False, digits: int = 2, setting: bool = True) -> str:
+    """One row per (K, scheme) of ``results/compare_gaussian``, one column per rate: ``metric``,
+    with the chosen operating point in brackets (``setting``); with ``paper`` also paper Table
+    10's GLS row per K, with ``bounds`` the theory rows; then the range of the standard errors.
+    At K = 1 the shared-randomness rows are left out where GLS's are shown (the same scheme)."""
+    rates = sorted({r["rate_bits"] for r in rows})
+    lines = _rate_header(rates, "K | scheme")
+    errors, omitted = [], False
+
+    def cell(row: dict) -> str:
+        return f"{row[metric]:.{digits}f}" + (f" ({_operating_point(row)})" if setting else "")
+
+    for k in sorted({r["num_decoders"] for r in rows if r["num_decoders"] is not None}):
+        for scheme in schemes:
+            at = {r["rate_bits"]: r for r in rows if r["scheme"] == scheme and r["num_decoders"] == k}
+            if at and k == 1 and scheme.replace("shared_randomness", "gls") in set(schemes) - {scheme}:
+                omitted = True
+            elif at:
+                errors += [r[f"{metric}_se"] for r in at.values() if r.get(f"{metric}_se") is not None]
+                lines.append(_row(f"{k} | {GAUSSIAN_SCHEMES.get(scheme, scheme)}", at, rates, cell))
+        published = {rate: value for (kk, rate), value in PAPER_GAUSSIAN_GLS_DB.items() if kk == k}
+        if paper and published:
+            lines.append(_row(f"{k} | paper Table 10 (GLS)", published, rates, lambda value: f"{value:.2f}"))
+    for scheme, name in GAUSSIAN_BOUNDS.items() if bounds else ():
+        at = {r["rate_bits"]: r[metric] for r in rows if r["scheme"] == scheme}
+        if at:
+            lines.append(_row(f"| {name}", at, rates, lambda value: f"{value:.{digits}f}"))
+    notes = ([f"Standard errors {min(errors):.{digits}f} to {max(errors):.{digits}f}."] if errors else []) + (
+        ["At K = 1 shared randomness is the same scheme as GLS (rows omitted)."] if omitted else [])
+    return "\n".join(lines + (["", " ".join(notes)] if notes else [])) + "\n"
+
+
+def gaussian_paper_gap(rows: list[dict]) -> str:
+    """GLS's paper metric minus paper Table 10 per (K, rate), in dB (negative: lower distortion)."""
+    gaps: dict[int, dict[int, float]] = {}
+    for r in rows:
+        key = (r["num_decoders"], r["rate_bits"])
+        if r["scheme"] == "gls" and key in PAPER_GAUSSIAN_GLS_DB:
+            gaps.setdefault(key[0], {})[key[1]] = r["distortion_db"] - PAPER_GAUSSIAN_GLS_DB[key]
+    rates = sorted({rate for at in gaps.values() for rate in at})
+    lines = _rate_header(rates, "K") + [_row(str(k), gaps[k], rates, lambda gap: f"{gap:+.2f}") for k in sorted(gaps)]
+    return "\n".join(lines) + "\n"
+
+
+def _compare_gaussian(view: Callable[[list[dict]], str]) -> Callable[[Path], str]:
+    return lambda results: view(read_rows(results / "compare_gaussian" / "results.csv"))
+
+
 def _loss_scale(view: Callable[[list[dict], list[dict]], str]) -> Callable[[Path], str]:
     def render(results: Path) -> str:
         study = results / "mnist_loss_scale"
@@ -94,11 +170,21 @@ def _paper(view: Callable[[list[dict]], str | None], experiment: str,
     return lambda results: view(read_rows(results / experiment / name)) or ""
 
 
+def bd_rate_view(anchor: str) -> Callable[[list[dict]], str | None]:
+    """The comparison aggregate's BD-rate table (:func:`dsc.eval.aggregate.bd_rate_table`) of a
+    results CSV's points against ``anchor``. Rows with an empty ``source`` (the bounds) are left
+    out; a CSV written before points carried a source has no such column and keeps every row."""
+    from dsc.eval.aggregate import bd_rate_rows, bd_rate_table
+
+    return lambda rows: bd_rate_table(bd_rate_rows([r for r in rows if r.get("source") or "source" not in r], anchor))
+
+
 PROTOCOL_VIEWS: dict[str, Callable[[list[dict]], str | None]] = {
     "gls": lambda rows: paper_comparison_table(rows, "gls"),
     "baseline": lambda rows: paper_comparison_table(rows, "shared_randomness"),
     "margins": margin_table,
     "choices": choices_table,
+    "bd_rate": bd_rate_view("gls"),
 }
 # results/<run>/results.csv of the MNIST protocol
 PROTOCOL_RUNS = ("mnist_paper", "mnist_paper_grid", "mnist_beta_scan")
@@ -109,6 +195,17 @@ VIEWS: dict[str, Callable[[Path], str]] = {
     "mnist_beta_scan/betas": _paper(beta_scan.scan_table, "mnist_beta_scan", "betas.csv"),
     "mnist_loss_scale/training": _loss_scale(lambda training, protocol: loss_scale.training_table(training)),
     "mnist_loss_scale/verdict": _loss_scale(loss_scale.verdict_table),
+    "compare_gaussian/paper": _compare_gaussian(lambda rows: gaussian_scheme_table(
+        rows, "distortion_db", ("gls", "shared_randomness"), paper=True)),
+    "compare_gaussian/paper_gap": _compare_gaussian(gaussian_paper_gap),
+    "compare_gaussian/distortion_db": _compare_gaussian(lambda rows: gaussian_scheme_table(
+        rows, "distortion_db", ("gls", "shared_randomness", "nested_scalar_paper_metric"))),
+    "compare_gaussian/mse_db": _compare_gaussian(lambda rows: gaussian_scheme_table(
+        rows, "mse_db", tuple(GAUSSIAN_SCHEMES), bounds=True)),
+    "compare_gaussian/bd_rate": _compare_gaussian(lambda rows: bd_rate_view("gls_mse")(rows) or ""),
+    "compare_gaussian/match": _compare_gaussian(lambda rows: gaussian_scheme_table(
+        rows, "match_prob", ("gls", "gls_mse", "shared_randomness", "shared_randomness_mse"), digits=3,
+        setting=False)),
     "gaussian_learned/report": lambda results: gaussian_study.report(
         read_rows(results / "gaussian_learned" / "results.csv")),
     **{f"mnist_loss_scale/{name}": _loss_scale(lambda training, protocol, name=name:
