@@ -52,6 +52,17 @@ class LogLines:
         return False
 
 
+@contextlib.contextmanager
+def bars_in_lines():
+    """Within the block, off a terminal, bars that other libraries draw on stderr (tqdm's default
+    stream) come out as whole lines (:class:`LogLines`); on a terminal nothing changes."""
+    if writes_to_terminal(sys.stderr):
+        yield
+        return
+    with contextlib.redirect_stderr(LogLines(sys.stderr)):
+        yield
+
+
 def progress_bar(*args: Any, **kwargs: Any) -> tqdm:
     """``tqdm(*args, **kwargs)``; off a terminal, updates at most every ``LOG_INTERVAL_S`` seconds
     (unless the caller sets ``mininterval``), each on its own line."""

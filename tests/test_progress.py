@@ -76,3 +76,22 @@ def test_log_lines_drop_blank_writes_and_strip_padding():
     for text in ("\rstep 1   ", "\n", "\r      ", "\rstep 2", ""):
         lines.write(text)
     assert out.getvalue() == "step 1\nstep 2\n" and not lines.isatty()
+
+
+def test_other_libraries_bars_come_out_as_lines_in_a_log(monkeypatch):
+    import sys
+
+    from tqdm import tqdm
+
+    from dsc.progress import bars_in_lines
+
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    with bars_in_lines():
+        for _ in tqdm(range(5), mininterval=0):  # a library's bar on tqdm's default stream
+            pass
+    assert "\r" not in log.getvalue() and "5/5" in log.getvalue() and log.getvalue().count("\n") >= 2
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with bars_in_lines():
+        assert sys.stderr is terminal  # a terminal keeps its live bars

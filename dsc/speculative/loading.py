@@ -17,6 +17,7 @@ import torch
 
 from dsc.errors import ConfigError
 from dsc.optional import require
+from dsc.progress import bars_in_lines, writes_to_terminal
 from dsc.speculative.backend import CausalLM
 from dsc.speculative.smollm import gguf_path
 
@@ -77,7 +78,10 @@ def _transformers(source: Source, *also: str):
     import: a MissingDependencyError naming the ``speculative`` extra otherwise."""
     for module in (*also, *(["gguf"] if source.gguf_file else [])):
         require(module, "speculative", needed_by=f"loading {source.spec!r}")
-    return require("transformers", "speculative", needed_by="the language-model backend (dsc.speculative)")
+    transformers = require("transformers", "speculative", needed_by="the language-model backend (dsc.speculative)")
+    if not writes_to_terminal():  # its loading bars would write hundreds of carriage-return updates into a log
+        transformers.utils.logging.disable_progress_bar()
+    return transformers
 
 
 def load_tokenizer(source: Source):
@@ -94,8 +98,9 @@ def load_model(source: Source, device: torch.device, dtype: torch.dtype):
     dequantised)."""
     transformers = _transformers(source, "accelerate")  # accelerate places the weights (device_map)
     try:
-        model = transformers.AutoModelForCausalLM.from_pretrained(
-            source.location, dtype=dtype, device_map=str(device), use_kernels=False, **source.kwargs())
+        with bars_in_lines():  # the GGUF reader's own tqdm bar
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                source.location, dtype=dtype, device_map=str(device), use_kernels=False, **source.kwargs())
     except _LOAD_ERRORS as error:
         raise ConfigError(f"cannot load the model {source.spec!r} with transformers: {error}") from error
     return model.eval()
