@@ -10,6 +10,7 @@ loop's equivalent for Lightning's trainer.
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from typing import Any
 
@@ -17,6 +18,7 @@ from tqdm.auto import tqdm
 
 LOG_INTERVAL_S = 30.0  # seconds between progress lines in a log
 LOG_REFRESH_STEPS = 200  # training steps between Lightning progress-bar updates in a log
+ANSI_CONTROL = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal control sequences (cursor moves, clears)
 
 
 def writes_to_terminal(stream: Any = None) -> bool:
@@ -31,14 +33,15 @@ def writes_to_terminal(stream: Any = None) -> bool:
 
 class LogLines:
     """A text stream for a progress bar in a log: each refresh of the bar (tqdm writes
-    ``"\\r" + status + padding``) becomes one line ``status + "\\n"``; blank writes (the bar's
-    closing newline, a cleared bar) are dropped."""
+    ``"\\r" + status + padding``) becomes one line ``status + "\\n"``; terminal control
+    sequences (nested bars' cursor moves) are removed and blank writes (the bar's closing
+    newline, a cleared bar) dropped."""
 
     def __init__(self, stream: Any):
         self.stream = stream
 
     def write(self, text: str) -> int:
-        line = text.replace("\r", "").rstrip()
+        line = ANSI_CONTROL.sub("", text.replace("\r", "")).rstrip()  # nested bars move the cursor: not in a log
         if line:
             self.stream.write(line + "\n")
         return len(text)

@@ -73,7 +73,7 @@ def test_log_lines_drop_blank_writes_and_strip_padding():
 
     out = io.StringIO()
     lines = LogLines(out)
-    for text in ("\rstep 1   ", "\n", "\r      ", "\rstep 2", ""):
+    for text in ("\rstep 1   ", "\n", "\r      ", "\x1b[A", "\rstep 2\x1b[A", ""):
         lines.write(text)
     assert out.getvalue() == "step 1\nstep 2\n" and not lines.isatty()
 
