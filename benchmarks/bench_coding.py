@@ -5,11 +5,13 @@ Run from the repository root (``make bench`` does the same)::
     .venv/bin/python -m benchmarks.bench_coding            # full run on every available device
     .venv/bin/python -m benchmarks.bench_coding --quick    # tiny sizes, a smoke test (seconds)
     .venv/bin/python -m benchmarks.bench_coding --device cuda --compile --batch 4096
+    .venv/bin/python -m benchmarks.bench_coding --device cpu --only bounds   # weight bounds vs full scans
 
 Flags: ``--device cpu|cuda|all``, ``--size``, ``--repeats``, ``--batch``, ``--threads``,
-``--compile``, ``--quick``; see ``--help``. CPU figures are only meaningful on an otherwise idle
-machine: the header prints the load average, and with other processes on the cores torch's
-intra-op threads wait on each other (``--threads 1`` is then the steadier measurement).
+``--compile``, ``--quick``, ``--only generators|coder|bounds``; see ``--help``. CPU figures are
+only meaningful on an otherwise idle machine: the header prints the load average, and with
+other processes on the cores torch's intra-op threads wait on each other (``--threads 1`` is
+then the steadier measurement).
 
 Every figure is the median of ``--repeats`` timed runs after one untimed warm-up run (for the
 coder on CPU the warm-up uses at most 32 messages), timed with ``time.perf_counter`` and, on
@@ -41,6 +43,18 @@ What the numbers mean:
    - peak MiB (CUDA only): ``torch.cuda.max_memory_allocated`` during the timed trials. A last
      line runs N = 2**13, 2**15, 2**17 at a fixed chunk_size to show that peak memory does not
      grow with N (the coder scans candidates in chunks).
+3. Weight bounds (``--only bounds``): the generic coder through its public API with the Gaussian
+   example of docs/api.md (K = 4, L_max = 8, the same source and weights as above), encode +
+   decode per message, at N = 2**10 .. 2**18, in three forms of the same weights:
+
+   - no bound: plain callables (declaring ``maximum = None``), every party scans all N arrivals;
+   - maximum(): the same callables with their closed-form maxima attached, so every party stops
+     early, but the batch runs until its slowest message has stopped;
+   - GaussianLogWeight: :class:`dsc.coding.GaussianLogWeight`, which derives the maximum and lets
+     finished messages leave the batch (``subset``);
+
+   "x faster" is the no-bound time over each bounded time (one process, one run, the same
+   messages), and "same picks" checks that all three pick the same candidates (exact stopping).
 """
 
 from __future__ import annotations
@@ -57,7 +71,7 @@ from typing import Callable, Sequence, TypeVar
 import torch
 from torch import Tensor
 
-from dsc.coding import randomness
+from dsc.coding import GaussianLogWeight, randomness
 from dsc.coding.importance import GaussianPrior, ImportanceCoder, Scheme
 from dsc.coding.randomness import CounterRandomness
 from dsc.coding.streams import Purpose, stream_id
@@ -70,6 +84,9 @@ INTEGERS_HIGH = 1000
 NUM_DECODERS = 4
 LABEL_COUNTS = (2, 64)  # 1 and 6 bits
 MEMORY_SWEEP = (2**13, 2**15, 2**17)
+BOUND_LABELS = 8  # 3 bits, as in docs/api.md
+BOUND_SIZES = tuple(2**e for e in range(10, 19))
+SECTIONS = ("generators", "coder", "bounds")
 
 
 @dataclass(frozen=True)
@@ -82,10 +99,11 @@ class Sizes:
     chunk_size: int | None  # None: the coder's automatic, device-dependent choice
     memory_sweep: tuple[int, ...]
     batch: int | None  # None: the device default
+    bound_sizes: tuple[int, ...] = BOUND_SIZES
 
 
 FULL = Sizes(10**7, 5, 2**15, None, MEMORY_SWEEP, None)
-QUICK = Sizes(10**5, 2, 2**10, 256, (2**9, 2**10, 2**11), 16)
+QUICK = Sizes(10**5, 2, 2**10, 256, (2**9, 2**10, 2**11), 16, (2**8, 2**10))
 DEFAULT_BATCH = {"cpu": 256, "cuda": 8192}
 CPU_WARMUP_BATCH = 32  # a full-size warm-up batch would only add minutes on CPU
 
@@ -285,7 +303,7 @@ class GaussianSetup:
         With Var[T] = 1 + side_var: E[U | t] = t / Var[T], Var[U | T] = 1 + s2 - 1 / Var[T].
         """
         var_t = 1 + self.side_var
-        posterior_var = (1 + self.s2) - 1 / var_t
+        posterior_var = self.decoder_var
 
         def log_weight(u: Tensor) -> Tensor:
             u = u[:, None, :, 0]
@@ -293,6 +311,35 @@ class GaussianSetup:
             return log_normal(u, posterior_mean, posterior_var) - log_normal(u, 0.0, 1 + self.s2)
 
         return log_weight
+
+    @property
+    def decoder_var(self) -> float:
+        """Var[U | T] = 1 + s2 - 1 / (1 + side_var)."""
+        return (1 + self.s2) - 1 / (1 + self.side_var)
+
+    def bounded_weights(self, a: Tensor, t: Tensor) -> tuple[Callable, Callable]:
+        """The same two callables with their closed-form maxima attached (``maximum()``: ``[B]``,
+        ``[B, K]``): max_u log N(u; m, v) / N(u; 0, p) = m^2 / (2 (p - v)) + log(p / v) / 2."""
+        prior_var = 1 + self.s2
+
+        def maximum(mean: Tensor, var: float) -> Callable[[], Tensor]:
+            return lambda: mean.double() ** 2 / (2 * (prior_var - var)) + 0.5 * math.log(prior_var / var)
+
+        encoder, decoder = self.encoder_log_weight(a), self.decoder_log_weight(t)
+        encoder.maximum = maximum(a, self.s2)
+        decoder.maximum = maximum(t / (1 + self.side_var), self.decoder_var)
+        return encoder, decoder
+
+    def gaussian_weights(self, a: Tensor, t: Tensor) -> tuple[GaussianLogWeight, GaussianLogWeight]:
+        """The same weights as :class:`dsc.coding.GaussianLogWeight`s (maximum() and subset())."""
+        return (GaussianLogWeight(a[:, None], self.prior, var=self.s2),
+                GaussianLogWeight((t / (1 + self.side_var))[..., None], self.prior, var=self.decoder_var))
+
+    def unbounded_weights(self, a: Tensor, t: Tensor) -> tuple[Callable, Callable]:
+        """The plain callables, declaring that they have no bound (a full scan, no warning)."""
+        encoder, decoder = self.encoder_log_weight(a), self.decoder_log_weight(t)
+        encoder.maximum = decoder.maximum = None
+        return encoder, decoder
 
 
 @dataclass
@@ -403,6 +450,48 @@ def bench_memory_sweep(device: torch.device, sizes: Sizes, batch: int) -> None:
           f"B = {batch:,}): " + ", ".join(peaks))
 
 
+BOUND_FORMS = ("no bound", "maximum()", "GaussianLogWeight")
+
+
+def bench_bounds(device: torch.device, sizes: Sizes, batch: int) -> None:
+    """The generic coder with and without weight bounds at growing N (module docstring, item 3)."""
+    repeats, setup = sizes.repeats, GaussianSetup()
+    forms = {"no bound": setup.unbounded_weights, "maximum()": setup.bounded_weights,
+             "GaussianLogWeight": setup.gaussian_weights}
+    print(f"\n[{device}] generic coder with and without weight bounds: K = {NUM_DECODERS}, L_max = {BOUND_LABELS} "
+          f"(3 bits), B = {batch:,} messages, chunk_size = {sizes.chunk_size or 'auto'}, encode + decode, "
+          f"median of {repeats}")
+    headers = ["N", *(f"{form} ms/msg" for form in BOUND_FORMS), "maximum() x faster", "GaussianLogWeight x faster",
+               "same picks"]
+    rows = []
+    for n in sizes.bound_sizes:
+        coder = make_coder(n, BOUND_LABELS, False, sizes.chunk_size)
+        seconds, picks = {}, {}
+        for form, weights in forms.items():
+            def trial(messages: Tensor, weights=weights) -> tuple[Tensor, Tensor]:
+                a, t = setup.sources(messages, coder.num_decoders)
+                encoder, decoder = weights(a, t)
+                sent = coder.encode(messages, encoder)
+                return sent.index, coder.decode(messages, sent.label, decoder).index
+
+            warmup = batch if device.type == "cuda" else min(batch, CPU_WARMUP_BATCH)
+            trial(message_batch(warmup, 0, device))
+            times = []
+            for r in range(repeats):
+                elapsed, picked = timed(lambda r=r: trial(message_batch(batch, r + 1, device)), device)
+                times.append(elapsed)
+                picks.setdefault(form, []).append(picked)
+            seconds[form] = statistics.median(times)
+        same = all(torch.equal(a, b) for form in BOUND_FORMS[1:]
+                   for x, y in zip(picks[form], picks[BOUND_FORMS[0]]) for a, b in zip(x, y))
+        rows.append([f"2^{int(math.log2(n))}", *(f"{seconds[form] / batch * 1e3:.3f}" for form in BOUND_FORMS),
+                     *(f"{seconds['no bound'] / seconds[form]:.1f}x" for form in BOUND_FORMS[1:]),
+                     "yes" if same else "NO"])
+    print_table(headers, rows)
+    print("  ms/msg: encode + decode time per message (all K decoders); x faster: no-bound time over each bounded "
+          "time, same process, same messages.")
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -430,6 +519,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "minute on a small CPU, --quick included)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes: a smoke test that runs in seconds")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        help="which sections to run (default: all): the generators, the coder's full-scan "
+                        "throughput, the coder with and without weight bounds")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available on this machine")
@@ -455,6 +547,7 @@ def resolve_sizes(args: argparse.Namespace) -> Sizes:
         chunk_size=args.chunk_size or base.chunk_size,
         memory_sweep=base.memory_sweep,
         batch=args.batch or base.batch,
+        bound_sizes=base.bound_sizes,
     )
 
 
@@ -467,9 +560,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     print_machine(devices)
     for device in devices:
         batch = sizes.batch or DEFAULT_BATCH[device.type]
-        bench_generators(device, sizes, args.compile)
-        bench_coder(device, sizes, batch)
-        bench_memory_sweep(device, sizes, batch)
+        if "generators" in args.only:
+            bench_generators(device, sizes, args.compile)
+        if "coder" in args.only:
+            bench_coder(device, sizes, batch)
+            bench_memory_sweep(device, sizes, batch)
+        if "bounds" in args.only:
+            bench_bounds(device, sizes, batch)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ class CodingModel(Protocol):
 
     def decoder_log_weight(self, side_information: Tensor):
         """Side information ``[B, K', ...]`` -> a function of candidates ``[B, n, d]`` ->
-        ``[B, K', n]`` (optionally with ``maximum()`` ``[B, K']``)."""
+        ``[B, K', n]`` (optionally with ``maximum()`` ``[B, K']``; ``maximum = None`` declares that
+        it has none)."""
 
     def reconstruct(self, candidates: Tensor, side_information: Tensor) -> Tensor:
         """Picked candidates ``[B, K', d]`` with side information ``[B, K', ...]`` -> ``[B, K', ...]``."""
@@ -65,12 +66,6 @@ def first_accepted(accepted: Tensor) -> Tensor:
     (with its fallback) when none did; ``accepted`` ``[B, K]`` -> ``[B]``."""
     none = torch.zeros_like(accepted[:, 0], dtype=torch.long)
     return torch.where(accepted.any(dim=1), accepted.int().argmax(dim=1), none)
-
-
-def _maximum(weight) -> Tensor | None:
-    """The log-weight's upper bound when it has one (exact early stopping), else None."""
-    maximum = getattr(weight, "maximum", None)
-    return None if maximum is None else maximum()
 
 
 @dataclass(frozen=True)
@@ -123,7 +118,7 @@ def encode(model: CodingModel, coder: ImportanceCoder, messages: Tensor, sources
            check_bits: int = 0) -> Encoded:
     """The encoder: message ids ``messages`` ``[B]`` and their ``sources`` -> :class:`Encoded`."""
     weight = model.encoder_log_weight(sources)
-    sent = coder.encode(messages, weight, _maximum(weight))
+    sent = coder.encode(messages, weight)  # the coder stops early with the weight's maximum() where it has one
     return Encoded(sent.index, sent.label, check_values(coder.seed, messages, sent.index, check_bits))
 
 
@@ -134,7 +129,7 @@ def decode(model: CodingModel, coder: ImportanceCoder, messages: Tensor, labels:
     side information ``[B, K', ...]``, given the received ``labels`` ``[B]`` and ``checks``
     ``[B]`` -> :class:`Decoded` (with fallbacks when ``fallback``)."""
     weight = model.decoder_log_weight(side_information)
-    got = coder.decode(messages, labels, weight, decoders=decoders, log_weight_max=_maximum(weight))
+    got = coder.decode(messages, labels, weight, decoders=decoders)
     expected = check_values(coder.seed, messages, got.index, check_bits)
     accepted = got.found & (expected == checks[:, None])
     picked = model.reconstruct(got.candidate, side_information)

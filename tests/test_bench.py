@@ -46,3 +46,12 @@ def test_speculative_benchmark_runs_every_method(capsys):
     for method in ("single_draft", "specinfer", "spectr", "gumbel", "gls", "gls_strong"):
         assert method in out
     assert "1.00x SpecInfer" in out
+
+
+def test_bounds_benchmark_compares_the_same_picks_with_and_without_a_bound(capsys):
+    bench_coding.main(["--quick", "--device", "cpu", "--repeats", "1", "--only", "bounds"])
+    out = capsys.readouterr().out
+    assert "with and without weight bounds" in out and "shared-randomness generators" not in out
+    rows = [line.split() for line in out.splitlines() if line.startswith("2^")]
+    assert [row[0] for row in rows] == ["2^8", "2^10"]
+    assert all(row[-1] == "yes" and row[-2].endswith("x") and row[-3].endswith("x") for row in rows)

@@ -10,6 +10,7 @@ import torch
 import dsc
 from dsc.codec import CodingSetting, GaussianModel, MnistModel, check_values, compress, decompress
 from dsc.coding import CounterRandomness
+from dsc.coding.streams import Purpose, stream_id
 from dsc.sources.gaussian import GaussianSource
 
 MODEL = GaussianModel(test_channel_var=0.005, noise_var=0.5)
@@ -57,6 +58,32 @@ def test_check_bits_accept_every_correct_pick_and_few_wrong_ones():
         assert torch.allclose(out.reconstruction[rejected], draw.side_info[rejected, k].double() / 1.5)
     rate, p = accepted_wrong / wrong, 2.0**-c
     assert wrong > 5000 and abs(rate - p) < 4.5 * math.sqrt(p * (1 - p) / wrong)
+
+
+def test_reconstructions_are_the_closed_form_mmse_of_the_picked_candidate():
+    """Where decoder k accepts its pick X, it outputs E[A | W, T_k] = (W / s2 + T_k / 0.5) /
+    (1 + 1 / s2 + 1 / 0.5) with W = U_X, the candidate regenerated here from the documented
+    stream (coordinate X of the CANDIDATE stream of its message, scaled by the prior's std);
+    elsewhere E[A | T_k] = T_k / 1.5."""
+    n, s2 = 600, MODEL.test_channel_var
+    draw = gaussian_batch(n, seed=4)
+    setting = CodingSetting(seed=6, num_candidates=512, rate_bits=3, num_decoders=4, check_bits=2)
+    data = compress(MODEL, draw.source, setting, first_message=50)
+    rng = CounterRandomness(setting.seed)
+    streams = stream_id(Purpose.CANDIDATE, torch.arange(50, 50 + n))
+    sent = encoder_index(setting, draw.source, first_message=50)
+    for k in range(4):
+        out = decompress(data, MODEL, draw.side_info[:, k], setting, decoder=k)
+        w = math.sqrt(1 + s2) * rng.normal(streams, out.index.clamp(min=0)).double()
+        t = draw.side_info[:, k].double()
+        mmse = (w / s2 + t / 0.5) / (1 + 1 / s2 + 1 / 0.5)
+        expected = torch.where(out.accepted, mmse, t / 1.5)
+        assert torch.allclose(out.reconstruction, expected, rtol=0, atol=1e-6)  # float32 candidates
+        assert bool(out.accepted.any()) and not bool(out.accepted.all())
+        # where the pick is the encoder's, the estimate is far closer to A than the side information's
+        right = out.index == sent
+        a = draw.source[right]
+        assert ((out.reconstruction[right] - a) ** 2).mean() < 0.1 * ((t[right] / 1.5 - a) ** 2).mean()
 
 
 def test_check_values_are_uniform_and_keyed_by_seed_message_and_index():

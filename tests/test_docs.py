@@ -115,6 +115,7 @@ def _readme(out: str) -> None:
 def _api(out: str) -> None:
     assert _number(r"rate (\d+) bits", out) == 3
     assert _number(r"pick\] = ([\d.]+)", out) > 0.5
+    assert "GaussianLogWeight: same picks True" in out
 
 
 def _bitstreams(out: str) -> None:

@@ -305,32 +305,72 @@ class _Counting:
         return self.fn(u)
 
 
+class _Unbounded:
+    """A log-weight that declares it has no bound (``maximum = None``): the coder scans all N."""
+
+    maximum = None
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, u):
+        return self.fn(u)
+
+
+class _CountingSubset(_Counting):
+    """The same with ``subset``: finished messages leave the scan, and the count is of
+    (message, candidate) pairs scored."""
+
+    def __call__(self, u):
+        self.scored.append(u.shape[0] * u.shape[1])
+        return self.fn(u)
+
+    def subset(self, rows):
+        return _CountingSubset(self.fn.subset(rows), self.scored)
+
+
 def test_declared_weight_bounds_stop_early_with_exactly_the_full_scan_result():
     """The closed-form maxima of the Gaussian log-weights let both sides stop scanning; the
-    picks must equal those of a full scan, and far fewer candidates are scored."""
+    picks must equal those of a full scan, and far fewer candidates are scored.
+
+    What a full scan scores, from N and L alone: the encoder scores all N arrivals of every
+    message; a decoder scores, per chunk, the largest count of received-bin arrivals in the batch,
+    so at least the largest bin, N / L or more (exactly N / L with balanced labels; with i.i.d.
+    labels the largest of 64 Binomial(N, 1/L) bins). Each bound below is a fraction of those."""
     from dsc.models.gaussian import AnalyticGaussianModel
 
     torch.manual_seed(0)
-    a = torch.randn(64, dtype=torch.float64)
-    t = a[:, None] + math.sqrt(NOISE_VAR) * torch.randn(64, 3, dtype=torch.float64)
+    batch, n, labels = 64, 2**14, 4
+    a = torch.randn(batch, dtype=torch.float64)
+    t = a[:, None] + math.sqrt(NOISE_VAR) * torch.randn(batch, 3, dtype=torch.float64)
     model = AnalyticGaussianModel(0.005)
-    messages = torch.arange(64)
+    messages = torch.arange(batch)
+    encoder, decoder = model.encoder_log_weight(a), model.decoder_log_weight(t)
     for scheme in Scheme:
         for balanced in (False, True):
-            coder = ImportanceCoder(seed=4, prior=model.prior, num_candidates=2**14, num_labels=4,
-                                    num_decoders=3, scheme=scheme, balanced_labels=balanced, chunk_size=128)
+            settings = dict(seed=4, prior=model.prior, num_candidates=n, num_labels=labels, num_decoders=3,
+                            scheme=scheme, balanced_labels=balanced)
+            coder = ImportanceCoder(**settings, chunk_size=128)
+            reference = ImportanceCoder(**settings, chunk_size=4096)  # chunking changes no pick
+            full = reference.encode(messages, _Unbounded(encoder))
+            full_d = reference.decode(messages, full.label, _Unbounded(decoder))
             scored = []
-            full = coder.encode(messages, model.encoder_log_weight(a))
-            fast = coder.encode(messages, _Counting(model.encoder_log_weight(a), scored),
-                                model.encoder_log_weight(a).maximum())
+            fast = coder.encode(messages, _Counting(encoder, scored), encoder.maximum())
             assert torch.equal(full.index, fast.index) and torch.equal(full.label, fast.label)
-            assert sum(scored) < 2**14 / 4
+            assert sum(scored) < n / 4  # the slowest of the 64 messages decides when the scan ends
             scored.clear()
-            full_d = coder.decode(messages, full.label, model.decoder_log_weight(t))
-            fast_d = coder.decode(messages, full.label, _Counting(model.decoder_log_weight(t), scored),
-                                  log_weight_max=model.decoder_log_weight(t).maximum())
+            fast_d = coder.decode(messages, full.label, _Counting(decoder, scored), log_weight_max=decoder.maximum())
             assert torch.equal(full_d.index, fast_d.index)
-            assert sum(scored) < 2**14
+            assert sum(scored) < n / labels
+            # finished messages leave the scan: (message, candidate) pairs scored per message
+            scored.clear()
+            assert torch.equal(coder.encode(messages, _CountingSubset(encoder, scored), encoder.maximum()).index,
+                               full.index)
+            assert sum(scored) / batch < n / 16
+            scored.clear()
+            got = coder.decode(messages, full.label, _CountingSubset(decoder, scored), log_weight_max=decoder.maximum())
+            assert torch.equal(got.index, full_d.index)
+            assert sum(scored) / batch < n / labels / 16
 
 
 def test_a_bound_the_weights_exceed_is_refused():

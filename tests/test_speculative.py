@@ -111,6 +111,55 @@ def test_acceptance_against_closed_forms_and_bounds(k):
         assert abs(single - torch.minimum(p, q).sum().item()) < binomial_margin(single, n)
     spectr = one_position("spectr", n, p_rows, q)
     assert spectr <= optimal_coupling(p_rows, q) + binomial_margin(spectr, n)
+    assert abs(spectr - spectr_exact(p, q, k)) < binomial_margin(spectr, n)
+
+
+def spectr_exact(p, q, k):
+    """K-SEQ with K i.i.d. drafts accepts one of them with probability 1 - (1 - beta(rho*))^K,
+    beta(rho) = sum min(p, q / rho); rho* is the root in [1, K] of the increasing function
+    rho beta(rho) - 1 + (1 - beta(rho))^K (rho* = 1 where it is already >= 0 at 1). For the pair
+    of the test above rho* is 1.51 at K = 2 and 2.37 at K = 4: the bisection is exercised."""
+    from scipy.optimize import brentq
+
+    beta = lambda rho: torch.minimum(p, q / rho).sum().item()  # noqa: E731
+    f = lambda rho: rho * beta(rho) - 1 + (1 - beta(rho)) ** k  # noqa: E731
+    rho = 1.0 if f(1.0) >= 0 else brentq(f, 1.0, float(k), xtol=1e-14)
+    return 1 - (1 - beta(rho)) ** k
+
+
+def _second_position_acceptance(method, n, p_second, q_second, seed=3):
+    """K = 2 drafts, L = 2. Position 0 is decided: the target emits token 0, draft 0 proposes 0
+    and draft 1 proposes 1, so draft 1 is rejected. At position 1 draft 0 samples from
+    ``p_second`` and draft 1 from the uniform law, both with their shared noise rows; the target
+    is ``q_second``. Returns the acceptance rate at position 1 (draft 0's token emitted)."""
+    k, length = 2, 2
+    noise, seqs, start = SharedNoise(seed), torch.arange(n), torch.zeros(n, dtype=torch.long)
+    point = torch.eye(V, dtype=torch.float64)
+    p = torch.stack([torch.stack([point[0], p_second]), torch.stack([point[1], torch.full((V,), 1 / V)])])
+    p = p[None].expand(n, k, length, V).to(torch.float64)  # [B, K, L, V]
+    x = torch.stack([gumbel_sample(noise.draft_rows(seqs, start + j, k, V), p[:, :, j]) for j in range(length)], -1)
+    assert bool((x[:, 0, 0] == 0).all()) and bool((x[:, 1, 0] == 1).all())
+    q = torch.stack([point[0], q_second, torch.full((V,), 1 / V)])[None, None].expand(n, k, length + 1, V)
+    out = verify_block(method, x, p, q.to(torch.float64), noise, seqs, start)
+    assert bool(out.accepted[:, 0].all())  # draft 0 always passes position 0
+    return out.accepted[:, 1].double().mean().item()
+
+
+def test_conditional_and_strong_gls_differ_once_a_draft_is_rejected():
+    """After draft 1 is rejected, conditional GLS verifies with draft 0's row alone: a Gumbel
+    coupling of p (draft 0) and q, accepted with probability sum_j 1 / sum_i max(p_i/p_j, q_i/q_j),
+    which is 1 when p = q. Strong GLS keeps draft 1's row in the minimum: with p = q it emits
+    draft 0's token when row 0 attains the minimum (probability 1/2) or when both rows pick the
+    same token (sum_j q_j^2, half of it not already counted): (1 + sum_j q_j^2) / 2."""
+    n = 20_000
+    q, p = TARGET[1], DRAFT[1]
+    assert _second_position_acceptance("gls", n, q, q) == 1.0
+    strong = _second_position_acceptance("gls_strong", n, q, q)
+    expected = (1 + (q**2).sum().item()) / 2
+    assert abs(strong - expected) < binomial_margin(expected, n)
+    conditional = _second_position_acceptance("gls", n, p, q)
+    gumbel_exact = sum(1 / torch.maximum(p / p[j], q / q[j]).sum().item() for j in range(V))
+    assert abs(conditional - gumbel_exact) < binomial_margin(gumbel_exact, n)
 
 
 def test_drafter_invariance():

@@ -29,9 +29,11 @@ from dsc.coding.importance import (
     GaussianPrior,
     ImportanceCoder,
     Scheme,
+    UnboundedWeightWarning,
 )
 from dsc.coding.randomness import CounterRandomness
 from dsc.coding.streams import Purpose, stream_id
+from dsc.coding.weights import GaussianLogWeight
 
 __all__ = [
     "CandidatePrior",
@@ -39,11 +41,13 @@ __all__ = [
     "CouplingSample",
     "Decoded",
     "Encoded",
+    "GaussianLogWeight",
     "GaussianPrior",
     "GlsSample",
     "ImportanceCoder",
     "Purpose",
     "Scheme",
+    "UnboundedWeightWarning",
     "conditional_gls",
     "conditional_matching_bound",
     "daliri_bound",

@@ -11,16 +11,21 @@ Per message b, the shared randomness defines N candidates U_j ~ prior, a label l
 
 Candidates are indexed by arrival order: the row-wise minima M_(j) increase with j (see
 :mod:`dsc.coding.streams`). Every party scans arrivals in chunks and keeps a running
-first-occurrence argmin. Given an upper bound on its log-weights (``log_weight_max``), a party
-stops as soon as ``log M_(next) - log_weight_max`` exceeds its best score: no later arrival can
-win, so the result equals the full scan's exactly, at a fraction of the cost. Without a bound it
-scans all N. Everything is batched over messages ``[B]``; peak memory is
+first-occurrence argmin. Given an upper bound on its log-weights (``log_weight_max``, or by
+default the log-weight callable's own ``maximum()``), a party stops as soon as
+``log M_(next) - log_weight_max`` exceeds its best score: no later arrival can win, so the result
+equals the full scan's exactly, at a fraction of the cost. Gaussian posteriors against the
+Gaussian prior get their exact maximum from :class:`dsc.coding.weights.GaussianLogWeight`.
+Without a bound a party scans all N, and the coder warns once per party
+(:class:`UnboundedWeightWarning`) when N >= 2**12, unless the callable declares
+``maximum = None`` (no bound exists). Everything is batched over messages ``[B]``; peak memory is
 ``O(B * chunk_size * (dim + K))`` whatever N is, and chunking changes no result.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, NamedTuple, Protocol, Sequence
@@ -41,6 +46,7 @@ from dsc.coding.streams import (
     winning_rows,
 )
 from dsc.coding.validation import check_positive_int
+from dsc.coding.weights import GaussianLogWeight
 from dsc.errors import InvalidArgumentError, InvalidProbabilityError, ShapeMismatchError
 
 AUTO_CHUNK_PAIRS_CPU = 2**16  # candidate-message pairs per chunk: fits the CPU caches
@@ -49,9 +55,56 @@ AUTO_CHUNK_MIN = 64
 
 WEIGHT_BOUND_SLACK = 1e-3  # absorbs rounding in log-weights computed near their maximum
 
+UNBOUNDED_WARNING_MIN_CANDIDATES = 2**12  # from here on a full scan costs several times a bounded one
+# How many times as long a full scan took as a bounded one (a callable with maximum(); a
+# GaussianLogWeight, whose subset() also drops finished messages), encode + decode, on the
+# Gaussian example of docs/api.md (K = 4, 3 label bits, B = 256, 2-core CPU):
+# results/bench_coding/bounds_cpu.txt.
+MEASURED_SLOWDOWN = {2**10: (2, 2), 2**12: (3, 6), 2**14: (4, 18), 2**16: (11, 69), 2**18: (40, 281)}
+
 LogWeightFn = Callable[[Tensor], Tensor]
 """Maps candidates ``[B, n, dim]`` to log importance weights: ``[B, n]`` for the encoder,
-``[B, R, n]`` for R decoders. ``-inf`` means weight zero; NaN and ``+inf`` are errors."""
+``[B, R, n]`` for R decoders; row b (message b) depends on row b of the candidates only. ``-inf``
+means weight zero; NaN and ``+inf`` are errors. Optional attributes: ``maximum()`` (an upper
+bound per message, ``[B]`` or ``[B, R]``: exact early stopping; ``None``: no bound exists) and
+``subset(rows)`` (the same weight for messages ``rows`` only)."""
+
+
+class UnboundedWeightWarning(UserWarning):
+    """A log-weight without a known maximum made a party scan all N candidates."""
+
+
+_WARNED: set[str] = set()  # parties already warned in this process
+_MISSING = object()
+
+
+def _slowdown(num_candidates: int) -> str:
+    """The measured full-scan slowdown at the nearest benchmarked N (see MEASURED_SLOWDOWN)."""
+    nearest = min(MEASURED_SLOWDOWN, key=lambda n: abs(math.log2(n) - math.log2(num_candidates)))
+    alone, gaussian = MEASURED_SLOWDOWN[nearest]
+    return (f"{alone}x as long at N = 2^{int(math.log2(nearest))} as with a maximum(), {gaussian}x as long as with "
+            "a GaussianLogWeight")
+
+
+def _declared_bound(log_weight, explicit: Tensor | None, party: str, num_candidates: int) -> Tensor | None:
+    """``explicit`` if given, else ``log_weight.maximum()`` when the callable has one; warns once
+    per party (N >= UNBOUNDED_WARNING_MIN_CANDIDATES) when it has none and does not declare
+    ``maximum = None``."""
+    if explicit is not None:
+        return explicit
+    maximum = getattr(log_weight, "maximum", _MISSING)
+    if callable(maximum):
+        return maximum()
+    if maximum is _MISSING and num_candidates >= UNBOUNDED_WARNING_MIN_CANDIDATES and party not in _WARNED:
+        _WARNED.add(party)
+        warnings.warn(UnboundedWeightWarning(
+            f"the {party}'s log_weight has no maximum(), so every one of the N = {num_candidates:,} candidates is "
+            f"scanned; with an exact upper bound the scan stops early with the same result (in the project's "
+            f"benchmark a full scan took {_slowdown(num_candidates)}). Give the callable a maximum() method "
+            f"({'[B]' if party == 'encoder' else '[B, R]'}), pass log_weight_max=, or build it with "
+            "dsc.coding.GaussianLogWeight for a Gaussian posterior; set maximum = None on it to declare that no "
+            "bound exists (docs/sources.md)."), stacklevel=3)
+    return None
 
 
 class Scheme(str, Enum):
@@ -242,6 +295,13 @@ class ImportanceCoder:
         """Regenerate candidates ``[B, n, dim]`` at indices ``[B, n]`` of messages ``[B]``."""
         return self._candidates(check_messages(messages), self._check_index(index))
 
+    def gaussian_weight(self, mean: Tensor, var: Tensor | float | None = None,
+                        cov: Tensor | None = None) -> GaussianLogWeight:
+        """The log-weight of a Gaussian posterior N(mean, var or cov) against this coder's
+        (Gaussian) prior, with its exact ``maximum()``: ``mean`` ``[B, d]`` for :meth:`encode`,
+        ``[B, R, d]`` for :meth:`decode` (:class:`dsc.coding.weights.GaussianLogWeight`)."""
+        return GaussianLogWeight(mean, self.prior, var=var, cov=cov)
+
     def _check_index(self, index: Tensor) -> Tensor:
         if not isinstance(index, Tensor) or index.is_floating_point() or index.dim() not in (1, 2):
             raise InvalidArgumentError("candidate indices must be an integer tensor [n] or [B, n]")
@@ -265,12 +325,14 @@ class ImportanceCoder:
     ) -> Encoded:
         """Encode messages ``[B]``; ``log_weight`` maps ``[B, n, dim]`` -> ``[B, n]``.
 
-        ``log_weight_max`` ``[B]``, optional: an upper bound of each message's log-weight over
-        all candidates; it lets the scan stop early with exactly the full scan's result (and,
-        when ``log_weight`` has a ``subset(rows)`` method, drop finished messages one by one).
+        ``log_weight_max`` ``[B]``, optional (default: ``log_weight.maximum()`` where the callable
+        has one): an upper bound of each message's log-weight over all candidates; it lets the scan
+        stop early with exactly the full scan's result (and, when ``log_weight`` has a
+        ``subset(rows)`` method, drop finished messages one by one).
         """
         messages = check_messages(messages)
-        bound = _check_bound(log_weight_max, (messages.shape[0],), "encoder log_weight_max")
+        bound = _declared_bound(log_weight, log_weight_max, "encoder", self.num_candidates)
+        bound = _check_bound(bound, (messages.shape[0],), "encoder log_weight_max")
 
         def scores(msgs, active, index, times, log_m, weight_fn):
             log_w = weight_fn(self._candidates(msgs, index))
@@ -298,14 +360,16 @@ class ImportanceCoder:
     ) -> Decoded:
         """Decode received labels ``[B]`` of messages ``[B]`` at decoders ``decoders``
         (default: all K). ``log_weight`` maps ``[B, n, dim]`` -> ``[B, R, n]``;
-        ``log_weight_max`` ``[B, R]``, optional, bounds it (early, exact stopping)."""
+        ``log_weight_max`` ``[B, R]``, optional (default: ``log_weight.maximum()`` where the
+        callable has one), bounds it (early, exact stopping)."""
         messages = check_messages(messages)
         decoders = list(range(self.num_decoders)) if decoders is None else list(decoders)
         if not decoders:
             raise InvalidArgumentError("decoders must name at least one decoder")
         unique_rows, which = self._rows(decoders, messages.device).unique(return_inverse=True)
         labels = self._check_labels(labels, messages)
-        bound = _check_bound(log_weight_max, (messages.shape[0], len(decoders)), "decoder log_weight_max")
+        bound = _declared_bound(log_weight, log_weight_max, "decoder", self.num_candidates)
+        bound = _check_bound(bound, (messages.shape[0], len(decoders)), "decoder log_weight_max")
 
         def scores(msgs, active, index, times, log_m, weight_fn):
             # only arrivals in the received bin can be picked: gather them, padded to the
@@ -334,21 +398,25 @@ class ImportanceCoder:
         scores that ``scores_of(msgs, active, index, M, log M, log_weight)`` returns with their
         arrival indices and log-weights (``[B', *extra_shape, m]``, ``[m]`` or ``[B', m]``). With a
         ``bound`` a message is finished once its last scanned arrival time certifies that no
-        later arrival can beat its best; finished messages are dropped from the scan when
-        ``log_weight`` has a ``subset(rows)`` method, otherwise the scan stops when all are."""
+        later arrival can beat its best, and leaves the scan: through ``log_weight.subset(rows)``
+        where the callable has one, otherwise the callable goes on seeing the whole batch
+        (:class:`_PaddedRows`) while only the active messages' randomness is drawn."""
         batch, device = messages.shape[0], messages.device
         best = _Best(
             torch.full((batch, *extra_shape), float("inf"), dtype=torch.float64, device=device),
             torch.zeros((batch, *extra_shape), dtype=torch.long, device=device),
         )
-        compact = bound is not None and callable(getattr(log_weight, "subset", None))
+        padded = bound is not None and not callable(getattr(log_weight, "subset", None))
+        if padded:
+            log_weight = _PaddedRows(log_weight, None, batch, self.prior)
         active = torch.arange(batch, device=device)
         carry = torch.zeros(batch, dtype=torch.int64, device=device)
         bad = torch.zeros((), dtype=torch.bool, device=device)
         start = 0
         while start < self.num_candidates and active.numel():
             msgs = messages[active]
-            stop = min(start + self._chunk_for(msgs), self.num_candidates)
+            # a padded callable scores the whole batch: size its chunks by the batch, not the active rows
+            stop = min(start + self._chunk_for(messages if padded else msgs), self.num_candidates)
             index = torch.arange(start, stop, device=device)
             fixed = arrival_increments(self.rng, msgs, index, self.num_candidates, self.num_rows)
             fixed = fixed.cumsum(dim=1) + carry[:, None]
@@ -364,13 +432,10 @@ class ImportanceCoder:
                 continue
             later = log_m[:, -1].reshape(-1, *([1] * len(extra_shape)))  # M of later arrivals >= this
             done = (later - local_bound[..., 0] > best.score[active]).reshape(active.shape[0], -1).all(dim=1)
-            if compact:
-                keep = torch.nonzero(~done).squeeze(1)
-                if keep.numel() < active.numel():
-                    active, carry = active[keep], carry[keep]
-                    log_weight = log_weight.subset(keep)
-            elif bool(done.all()):
-                break
+            keep = torch.nonzero(~done).squeeze(1)
+            if keep.numel() < active.numel():
+                active, carry = active[keep], carry[keep]
+                log_weight = log_weight.subset(keep)
         _raise_if_bad(bad, party, bound is not None)
         return best
 
@@ -398,6 +463,29 @@ class ImportanceCoder:
         if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_labels):
             raise InvalidArgumentError(f"labels must be in [0, {self.num_labels}) (L_max)")
         return labels
+
+
+class _PaddedRows:
+    """A log-weight callable without ``subset``, restricted to rows ``rows`` ``[B']`` of its batch
+    of ``batch`` messages: their candidates ``[B', n, dim]`` go into a whole batch ``[B, n, dim]``
+    (the other rows hold the prior's value at z = 0) and the callable's rows ``rows`` come back.
+    Row b of a log-weight depends on row b of the candidates only (as ``subset`` assumes)."""
+
+    def __init__(self, fn: LogWeightFn, rows: Tensor | None, batch: int, prior: CandidatePrior) -> None:
+        self.fn, self.rows, self.batch, self.prior = fn, rows, batch, prior
+
+    def __call__(self, u: Tensor) -> Tensor:
+        if self.rows is None:
+            return self.fn(u)
+        filler = self.prior.from_standard_normal(u.new_zeros((1, 1, u.shape[2])))
+        full = filler.to(u.dtype).expand(self.batch, *u.shape[1:]).clone()
+        full[self.rows] = u
+        log_w = self.fn(full)
+        # a wrong shape is reported by the coder's own check, on the unsliced output
+        return log_w[self.rows] if isinstance(log_w, Tensor) and log_w.dim() and log_w.shape[0] == self.batch else log_w
+
+    def subset(self, keep: Tensor) -> "_PaddedRows":
+        return _PaddedRows(self.fn, keep if self.rows is None else self.rows[keep], self.batch, self.prior)
 
 
 def _check_weight_shape(log_w: Tensor, expected: tuple[int, ...], name: str) -> None:

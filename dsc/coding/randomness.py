@@ -10,10 +10,25 @@ and CUDA and cannot be indexed, so dsc derives every shared value from an intege
 on int64 tensors holding values below 2**32, with multipliers below 2**31, so no product
 overflows: the words are exact integers and therefore bit-identical on every device.
 
+The hash, exactly (every value an unsigned 32-bit integer, ``*`` multiplication modulo 2**32,
+``lo(v) = v mod 2**32``, ``hi(v) = v >> 32``); every bitstream depends on it, and the test suite
+pins its outputs::
+
+    mix(x):  x ^= x >> 16;  x *= 0x21F0AAAD;  x ^= x >> 15;  x *= 0x735A2D97;  x ^= x >> 15
+    keys(seed, stream, w):
+        h = mix(lo(seed) ^ 0x9E3779B9)
+        h = mix(h ^ hi(seed) ^ 0x85EBCA6B)
+        h = mix(h ^ (w * 0xC2B2AE35))
+        h = mix(h ^ lo(stream))
+        h = mix(h ^ hi(stream) ^ 0x27D4EB2F)
+        k0, k1, k2 = mix(h ^ 0x27D4EB2F), mix(h ^ 0x165667B1), mix(h ^ 0x61C88647)
+    word(seed, stream, index, w) = mix(mix(mix(lo(index) ^ k0) ^ hi(index) ^ k1) ^ k2)
+
 Derived values (all elementwise, any index shape, any index range without generating the rest):
 
 - ``uniform`` float32: ``(2 * (w0 >> 9) + 1) * 2**-24``, 2**23 levels, open interval (0, 1);
-- ``uniform`` float64: 52 bits from two words, ``(2 * m + 1) * 2**-53``, open interval (0, 1);
+- ``uniform`` float64: 52 bits from words 0 and 1, ``m = (w0 << 20) | (w1 >> 12)``,
+  ``(2 * m + 1) * 2**-53``, open interval (0, 1);
 - ``exponential``: ``-log(u)``; ``normal``: ``ndtri(u)`` (inverse normal CDF, one uniform each);
 - ``integers(high)``: ``(w0 * high) >> 32``, exactly uniform when ``high`` is a power of two.
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +23,7 @@ class EstimatorLogRatio:
 
     estimator: Any
     side_bias: Tensor
+    maximum: ClassVar[None] = None  # a network's logits have no known bound: decoders scan their whole bin
 
     def __call__(self, w: Tensor) -> Tensor:
         return self.estimator.logits(w, self.side_bias)
