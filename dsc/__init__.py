@@ -2,6 +2,7 @@
 
 from dsc.errors import (
     BitstreamError,
+    CheckpointSaveError,
     ConfigError,
     CorruptStreamError,
     DscError,
@@ -10,6 +11,8 @@ from dsc.errors import (
     InvalidArgumentError,
     InvalidProbabilityError,
     MissingDependencyError,
+    OutputError,
+    RunDirectoryInUseError,
     ShapeMismatchError,
     TrainingDivergedError,
     TruncatedStreamError,
@@ -20,6 +23,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BitstreamError",
+    "CheckpointSaveError",
     "ConfigError",
     "CorruptStreamError",
     "DscError",
@@ -28,6 +32,8 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidProbabilityError",
     "MissingDependencyError",
+    "OutputError",
+    "RunDirectoryInUseError",
     "ShapeMismatchError",
     "TrainingDivergedError",
     "TruncatedStreamError",

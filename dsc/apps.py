@@ -2,23 +2,34 @@
 train.py`` / ``python evaluate.py``), composed from the configs shipped in :mod:`dsc.conf`.
 
 Both take Hydra's command line: overrides (``experiment=gaussian_demo model.beta=0.15``),
-``-m`` sweeps, ``--cfg job``. Run and sweep directories (``outputs/<app>/...``,
-``multirun/<app>/...``) lie under the working directory. ``--config-dir DIR`` adds your own
+``-m`` sweeps, ``--cfg job``. Run and sweep directories (``outputs/<app>/<time>_<random>``,
+``multirun/<app>/<time>_<random>``) lie under the working directory. An error dsc raises on
+purpose (:class:`dsc.DscError`) and a configuration Hydra cannot compose are printed as one
+``error: ...`` line with exit status 2; ``HYDRA_FULL_ERROR=1`` shows the traceback instead.
+Ctrl-C prints one line and exits with status 130. ``--config-dir DIR`` adds your own
 configs to the shipped ones (``DIR/experiment/mine.yaml`` is then ``experiment=mine``).
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from typing import Callable, Sequence
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
-from dsc.errors import MissingDependencyError
+from dsc.errors import DscError
 from dsc.optional import require
+from dsc.rundir import register_resolvers
+
+register_resolvers()  # ${run_id:} of the run directories
+FULL_ERROR = "HYDRA_FULL_ERROR"
 
 # hydra/launcher=NAME -> (the plugin module, its distribution), all in the ``sweep`` extra
 LAUNCHERS = {"joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
@@ -38,11 +49,41 @@ def check_launcher(argv: Sequence[str]) -> None:
 
 
 def _launch(app: Callable[[], None]) -> None:
+    """Run a Hydra app; errors as described in the module docstring. Hydra itself prints an
+    exception's traceback unless HYDRA_FULL_ERROR is set, so it is set for the app's duration
+    and the exception is reported here."""
+    show_traceback = os.environ.get(FULL_ERROR) == "1"
+    os.environ[FULL_ERROR] = "1"
     try:
         check_launcher(sys.argv[1:])
-    except MissingDependencyError as error:
-        sys.exit(f"error: {error}")
-    app()
+        app()
+    except (DscError, HydraException, OmegaConfBaseException) as error:
+        if show_traceback:
+            raise
+        sys.stderr.write(f"error: {_message(error)}\n")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        if show_traceback:
+            raise
+        sys.stderr.write("interrupted (Ctrl-C): files written so far are complete; rerun the same command to go on "
+                         "(finished evaluation jobs are skipped; training resumes with ckpt_path=<run>/checkpoints/"
+                         "last.ckpt)\n")
+        sys.exit(130)
+    except Exception:
+        traceback.print_exc()  # a bug, not bad input: the traceback is what helps
+        sys.exit(1)
+    finally:
+        if not show_traceback:
+            os.environ.pop(FULL_ERROR, None)
+
+
+def _message(error: Exception) -> str:
+    """What the user reads: dsc's own message; for Hydra's and OmegaConf's, theirs and its cause's."""
+    text = str(error)
+    cause = error.__cause__
+    if not isinstance(error, DscError) and isinstance(cause, OmegaConfBaseException) and str(cause) not in text:
+        text += f"\n{cause}"
+    return f"{text}\n(set {FULL_ERROR}=1 for the traceback)" if not isinstance(error, DscError) else text
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -22,19 +22,26 @@ Layout of format version 1 (integers little-endian)::
 A message therefore costs exactly log2(L_max) + c bits in the payload; the header and CRC are a
 fixed 54 bytes per stream. :func:`read_stream` verifies magic, length, checksum, version, flags,
 field ranges and padding, and raises a :class:`dsc.BitstreamError` subclass on any failure.
+
+Limits that writer and reader share (a stream past them is refused before anything is
+allocated for it): K <= :data:`MAX_DECODERS` (2**16 - 1, the coder's limit too), n <=
+:data:`MAX_MESSAGES` (2**20) messages per stream, so a stream is at most
+:data:`MAX_STREAM_BYTES` long; messages are packed and unpacked :data:`PACK_CHUNK` at a time.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from dsc.coding.streams import MAX_MESSAGE
+from dsc.coding.streams import MAX_MESSAGE, MAX_ROWS
 from dsc.errors import (
     CorruptStreamError,
     ForeignStreamError,
@@ -48,11 +55,15 @@ VERSION = 1
 FINGERPRINT_BYTES = 16
 MAX_LABEL_BITS = 24
 MAX_CHECK_BITS = 32
+MAX_DECODERS = MAX_ROWS  # K: 2**16 - 1, the header's 16-bit field and the coder's row limit
+MAX_MESSAGES = 2**20  # n per stream: larger batches go in several streams (first message ids apart)
+PACK_CHUNK = 2**16  # messages packed / unpacked at once (a multiple of 8: whole bytes per chunk)
 _PREFIX = struct.Struct("<4sBB")  # magic, version, flags: readable in every version
 _HEADER = struct.Struct(f"<4sBB{FINGERPRINT_BYTES}sQIBHBQI")
 _CRC = struct.Struct("<I")
 HEADER_BYTES = _HEADER.size  # 50
 OVERHEAD_BYTES = HEADER_BYTES + _CRC.size  # 54
+MAX_STREAM_BYTES = OVERHEAD_BYTES + (MAX_MESSAGES * (MAX_LABEL_BITS + MAX_CHECK_BITS) + 7) // 8
 
 
 @dataclass(frozen=True)
@@ -73,9 +84,13 @@ class StreamHeader:
             raise InvalidArgumentError(f"fingerprint must be {FINGERPRINT_BYTES} bytes")
         limits = {
             "seed": (0, 2**63 - 1), "num_candidates": (1, 2**32 - 1), "label_bits": (1, MAX_LABEL_BITS),
-            "num_decoders": (1, 2**16 - 1), "check_bits": (0, MAX_CHECK_BITS),
+            "num_decoders": (1, MAX_DECODERS), "check_bits": (0, MAX_CHECK_BITS),
             "first_message": (0, MAX_MESSAGE), "num_messages": (0, 2**32 - 1),
         }
+        n = self.num_messages
+        if isinstance(n, int) and not isinstance(n, bool) and MAX_MESSAGES < n < 2**32:
+            raise InvalidArgumentError(f"num_messages is {n}; a stream holds at most {MAX_MESSAGES} messages "
+                                       "(dsc.bitstream.MAX_MESSAGES): code more as several streams")
         for name, (low, high) in limits.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -114,20 +129,31 @@ class Bitstream:
 
 def pack_fields(values: Tensor, width: int) -> bytes:
     """Integers ``[n]`` in [0, 2**width) -> ceil(n * width / 8) bytes, each value's bits most
-    significant first, consecutive values with no gaps, the last byte zero-padded."""
+    significant first, consecutive values with no gaps, the last byte zero-padded. Works
+    :data:`PACK_CHUNK` values at a time (whole bytes each), so memory stays O(n / 8 * width)."""
     values = values.detach().to("cpu", torch.int64).numpy()
     if values.size and (values.min() < 0 or values.max() >= 2**width):
         raise InvalidArgumentError(f"values must be in [0, 2**{width})")
     shifts = np.arange(width - 1, -1, -1, dtype=np.int64)
-    bits = ((values[:, None] >> shifts) & 1).astype(np.uint8)
-    return np.packbits(bits.reshape(-1)).tobytes()
+    parts = []
+    for start in range(0, values.size, PACK_CHUNK):
+        bits = ((values[start:start + PACK_CHUNK, None] >> shifts) & 1).astype(np.uint8)
+        parts.append(np.packbits(bits.reshape(-1)).tobytes())
+    return b"".join(parts)
 
 
 def unpack_fields(data: bytes, count: int, width: int) -> Tensor:
-    """Inverse of :func:`pack_fields`: ``count`` values of ``width`` bits -> int64 ``[count]``."""
-    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=count * width)
+    """Inverse of :func:`pack_fields`: ``count`` values of ``width`` bits -> int64 ``[count]``
+    (:data:`PACK_CHUNK` values at a time)."""
+    raw = np.frombuffer(data, dtype=np.uint8)
     weights = (1 << np.arange(width - 1, -1, -1, dtype=np.int64))
-    return torch.from_numpy(bits.reshape(count, width).astype(np.int64) @ weights)
+    out = np.empty(count, dtype=np.int64)
+    chunk_bytes = PACK_CHUNK * width // 8
+    for part, start in enumerate(range(0, count, PACK_CHUNK)):
+        size = min(PACK_CHUNK, count - start)
+        bits = np.unpackbits(raw[part * chunk_bytes:(part + 1) * chunk_bytes], count=size * width)
+        out[start:start + size] = bits.reshape(size, width).astype(np.int64) @ weights
+    return torch.from_numpy(out)
 
 
 def write_stream(header: StreamHeader, labels: Tensor, checks: Tensor | None = None) -> bytes:
@@ -179,6 +205,22 @@ def read_header(data: bytes) -> StreamHeader:
         kind = TruncatedStreamError if len(data) < expected else CorruptStreamError
         raise kind(f"stream is {len(data)} bytes; its header says {expected}")
     return header
+
+
+def read_stream_file(path: str | os.PathLike) -> bytes:
+    """The bytes of the stream file ``path``, refused before reading when the file does not start
+    with the dsc magic or is longer than any stream can be (:data:`MAX_STREAM_BYTES`)."""
+    path = Path(path)
+    with path.open("rb") as f:
+        prefix = f.read(len(MAGIC))
+        size = os.fstat(f.fileno()).st_size
+        if prefix != MAGIC:
+            raise ForeignStreamError(f"{path} is not a dsc bitstream (the first bytes are not the dsc magic)")
+        if size > MAX_STREAM_BYTES:
+            raise CorruptStreamError(f"{path} is {size} bytes; a dsc stream is at most {MAX_STREAM_BYTES} "
+                                     f"({MAX_MESSAGES} messages of at most {MAX_LABEL_BITS + MAX_CHECK_BITS} bits)")
+        f.seek(0)
+        return f.read()
 
 
 def read_stream(data: bytes) -> Bitstream:

@@ -11,7 +11,11 @@ Sources, side information and the coding model come from the source's record in
 ``gaussian`` the simulated source (A, T_1..T_K) drawn by message id from ``--data-seed``; for
 ``mnist`` the right halves of a split and their K crops (fixed by ``--data-seed``), message id
 = digit index. The decoder reads the coding setting from the stream's header and refuses a
-stream from another model. Streams and outputs are written atomically.
+stream from another model or written with other source options (the source's name and every
+option but the paths of checkpoints and data enter the stream's fingerprint). Sizes are checked
+against :mod:`dsc.bitstream`'s limits before any work, only the decoding decoder's side
+information is built, and messages are coded in chunks. Streams and outputs are written
+atomically; an existing file is replaced only with ``--force``, and never by its own decoding.
 """
 
 from __future__ import annotations
@@ -19,19 +23,21 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from dsc.bitstream import read_header
-from dsc.codec import CodingSetting, compress, decompress
-from dsc.errors import DscError, InvalidArgumentError
+from dsc.bitstream import MAX_MESSAGES, read_header, read_stream_file
+from dsc.codec import CodingSetting, compress, decompress, fingerprint, setting_of, verify_setting
+from dsc.errors import CorruptStreamError, DscError, FingerprintMismatchError, InvalidArgumentError
 from dsc.io import atomic_write_bytes
-from dsc.registry import get_source, source_names
+from dsc.registry import Source, get_source, source_names
 
 FLAG_OPTIONS = ("ckpt", "split", "data_seed", "s2", "noise_var")  # flags that set a source's option of that name
+SPLITS = ("val", "test")  # --split's choices (also tried when explaining a fingerprint mismatch)
 
 
 def source_options(args) -> dict:
@@ -49,15 +55,39 @@ def source_options(args) -> dict:
     return options
 
 
-def _inputs(args, count: int, first: int, num_decoders: int):
-    """(model, sources [n, ...], side information [n, K, ...], origin) of messages first .. first + n - 1."""
+def _source(args) -> tuple[Source, dict]:
+    """The source's record and its options (resolved: an unknown option raises here)."""
     source = get_source(args.source)
     options = source_options(args)
     if "ckpt" in options and "ckpt" not in source.options:
         raise InvalidArgumentError(f"--ckpt is not an option of {args.source} (its options: "
                                    f"{', '.join(source.options) or 'none'})")
-    got = source.coding_inputs(options, torch.arange(first, first + count), num_decoders)
-    return got.model, got.sources, got.side_information, got.origin
+    return source, source.resolve(options)
+
+
+def _check_messages(source: Source, options: dict, first: int, count: int) -> None:
+    """Message ids first .. first + count - 1 must exist in the source (e.g. digits of the split)."""
+    size = source.num_messages(options)
+    if size is not None and first + count > size:
+        raise InvalidArgumentError(f"messages {first} .. {first + count - 1} run past the {size} messages of "
+                                   f"{source.name} with these options; lower --count or --first")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def _check_output(path: Path, force: bool, inputs: Sequence[Path] = ()) -> None:
+    """Refuse to write ``path`` when it is one of the ``inputs`` or exists without ``--force``."""
+    for given in inputs:
+        if _same_file(path, given):
+            raise InvalidArgumentError(f"the output {path} is the input stream {given}: choose another output file")
+    if path.is_dir():
+        raise InvalidArgumentError(f"the output {path} is a directory; name a file")
+    if path.exists() and not force:
+        raise InvalidArgumentError(f"{path} exists; pass --force to replace it (the file is replaced atomically)")
 
 
 def _save_tensors(path: Path, values: dict) -> None:
@@ -67,37 +97,100 @@ def _save_tensors(path: Path, values: dict) -> None:
 
 
 def run_compress(args) -> dict:
+    if not 1 <= args.count <= MAX_MESSAGES:
+        raise InvalidArgumentError(f"--count must be in [1, {MAX_MESSAGES}] (messages per stream), got {args.count}; "
+                                   "code more as several streams with --first")
     setting = CodingSetting(seed=args.seed, num_candidates=args.num_candidates, rate_bits=args.rate_bits,
                             num_decoders=args.num_decoders, check_bits=args.check_bits)
-    model, sources, _, origin = _inputs(args, args.count, args.first, setting.num_decoders)
-    data = compress(model, sources, setting, first_message=args.first)
+    _check_output(Path(args.stream), args.force)
+    source, options = _source(args)
+    _check_messages(source, options, args.first, args.count)
+    first = source.coding_inputs(options, torch.arange(args.first, args.first + 1), decoders=[])
+
+    def sources(ids):  # the encoder needs no side information: none is built
+        return source.coding_inputs(options, ids, decoders=[]).sources
+
+    data = compress(first.model, sources, setting, first_message=args.first, context=source.stream_context(options),
+                    count=args.count)
     atomic_write_bytes(args.stream, data)
-    return {"wrote": str(args.stream), "data": origin, "messages": args.count, "bytes": len(data),
+    return {"wrote": str(args.stream), "data": first.origin, "messages": args.count, "bytes": len(data),
             "bits_per_message": setting.bits_per_message}
 
 
+def _explain_mismatch(source: Source, options: dict, header, decoder: int) -> str:
+    """Why the stream's fingerprint differs from this decoder's: a stream without a context (the
+    Python API), or one option at its default or another --split, when one of them matches;
+    otherwise what the fingerprint covers."""
+    setting, probe = setting_of(header), torch.arange(1)
+
+    def matches(variant: dict, context: dict | None) -> bool:
+        try:
+            model = source.coding_inputs(variant, probe, decoders=[decoder]).model
+        except (DscError, OSError):
+            return False
+        return fingerprint(model, setting, context) == header.fingerprint
+
+    if matches(options, None):
+        return ("the stream was written without source options (by dsc.codec.compress in Python); decode it with "
+                "dsc.codec.decompress")
+    for name, value in options.items():
+        if name in source.location_options:
+            continue
+        others = [source.options[name]] + (list(SPLITS) if name == "split" else [])
+        for other in dict.fromkeys(o for o in others if o != value):
+            variant = {**options, name: other}
+            if matches(variant, source.stream_context(variant)):
+                flag = f"--{name.replace('_', '-')} {other}" if name in FLAG_OPTIONS else f"--option {name}={other}"
+                return (f"the stream was written with {name} = {other!r}, this decoder was given {name} = {value!r}: "
+                        f"decode it with the encoder's options ({flag})")
+    covered = ", ".join(k for k in options if k not in source.location_options) or "none"
+    return (f"the stream was written for other source options or by another model: its fingerprint covers the "
+            f"source ({source.name}), its options ({covered}) and the model's weights; decode it with the "
+            "encoder's options and checkpoint")
+
+
 def run_decompress(args) -> dict:
-    data = Path(args.stream).read_bytes()
-    header = read_header(data)
+    stream = Path(args.stream)
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        _check_output(out, args.force, [stream])
+    data = read_stream_file(stream)
+    header = read_header(data)  # checks every size against the format's limits
     if not 0 <= args.decoder < header.num_decoders:
         raise InvalidArgumentError(f"--decoder must be in [0, {header.num_decoders}) for this stream "
                                    f"(K = {header.num_decoders}), got {args.decoder}")
-    model, truth, side_information, origin = _inputs(args, header.num_messages, header.first_message,
-                                                     header.num_decoders)
-    out = decompress(data, model, side_information[:, args.decoder], decoder=args.decoder)
-    error = get_source(args.source).distortion(truth, out.reconstruction[:, None])[:, 0].double()
-    summary = {"data": origin, "decoder": args.decoder, "messages": header.num_messages,
-               "accepted": float(out.accepted.double().mean()), "mse": float(error.mean()),
-               "mse_accepted": float(error[out.accepted].mean()) if out.accepted.any() else None}
-    if args.out:
-        _save_tensors(Path(args.out), {"reconstruction": out.reconstruction, "accepted": out.accepted,
-                                       "index": out.index, "header": header.describe()})
-        summary["wrote"] = str(args.out)
+    if header.num_messages == 0:
+        raise CorruptStreamError("the stream holds no messages: there is nothing to decode")
+    source, options = _source(args)
+    context = source.stream_context(options)
+    model = source.coding_inputs(options, torch.arange(1), decoders=[args.decoder]).model
+    try:  # before anything is built for the stream's messages
+        verify_setting(header, model, setting_of(header), context)
+    except FingerprintMismatchError:
+        raise FingerprintMismatchError(_explain_mismatch(source, options, header, args.decoder)) from None
+    _check_messages(source, options, header.first_message, header.num_messages)
+    truth, origin = [], []
+
+    def side_information(ids):  # decoder k's side information only, a chunk of messages at a time
+        got = source.coding_inputs(options, ids, decoders=[args.decoder])
+        truth.append(got.sources)
+        origin[:] = [got.origin]
+        return got.side_information[:, 0]
+
+    decoded = decompress(data, model, side_information, decoder=args.decoder, context=context)
+    error = source.distortion(torch.cat(truth), decoded.reconstruction[:, None])[:, 0].double()
+    summary = {"data": origin[0], "decoder": args.decoder, "messages": header.num_messages,
+               "accepted": float(decoded.accepted.double().mean()), "mse": float(error.mean()),
+               "mse_accepted": float(error[decoded.accepted].mean()) if decoded.accepted.any() else None}
+    if out is not None:
+        _save_tensors(out, {"reconstruction": decoded.reconstruction, "accepted": decoded.accepted,
+                            "index": decoded.index, "header": header.describe()})
+        summary["wrote"] = str(out)
     return summary
 
 
 def run_inspect(args) -> dict:
-    return read_header(Path(args.stream).read_bytes()).describe()
+    return read_header(read_stream_file(args.stream)).describe()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -109,7 +202,7 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("source", choices=source_names(), help="a registered source (dsc.registry)")
         p.add_argument("stream", type=Path, help="the bitstream file")
         p.add_argument("--ckpt", help="mnist: checkpoint of the trained codec")
-        p.add_argument("--split", choices=("val", "test"), help="mnist: digits of this split (default test)")
+        p.add_argument("--split", choices=SPLITS, help="mnist: digits of this split (default test)")
         p.add_argument("--data-seed", type=int, help="simulated sources / evaluation crops (default 0)")
         p.add_argument("--s2", type=float, help="gaussian: test-channel variance (default 0.005)")
         p.add_argument("--noise-var", type=float, help="gaussian: side-information noise (default 0.5)")
@@ -125,7 +218,11 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--check-bits", type=int, default=0, help="c check bits per message")
         else:
             p.add_argument("--decoder", type=int, default=0, help="which decoder (0 .. K-1) decodes")
-            p.add_argument("--out", help="save reconstructions, acceptances and picks here (torch.save)")
+            p.add_argument("--out", help="save reconstructions, acceptances and picks here (torch.save); never "
+                                         "the input stream")
+        p.add_argument("--force", action="store_true",
+                       help="replace an existing output file (outputs are written atomically: a reader sees the "
+                            "old file or the whole new one); without it an existing file is refused")
     inspect = verbs.add_parser("inspect", help="verify a bitstream and print its header")
     inspect.add_argument("stream", type=Path)
     return root
@@ -134,8 +231,6 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        if args.verb == "compress" and args.count < 1:
-            raise InvalidArgumentError(f"--count must be >= 1, got {args.count}")
         result = {"compress": run_compress, "decompress": run_decompress, "inspect": run_inspect}[args.verb](args)
     except (DscError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

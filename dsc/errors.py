@@ -35,6 +35,20 @@ class TrainingDivergedError(DscError):
     """A training loss became NaN or infinite; the run stops instead of saving broken weights."""
 
 
+class OutputError(DscError, OSError):
+    """An output that could not be written (a checkpoint, a results file, a run directory). The
+    run stops; what was written before stays intact (files are replaced atomically)."""
+
+
+class CheckpointSaveError(OutputError):
+    """A checkpoint could not be saved (the folder is not writable, the disk is full ...): a
+    training run that cannot keep its weights stops instead of reporting success."""
+
+
+class RunDirectoryInUseError(OutputError):
+    """Another run is writing into the same run directory right now."""
+
+
 class BitstreamError(DscError):
     """A byte string that cannot be read as a dsc bitstream; no reconstruction is returned."""
 

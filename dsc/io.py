@@ -1,4 +1,10 @@
-"""Atomic file output: a reader never sees a half-written file, a crash leaves the old one."""
+"""Atomic file output: a reader never sees a half-written file, a crash leaves the old one.
+
+A file is written to a temporary file beside its target (``.<name>.<random>.tmp``: the same
+folder, so the same file system), flushed to disk, renamed over the target, and the folder's
+entry is flushed too. A process killed mid-write leaves the previous file intact and at most
+one such temporary, which :func:`remove_stale_temporaries` clears.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +39,34 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _sync_directory(path.parent)
     return path
+
+
+def _sync_directory(directory: Path) -> None:
+    """Flush a folder's entries (the rename) to disk, where the platform allows it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems do not sync folders; the rename itself is still atomic
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries that writes killed mid-way left in ``directory`` (files named
+    ``.<name>.<random>.tmp``); returns what was removed. Call it only where no other process
+    is writing (e.g. a run directory whose lock this process holds)."""
+    removed = []
+    for leftover in sorted(Path(directory).glob(".*.tmp")):
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:

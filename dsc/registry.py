@@ -9,15 +9,20 @@ What a :class:`Source` gives (B messages, K decoders):
 - ``stream_rows``: the SOURCE-stream rows it draws its randomness from (row -> what it holds),
   claimed in the one table :data:`dsc.coding.streams.SOURCE_ROWS`, so no two sources share
   random values;
-- ``inputs(options, messages, K)`` -> :class:`CodecInputs`: the coding model
-  (:class:`dsc.pipeline.CodingModel`), the sources ``[B, ...]`` and the side information
-  ``[B, K, ...]`` of the given message ids, and a line saying where the data came from;
+- ``inputs(options, messages, decoders)`` -> :class:`CodecInputs`: the coding model
+  (:class:`dsc.pipeline.CodingModel`), the sources ``[B, ...]`` of the message ids ``[B]``, the
+  side information ``[B, K', ...]`` of the decoder ids ``decoders`` ``[K']`` (int64, in that
+  order; decoder k's side information must not depend on which others are asked for, and K'
+  may be 0: the encoder's side) and a line saying where the data came from;
 - ``distortion(sources, reconstructions)``: per-decoder distortion ``[B, K]`` of
   reconstructions ``[B, K, ...]``, and ``distortion_name`` (what it is, for tables);
 - ``scale``: ``db`` (figures as 10 log10 of mean distortions) or ``linear``;
 - ``size(options)``: how many message ids exist (a data set's size; None: unbounded), and
   ``num_candidates``: the usual N for it (tools' default);
 - ``options``: the option names ``inputs`` reads, with defaults;
+- ``location_options``: those of them that say where something is stored (a checkpoint's or a
+  data directory's path), not what it is; every other option enters a command-line stream's
+  fingerprint (:meth:`Source.stream_context`), a checkpoint's weights through the model's;
 - ``references``: published values, name -> {(K, rate bits): value};
 - ``describe(options)``: optional fields every result point of these options carries (e.g.
   the Gaussian source's ``noise_var`` and ``dim``, which its bounds need);
@@ -32,11 +37,12 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
+import torch
 from torch import Tensor
 
-from dsc.coding.streams import claim_source_rows
+from dsc.coding.streams import MAX_ROWS, check_num_rows, claim_source_rows
 from dsc.errors import ConfigError, InvalidArgumentError
 
 SCALES = ("db", "linear")
@@ -59,7 +65,7 @@ class Source:
     name: str
     description: str
     stream_rows: Mapping[int, str]
-    inputs: Callable[[Mapping[str, Any], Tensor, int], CodecInputs]
+    inputs: Callable[[Mapping[str, Any], Tensor, Tensor], CodecInputs]
     distortion: Callable[[Tensor, Tensor], Tensor]
     distortion_name: str = "squared error"
     scale: str = "db"
@@ -69,6 +75,7 @@ class Source:
     references: Mapping[str, Mapping[tuple[int, int], float]] = field(default_factory=dict)
     theory: Callable[[list[dict]], list[dict]] | None = None
     describe: Callable[[Mapping[str, Any]], dict] | None = None
+    location_options: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not (isinstance(self.name, str) and re.fullmatch(r"[a-z][a-z0-9_]*", self.name)):
@@ -77,6 +84,10 @@ class Source:
             raise InvalidArgumentError(f"source {self.name!r}: scale must be one of {SCALES}, got {self.scale!r}")
         if not self.stream_rows:
             raise InvalidArgumentError(f"source {self.name!r} must declare the SOURCE-stream rows it draws from")
+        stray = sorted(set(self.location_options) - set(self.options))
+        if stray:
+            raise InvalidArgumentError(f"source {self.name!r}: location_options {', '.join(stray)} are not among its "
+                                       "options")
 
     def resolve(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
         """``options`` over the defaults; an option the source does not read is an error."""
@@ -91,9 +102,38 @@ class Source:
         """How many message ids the source has with ``options`` (None: unbounded)."""
         return None if self.size is None else self.size(self.resolve(options))
 
-    def coding_inputs(self, options: Mapping[str, Any] | None, messages: Tensor, num_decoders: int) -> CodecInputs:
-        """:meth:`inputs` with the options resolved against the defaults."""
-        return self.inputs(self.resolve(options), messages, num_decoders)
+    def coding_inputs(self, options: Mapping[str, Any] | None, messages: Tensor, num_decoders: int | None = None,
+                      *, decoders: Sequence[int] | Tensor | None = None) -> CodecInputs:
+        """:meth:`inputs` with the options resolved against the defaults, for decoders 0..K-1
+        (``num_decoders`` = K) or exactly the decoder ids ``decoders`` (e.g. ``[k]`` at decoder
+        k's side, ``[]`` at the encoder's): side information ``[B, K', ...]``."""
+        if (num_decoders is None) == (decoders is None):
+            raise InvalidArgumentError("give either num_decoders (decoders 0..K-1) or decoders (their ids)")
+        device = messages.device if isinstance(messages, Tensor) else None
+        if num_decoders is not None:
+            ids = torch.arange(check_num_rows(num_decoders, "num_decoders (K)"), device=device)
+        else:
+            ids = decoders if isinstance(decoders, Tensor) else torch.as_tensor(list(decoders), dtype=torch.long)
+            if ids.dim() != 1 or ids.is_floating_point() or ids.dtype == torch.bool or \
+                    (ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= MAX_ROWS)):
+                raise InvalidArgumentError(f"decoders must be decoder ids [K'] in [0, {MAX_ROWS}), got {decoders!r}")
+            ids = ids.to(device=device, dtype=torch.long)
+        return self.inputs(self.resolve(options), messages, ids)
+
+    def stream_context(self, options: Mapping[str, Any] | None) -> dict:
+        """What a command-line stream's fingerprint records about the data besides the model: the
+        source's name and its resolved options except :attr:`location_options` (numbers as the
+        defaults' types, so ``--option s2=1`` and ``--s2 1.0`` agree)."""
+        resolved = self.resolve(options)
+        kept = {}
+        for key, value in resolved.items():
+            if key in self.location_options:
+                continue
+            default = self.options.get(key)
+            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            kept[key] = value
+        return {"source": self.name, "options": kept}
 
 
 _SOURCES: dict[str, Source] = {}

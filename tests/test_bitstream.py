@@ -13,14 +13,22 @@ import dsc
 from dsc.bitstream import (
     HEADER_BYTES,
     MAGIC,
+    MAX_DECODERS,
+    MAX_MESSAGES,
+    MAX_STREAM_BYTES,
     OVERHEAD_BYTES,
+    PACK_CHUNK,
     StreamHeader,
     pack_fields,
     read_header,
     read_stream,
+    read_stream_file,
     unpack_fields,
     write_stream,
 )
+from dsc.codec import CodingSetting, GaussianModel, compress, decompress
+from dsc.coding import CounterRandomness
+from dsc.sources.gaussian import GaussianSource
 
 FINGERPRINT = bytes(range(16))
 
@@ -159,3 +167,60 @@ def test_fuzzed_streams_raise_only_dsc_errors():
         except dsc.BitstreamError:
             outcomes["error"] += 1
     assert outcomes["error"] >= 3990  # a mutation that survives needs a CRC-32 collision
+
+
+def test_the_python_api_still_writes_the_pinned_stream():
+    """dsc.codec.compress without a context: fingerprint of model and setting alone, so this
+    stream (pinned when contexts were added) is still written byte for byte and still decodes."""
+    pinned = bytes.fromhex("4453431a0100f6102f55a2235ac27d0b769e96b6dfe5000000000000000000100000020400040000000000"
+                           "000000080000000f2848686818376aa2df")
+    draw = GaussianSource(noise_var=0.5).sample(CounterRandomness(0), torch.arange(8), 4)
+    model = GaussianModel(test_channel_var=0.005, noise_var=0.5)
+    setting = CodingSetting(seed=0, num_candidates=4096, rate_bits=2, num_decoders=4, check_bits=4)
+    assert compress(model, draw.source, setting) == pinned
+    out = decompress(pinned, model, draw.side_info[:, 3], decoder=3)
+    assert out.reconstruction.shape == (8,) and out.header.num_messages == 8
+    with pytest.raises(dsc.FingerprintMismatchError):  # a context is part of what a decoder must match
+        decompress(pinned, model, draw.side_info[:, 3], decoder=3, context={"source": "gaussian"})
+
+
+def _bits_reference(values: list[int], width: int) -> bytes:
+    """Packing written out with Python strings: each value's bits MSB first, zero-padded."""
+    text = "".join(format(v, f"0{width}b") for v in values)
+    text += "0" * (-len(text) % 8)
+    return bytes(int(text[i:i + 8], 2) for i in range(0, len(text), 8))
+
+
+@pytest.mark.parametrize("width", [1, 7, 13, 56])
+def test_packing_in_chunks_equals_the_plain_bit_string(width):
+    rng = random.Random(width)
+    n = 2 * PACK_CHUNK + 37  # three chunks, the last one partial
+    values = [rng.randrange(2**width) for _ in range(n)]
+    packed = pack_fields(torch.tensor(values), width)
+    assert packed == _bits_reference(values, width)
+    assert unpack_fields(packed, n, width).tolist() == values
+
+
+def test_sizes_past_the_limits_are_refused_before_decoding(tmp_path):
+    with pytest.raises(dsc.InvalidArgumentError, match="num_decoders"):
+        header(num_decoders=MAX_DECODERS + 1)
+    with pytest.raises(dsc.InvalidArgumentError, match=f"at most {MAX_MESSAGES} messages"):
+        header(num_messages=MAX_MESSAGES + 1)
+    # a hand-made header claiming 10**7 one-bit messages, length and checksum consistent
+    n = 10**7
+    head = (b"DSC\x1a" + bytes([1, 0]) + FINGERPRINT + struct.pack("<QIBHBQI", 0, 16, 1, 65535, 0, 0, n))
+    data = _with_crc(head + bytes(n // 8))
+    with pytest.raises(dsc.CorruptStreamError, match=f"at most {MAX_MESSAGES} messages"):
+        read_header(data)
+    # files: a foreign file and one longer than any stream are refused before being read
+    foreign = tmp_path / "photo.png"
+    foreign.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    with pytest.raises(dsc.ForeignStreamError, match="photo.png is not a dsc bitstream"):
+        read_stream_file(foreign)
+    huge = tmp_path / "huge.dsc"
+    with huge.open("wb") as f:
+        f.write(MAGIC)
+        f.truncate(MAX_STREAM_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(dsc.CorruptStreamError, match=f"is {MAX_STREAM_BYTES + 1} bytes; a dsc stream is at most"):
+        read_stream_file(huge)
+    assert MAX_STREAM_BYTES == 54 + MAX_MESSAGES * (24 + 32) // 8

@@ -5,6 +5,8 @@ parser (truncations at every scale and random byte damage of a real checkpoint).
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -41,13 +43,56 @@ def test_a_checkpoint_of_another_kind_is_a_mismatch(tmp_path):
 
 
 def test_a_corrupt_resume_checkpoint_stops_training_before_it_starts(tmp_path, tiny_codec):
-    from dsc.lit.train import _checkpoint_epoch
+    from dsc.eval.mnist import load_codec
+    from dsc.lit.checkpoint import check_resume
 
     bad = tmp_path / "last.ckpt"
     bad.write_bytes(tiny_codec().read_bytes()[:1000])
+    module = load_codec(tiny_codec())
     with pytest.raises(CorruptCheckpointError, match="last.ckpt cannot be read"):
-        _checkpoint_epoch(str(bad))
-    assert _checkpoint_epoch(str(tiny_codec())) == 1  # one epoch trained
+        check_resume(module, str(bad), "python train.py")
+    assert check_resume(module, str(tiny_codec()), "python train.py") == 1  # one epoch trained
+
+
+def test_messages_say_what_happened(tmp_path, tiny_codec):
+    """A file that would run code is refused as such (and never run); a folder is a folder; a
+    missing file is missing; none of them shows torch's advice about weights_only."""
+    class Payload:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('the payload ran')",))
+
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": Payload()}, evil)
+    cases = {evil: "is not a plain weights file \\(refused: loading it would run code",
+             tmp_path: "is a directory, not a checkpoint file", tmp_path / "none.ckpt": "none.ckpt does not exist"}
+    for path, message in cases.items():
+        with pytest.raises(CorruptCheckpointError, match=message) as raised:
+            load_codec(path)
+        assert "weights_only" not in str(raised.value) and raised.value.__cause__ is None
+
+
+def test_hyper_parameters_are_checked_against_the_weights_before_building(tmp_path, tiny_codec):
+    """A checkpoint whose hyper-parameters describe a far larger network than its weights is a
+    mismatch found on the meta device: the network is never built for real, so a forged
+    ``hidden`` cannot make the loader allocate gigabytes (checked under a memory limit)."""
+    forged = tmp_path / "forged.ckpt"
+    checkpoint = torch.load(tiny_codec(), map_location="cpu", weights_only=True)
+    checkpoint["hyper_parameters"]["hidden"] = 400_000  # the fc layer alone: 400,000 x 392 floats ~ 0.6 GB
+    torch.save(checkpoint, forged)
+    script = (
+        "import resource, sys\n"
+        "from dsc.eval.mnist import load_codec\n"
+        "from dsc.lit.checkpoint import CheckpointMismatchError\n"
+        "size = int(open('/proc/self/statm').read().split()[0]) * resource.getpagesize()\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (size + 300 * 2**20, resource.RLIM_INFINITY))\n"
+        "try:\n"
+        "    load_codec(sys.argv[1])\n"
+        "except CheckpointMismatchError as error:\n"
+        "    print('MISMATCH', error)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script, str(forged)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "MISMATCH" in run.stdout, run.stderr[-2000:]
+    assert "has shape" in run.stdout and "hyper-parameters describe" in run.stdout
 
 
 def test_fuzzed_checkpoints_load_or_raise_a_dsc_error(tmp_path, checkpoint_bytes):

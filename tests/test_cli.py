@@ -1,12 +1,19 @@
-"""python -m dsc compress | decompress | inspect, end to end on the Gaussian source."""
+"""python -m dsc compress | decompress | inspect, end to end: round trips, refusals, file safety, fingerprints."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 
+import pytest
 import torch
 
-from dsc.cli import main
+import dsc
+from dsc.bitstream import read_header
+from dsc.cli import main, parser, run_decompress
+from dsc.codec import CodingSetting, compress
+from dsc.registry import get_source
 
 
 def run(capsys, *argv) -> tuple[int, dict | str]:
@@ -42,8 +49,105 @@ def test_bad_input_exits_with_a_message_and_writes_nothing(tmp_path, capsys):
     code, err = run(capsys, "decompress", "gaussian", stream, "--decoder", 9)
     assert code == 2 and "--decoder must be in [0, 4)" in err
     code, err = run(capsys, "decompress", "gaussian", stream, "--s2", 0.01)
-    assert code == 2 and "another model" in err
+    assert code == 2 and "written with s2 = 0.005" in err and "(--s2 0.005)" in err
+    code, err = run(capsys, "decompress", "gaussian", stream, "--s2", 0.01, "--data-seed", 4)
+    assert code == 2 and "other source options or by another model" in err
     code, err = run(capsys, "compress", "mnist", tmp_path / "m.dsc", "--count", 5)
     assert code == 2 and "--ckpt" in err and not (tmp_path / "m.dsc").exists()
     code, err = run(capsys, "compress", "gaussian", tmp_path / "r.dsc", "--rate-bits", 0)
     assert code == 2 and "rate_bits" in err and not (tmp_path / "r.dsc").exists()
+
+
+def test_outputs_never_replace_the_input_and_existing_files_need_force(tmp_path, capsys):
+    stream = tmp_path / "msgs.dsc"
+    assert run(capsys, "compress", "gaussian", stream, "--count", 20)[0] == 0
+    original = stream.read_bytes()
+    same = [stream, tmp_path / "sub" / ".." / "msgs.dsc", tmp_path / "link.dsc"]
+    (tmp_path / "sub").mkdir()
+    os.link(stream, tmp_path / "link.dsc")  # another name of the same file
+    for out in same:
+        for force in ((), ("--force",)):
+            code, err = run(capsys, "decompress", "gaussian", stream, "--out", out, *force)
+            assert code == 2 and "is the input stream" in err, (out, force)
+            assert stream.read_bytes() == original
+    # compress onto an existing file: refused without --force, the file untouched
+    code, err = run(capsys, "compress", "gaussian", stream, "--count", 30, "--seed", 3)
+    assert code == 2 and "exists; pass --force" in err and stream.read_bytes() == original
+    code, wrote = run(capsys, "compress", "gaussian", stream, "--count", 30, "--seed", 3, "--force")
+    assert code == 0 and wrote["messages"] == 30 and stream.read_bytes() != original
+    # an existing --out likewise
+    decoded = tmp_path / "decoded.pt"
+    decoded.write_bytes(b"keep me")
+    code, err = run(capsys, "decompress", "gaussian", stream, "--out", decoded)
+    assert code == 2 and "exists; pass --force" in err and decoded.read_bytes() == b"keep me"
+    assert run(capsys, "decompress", "gaussian", stream, "--out", decoded, "--force")[0] == 0
+    assert torch.load(decoded, weights_only=True)["reconstruction"].shape == (30,)
+
+
+def _help(capsys, verb: str) -> str:
+    with pytest.raises(SystemExit):
+        main([verb, "--help"])
+    return capsys.readouterr().out
+
+
+def test_help_says_outputs_are_atomic_and_need_force(capsys):
+    for verb in ("compress", "decompress"):
+        text = " ".join(_help(capsys, verb).split())
+        assert "--force" in text and "written atomically" in text
+
+
+def expected_cli_fingerprint(setting: CodingSetting, options: dict) -> bytes:
+    """The documented fingerprint of a command-line Gaussian stream, written out independently:
+    BLAKE2b-128 of the sorted JSON of the model's identity, the setting and the context."""
+    record = {"model": {"model": "gaussian", "test_channel_var": options["s2"], "noise_var": options["noise_var"]},
+              "setting": {"seed": setting.seed, "num_candidates": setting.num_candidates,
+                          "rate_bits": setting.rate_bits, "num_decoders": setting.num_decoders,
+                          "check_bits": setting.check_bits, "scheme": "gls"},
+              "context": {"source": "gaussian", "options": options}}
+    return hashlib.blake2b(json.dumps(record, sort_keys=True).encode(), digest_size=16).digest()
+
+
+def test_every_option_that_changes_decoding_enters_the_fingerprint(tmp_path, capsys):
+    stream = tmp_path / "msgs.dsc"
+    assert run(capsys, "compress", "gaussian", stream, "--count", 50, "--data-seed", 7, "--noise-var", 0.25,
+               "--rate-bits", 3, "--num-decoders", 2)[0] == 0
+    header = read_header(stream.read_bytes())
+    setting = CodingSetting(seed=0, num_candidates=128, rate_bits=3, num_decoders=2, check_bits=0)
+    assert header.fingerprint == expected_cli_fingerprint(setting, {"s2": 0.005, "noise_var": 0.25, "data_seed": 7})
+    # the matching options decode; another data seed or noise is a FingerprintMismatchError
+    assert run(capsys, "decompress", "gaussian", stream, "--data-seed", 7, "--noise-var", 0.25)[0] == 0
+    for wrong in (("--noise-var", 0.25), ("--data-seed", 7), ("--data-seed", 8, "--noise-var", 0.25)):
+        args = parser().parse_args(["decompress", "gaussian", str(stream), *map(str, wrong)])
+        with pytest.raises(dsc.FingerprintMismatchError, match="other source options or by another model"):
+            run_decompress(args)
+        code, err = run(capsys, "decompress", "gaussian", stream, *wrong)
+        assert code == 2 and err.startswith("error: ") and "data_seed" in err and "Traceback" not in err
+    # where the encoder left an option at its default, the message names it
+    default = tmp_path / "default.dsc"
+    assert run(capsys, "compress", "gaussian", default, "--count", 50)[0] == 0
+    for wrong, says in ((("--data-seed", 3), "written with data_seed = 0, this decoder was given data_seed = 3"),
+                        (("--noise-var", 0.25), "written with noise_var = 0.5"),
+                        (("--option", "s2=0.01"), "(--s2 0.005)")):
+        code, err = run(capsys, "decompress", "gaussian", default, *wrong)
+        assert code == 2 and says in err, (wrong, err)
+    assert run(capsys, "decompress", "gaussian", default, "--option", "s2=0.005", "--option", "data_seed=0")[0] == 0
+    # a stream of the Python API (no source options in its fingerprint) is told apart
+    draw = get_source("gaussian").coding_inputs({}, torch.arange(10), 1)
+    plain = tmp_path / "plain.dsc"
+    plain.write_bytes(compress(draw.model, draw.sources, CodingSetting(num_decoders=1)))
+    code, err = run(capsys, "decompress", "gaussian", plain)
+    assert code == 2 and "without source options" in err
+
+
+def test_a_split_mismatch_is_refused(tmp_path, capsys, tiny_codec):
+    ckpt = tiny_codec()
+    capsys.readouterr()  # the training run's own output
+    stream = tmp_path / "digits.dsc"
+    assert run(capsys, "compress", "mnist", stream, "--ckpt", ckpt, "--count", 6, "--num-candidates", 16)[0] == 0
+    code, summary = run(capsys, "decompress", "mnist", stream, "--ckpt", ckpt, "--split", "test", "--decoder", 1)
+    assert code == 0 and summary["messages"] == 6 and "test split" in summary["data"]
+    args = parser().parse_args(["decompress", "mnist", str(stream), "--ckpt", str(ckpt), "--split", "val"])
+    with pytest.raises(dsc.FingerprintMismatchError, match="written with split = 'test'.*given split = 'val'"):
+        run_decompress(args)
+    code, err = run(capsys, "decompress", "mnist", stream, "--ckpt", ckpt, "--split", "val")
+    assert code == 2 and err.startswith("error: the stream was written with split = 'test'") and "(--split test)" in err

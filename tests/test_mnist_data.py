@@ -226,3 +226,23 @@ def test_damaged_torchvision_files_are_a_data_source_error_naming_them(tmp_path)
     with pytest.raises(DataSourceError, match="damaged or not in MNIST's IDX format") as raised:
         load_torchvision(tmp_path)
     assert str(raw) in str(raised.value)
+
+
+def test_torchvisions_legacy_file_is_a_data_source_error_not_torchs_advice(tmp_path):
+    """torchvision reads MNIST/processed/training.pt before the raw files, with torch's
+    weights-only loader: a file that would run code, a damaged one and one of the wrong layout
+    each give a DataSourceError naming that file, never torch's advice to load it unsafely."""
+    class Payload:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('the payload ran')",))
+
+    processed = tmp_path / "MNIST" / "processed"
+    processed.mkdir(parents=True)
+    legacy = processed / "training.pt"
+    for write in (lambda: torch.save(Payload(), legacy), lambda: legacy.write_bytes(b"PK\x03\x04 damaged"),
+                  lambda: torch.save({"a": torch.zeros(3)}, legacy)):
+        write()
+        (processed / "test.pt").write_bytes(legacy.read_bytes())
+        with pytest.raises(DataSourceError, match="legacy MNIST file") as raised:
+            load_torchvision(tmp_path)
+        assert str(legacy) in str(raised.value) and "weights_only" not in str(raised.value)

@@ -37,14 +37,15 @@ def learned_model(ckpt: str, noise_var: float) -> GaussianMlpModel:
     return GaussianMlpModel(module.nets)
 
 
-def inputs(options: Mapping[str, Any], messages: Tensor, num_decoders: int) -> CodecInputs:
+def inputs(options: Mapping[str, Any], messages: Tensor, decoders: Tensor) -> CodecInputs:
+    """A ``[B]`` (``[B, d]`` with a codec) and T ``[B, K', ...]`` of decoders ``decoders`` ``[K']``."""
     source, rng = GaussianSource(options["noise_var"]), CounterRandomness(options["data_seed"])
     origin = f"simulated Gaussian source (data seed {options['data_seed']})"
     if options["ckpt"]:
         model = learned_model(str(options["ckpt"]), float(options["noise_var"])).to(messages.device)
-        draw = source.sample_vectors(rng, messages, num_decoders, model.nets.dim)
+        draw = source.sample_vectors(rng, messages, None, model.nets.dim, decoders=decoders)
         return CodecInputs(model, draw.source, draw.side_info, f"{origin}, d = {model.nets.dim}")
-    draw = source.sample(rng, messages, num_decoders)
+    draw = source.sample(rng, messages, decoders=decoders)
     return CodecInputs(GaussianModel(options["s2"], options["noise_var"]), draw.source, draw.side_info, origin)
 
 
@@ -72,6 +73,7 @@ GAUSSIAN = register(Source(
     scale="db",
     num_candidates=2**12,
     options={"s2": 0.005, "noise_var": 0.5, "data_seed": 0, "ckpt": None},
+    location_options=("ckpt",),
     references={"paper Table 10 (GLS, mean per-trial dB, best of K)": PAPER_GAUSSIAN_GLS_DB},
     theory=wyner_ziv_rows,
     describe=describe,

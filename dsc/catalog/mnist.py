@@ -21,36 +21,37 @@ from dsc.sources.mnist import CROP_ROW
 
 
 @lru_cache(maxsize=4)
-def _codec_and_split(ckpt: str, split: str, num_decoders: int, data_seed: int, data_source: str,
-                     data_root: str | None):
+def _codec_and_split(ckpt: str, split: str, data_seed: int, data_source: str, data_root: str | None):
     from dsc.eval.mnist import load_codec, split_dataset  # loads Lightning: only when MNIST is used
 
     codec = load_codec(ckpt)
-    dataset, origin = split_dataset(codec, split, num_decoders, data_seed, None, data_source, data_root)
+    dataset, origin = split_dataset(codec, split, 1, data_seed, None, data_source, data_root)
     return MnistModel(codec.nets), dataset, f"{origin}, {split} split"
 
 
-def _split(options: Mapping[str, Any], num_decoders: int):
+def _split(options: Mapping[str, Any]):
     if not options["ckpt"]:
         raise ConfigError("the mnist source needs the option ckpt (--ckpt on the command line): a checkpoint of "
                           "a trained MNIST codec (python train.py model=mnist_vae)")
-    return _codec_and_split(str(options["ckpt"]), options["split"], num_decoders, int(options["data_seed"]),
+    return _codec_and_split(str(options["ckpt"]), options["split"], int(options["data_seed"]),
                             options["data_source"], options["data_root"])
 
 
-def inputs(options: Mapping[str, Any], messages: Tensor, num_decoders: int) -> CodecInputs:
-    model, dataset, origin = _split(options, num_decoders)
+def inputs(options: Mapping[str, Any], messages: Tensor, decoders: Tensor) -> CodecInputs:
+    """Right halves ``[B, 1, 28, 14]`` of digits ``messages`` and the crops ``[B, K', 1, c, c]``
+    of decoders ``decoders`` ``[K']`` (a crop depends on (data seed, digit, decoder) only)."""
+    model, dataset, origin = _split(options)
     if messages.numel() and int(messages.max()) >= len(dataset):
         raise InvalidArgumentError(f"digit {int(messages.max())} is past the {options['split']} split's "
                                    f"{len(dataset)} digits")
-    source, crops = dataset.batch(messages.cpu())
+    source, crops = dataset.batch(messages.cpu(), decoders.cpu())
     device = messages.device
     return CodecInputs(model.to(device), source.to(device), crops.to(device), origin)
 
 
 def size(options: Mapping[str, Any]) -> int:
     """Digits in the split (message ids 0 .. size - 1)."""
-    return len(_split(options, 1)[1])
+    return len(_split(options)[1])
 
 
 def pixel_mse(sources: Tensor, reconstructions: Tensor) -> Tensor:
@@ -70,5 +71,6 @@ MNIST = register(Source(
     distortion_name="MSE per pixel (pixels in [0, 1])",
     scale="linear",
     options={"ckpt": None, "split": "test", "data_seed": 0, "data_source": "embedded", "data_root": None},
+    location_options=("ckpt", "data_source", "data_root"),  # either data source gives the same digits
     references={"paper Table 13 (GLS)": PAPER_MNIST_GLS_MSE, "paper Table 14 (baseline)": PAPER_MNIST_BASELINE_MSE},
 ))

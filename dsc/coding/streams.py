@@ -66,6 +66,7 @@ MESSAGE_SHIFT = 20
 ROW_SHIFT = 4
 MAX_MESSAGE = 2**43 - 1
 MAX_ROW = 2**16 - 1
+MAX_ROWS = 2**16 - 1  # K at most: rows 0..K-1, and K fits the bitstream header's 16-bit field (one limit)
 
 
 class Purpose(IntEnum):
@@ -149,9 +150,10 @@ def check_messages(messages: Tensor) -> Tensor:
 
 
 def check_num_rows(num_rows: int, name: str = "number of rows (K)") -> int:
-    """K must be in [1, 2**16]: rows 0..K-1 each have a stream."""
-    if isinstance(num_rows, bool) or not isinstance(num_rows, int) or not 1 <= num_rows <= MAX_ROW + 1:
-        raise InvalidArgumentError(f"{name} must be an integer in [1, {MAX_ROW + 1}], got {num_rows!r}")
+    """K must be in [1, MAX_ROWS] (2**16 - 1): rows 0..K-1 each have a stream, and a bitstream
+    header stores K in 16 bits, so coder and format share one limit."""
+    if isinstance(num_rows, bool) or not isinstance(num_rows, int) or not 1 <= num_rows <= MAX_ROWS:
+        raise InvalidArgumentError(f"{name} must be an integer in [1, {MAX_ROWS}], got {num_rows!r}")
     return num_rows
 
 

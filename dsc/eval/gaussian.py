@@ -34,6 +34,7 @@ from dsc.coding import CounterRandomness, ImportanceCoder, Scheme, prop4_error_b
 from dsc.coding.streams import MAX_MESSAGE
 from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
+from dsc.eval.budget import check_duration, coding_seconds
 from dsc.eval.parallel import WorkerPool, worker_devices
 from dsc.eval.points import check_check_bits, check_point, point_labels
 from dsc.models.gaussian import AnalyticGaussianModel, GaussianModel
@@ -195,6 +196,7 @@ class GaussianRateDistortion:
     # the any-pass practical_mse_db) or any metric of the point, e.g. mse_db
     bound_samples: int = 200_000
     progress: bool = True
+    allow_long: bool = False  # run even when the estimated time is over dsc.eval.budget.LONG_HOURS
 
     def __post_init__(self) -> None:
         check_point(self.scheme, self.num_decoders, self.rate_bits, self.num_candidates)
@@ -311,9 +313,18 @@ class GaussianRateDistortion:
     def label(self) -> str:
         return f"{self.scheme_label} K={self.num_decoders} R={self.rate_bits}"
 
+    def estimated_seconds(self, device: torch.device, workers: int = 1) -> float:
+        """A generous estimate of the job's coding time (:mod:`dsc.eval.budget`)."""
+        grid = len(self.test_channel_variances)
+        selection = self.selection_trials * grid if grid > 1 else 0
+        messages = self.repetitions * (self.trials + selection)
+        return coding_seconds(messages, self.num_candidates, self.num_decoders, device, workers)
+
     def run(self, seed: int, device: torch.device, output_dir: Path) -> list[dict]:
         runs = []
         devices = worker_devices(device, self.workers)
+        check_duration(self.estimated_seconds(device, len(devices)), self.label, self.allow_long,
+                       "trials, selection_trials, repetitions or num_candidates")
         if len(devices) > 1:
             log.info("%s: trials split over %d workers on %s", self.label, len(devices), ", ".join(map(str, devices)))
         with WorkerPool(devices) as pool:

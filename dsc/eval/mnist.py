@@ -45,6 +45,9 @@ from dsc.sources.mnist import MnistDataModule, MnistHalves
 log = logging.getLogger(__name__)
 
 SPLITS = ("val", "test")
+MAX_DECODERS = 128  # K of an MNIST evaluation: every batch holds each decoder's crop features, scores and picks
+MAX_SPLIT_FEATURE_BYTES = 2**31  # a split's cached crops and crop features (digits x K x per crop): K is bounded by it
+CROPS_PER_BATCH = 2**15  # crops through the networks at once when computing them
 
 
 def load_codec(ckpt_path: str | Path | None, distortion: str | None = None) -> MnistCodecModule:
@@ -62,6 +65,15 @@ def load_codec(ckpt_path: str | Path | None, distortion: str | None = None) -> M
     return codec
 
 
+def check_num_decoders(num_decoders: int) -> int:
+    """K of an MNIST evaluation: a positive integer of at most :data:`MAX_DECODERS`."""
+    check_positive_int(num_decoders, "num_decoders (K)")
+    if num_decoders > MAX_DECODERS:
+        raise ConfigError(f"an MNIST evaluation codes at most K = {MAX_DECODERS} decoders (each digit's batch holds "
+                          f"every decoder's crop features, scores and reconstruction), got num_decoders={num_decoders}")
+    return num_decoders
+
+
 def split_dataset(codec: L.LightningModule, split: str, num_decoders: int, seed: int, limit: int | None,
                   data_source: str = "embedded", data_root: str | None = None) -> tuple[MnistHalves, str]:
     """The ``split`` (val or test) of MNIST with ``num_decoders`` crops per digit at the crop size
@@ -69,6 +81,7 @@ def split_dataset(codec: L.LightningModule, split: str, num_decoders: int, seed:
     Returns the dataset and a description of the data's origin."""
     if split not in SPLITS:
         raise ConfigError(f"split must be val or test, got {split!r}")
+    check_num_decoders(num_decoders)
     data = MnistDataModule(num_decoders=num_decoders, crop_size=codec.hparams.crop_size, source=data_source,
                            root=data_root, seed=seed, limit=limit)
     data.setup()
@@ -104,6 +117,20 @@ class SplitFeatures:
     @strict_float32()
     def compute(cls, nets: MnistCodecNetworks, dataset: MnistHalves, device: torch.device,
                 batch_size: int = 500) -> "SplitFeatures":
+        """The features of every digit of ``dataset`` and its K crops, refused with a ConfigError
+        before any is computed when they would exceed :data:`MAX_SPLIT_FEATURE_BYTES`; at most
+        ``batch_size`` digits and :data:`CROPS_PER_BATCH` crops go through the networks at once."""
+        num_digits, k = len(dataset), dataset.num_decoders
+        probe = torch.zeros(1, 1, 1, dataset.crop_size, dataset.crop_size, device=device)
+        per_crop = 4 * (probe.numel() + nets.estimator.crop_bias(probe).numel() + nets.projection(probe[0]).numel())
+        need = num_digits * k * per_crop
+        if need > MAX_SPLIT_FEATURE_BYTES:
+            most = MAX_SPLIT_FEATURE_BYTES // (num_digits * per_crop)
+            raise ConfigError(
+                f"K = {k} crops for each of {num_digits} digits need {need / 2**30:.1f} GiB of network features "
+                f"(an MNIST evaluation holds at most {MAX_SPLIT_FEATURE_BYTES / 2**30:g} GiB): use num_decoders <= "
+                f"{most} for this many digits, or fewer digits (limit)")
+        batch_size = max(1, min(batch_size, CROPS_PER_BATCH // k))
         parts = []
         for start in range(0, len(dataset), batch_size):
             source, side_info = (t.to(device) for t in dataset.batch(torch.arange(start, min(start + batch_size,
@@ -248,6 +275,7 @@ class MnistRateDistortion:
 
     def __post_init__(self) -> None:
         check_point(self.scheme, self.num_decoders, self.rate_bits, self.num_candidates)
+        check_num_decoders(self.num_decoders)
         check_check_bits(self.check_bits)
         check_positive_int(self.workers, "workers")
         if self.split not in SPLITS:

@@ -2,16 +2,21 @@
 
 A job whose output directory already holds a complete metrics.json for the same configuration
 is skipped (``skip_complete``, on by default): rerunning a sweep into its directory
-(``hydra.sweep.dir=<dir>``) redoes only the jobs that failed, were interrupted or changed.
+(``hydra.sweep.dir=<dir>``) redoes only the jobs that failed, were interrupted or changed. A
+checkpoint the config names counts by its content (SHA-256), not its path: a retrained or
+replaced checkpoint file is evaluated again. A job holds its directory while it runs
+(:func:`dsc.rundir.hold_run_directory`), so two jobs never write one metrics.json.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -20,6 +25,7 @@ from dsc.config import build
 from dsc.environment import device_name, environment_record, resolve_device
 from dsc.errors import ConfigError
 from dsc.io import atomic_write_json
+from dsc.rundir import hold_run_directory
 
 log = logging.getLogger(__name__)
 IGNORED_KEYS = ("skip_complete", "paths")  # a moved sweep directory is still complete
@@ -33,9 +39,14 @@ def run_evaluation(cfg: DictConfig, keep_going: bool = False) -> dict:
     metrics.json, with no points, instead of raised, so that the sweep's other jobs still run;
     the aggregator lists the failures and the sweep exits with an error at the end."""
     output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    with hold_run_directory(output_dir):
+        return _run(cfg, output_dir, keep_going)
+
+
+def _run(cfg: DictConfig, output_dir: Path, keep_going: bool) -> dict:
+    digests = checkpoint_digests(_config_record(cfg))  # the checkpoints as this job reads them
     if cfg.get("skip_complete", True):
-        done = complete_metrics(output_dir / "metrics.json", _config_record(cfg))
+        done = complete_metrics(output_dir / "metrics.json", _config_record(cfg), digests)
         if done is not None:
             log.info("%s is complete for this configuration (%d points): skipped (skip_complete=false redoes it)",
                      output_dir / "metrics.json", len(done["points"]))
@@ -56,9 +67,10 @@ def run_evaluation(cfg: DictConfig, keep_going: bool = False) -> dict:
         if not keep_going:
             raise
         log.exception("job failed; the sweep goes on")
-        return _save(cfg, output_dir, torch.device("cpu"), time.perf_counter() - start, [],
+        return _save(cfg, digests, output_dir, torch.device("cpu"), time.perf_counter() - start, [],
                      failed=f"{type(error).__name__}: {error}")
-    return _save(cfg, output_dir, device, time.perf_counter() - start, points, skipped=getattr(job, "skipped", None))
+    return _save(cfg, digests, output_dir, device, time.perf_counter() - start, points,
+                 skipped=getattr(job, "skipped", None))
 
 
 def import_modules(names) -> None:
@@ -70,16 +82,39 @@ def import_modules(names) -> None:
             raise ConfigError(f"imports: cannot import {name!r} ({error}); is it on the Python path?") from error
 
 
-def complete_metrics(path: Path, config: dict) -> dict | None:
+def checkpoint_digests(config: Any, key: str = "") -> dict[str, str]:
+    """``{path: SHA-256 of its bytes}`` for every existing file that a config key naming a
+    checkpoint (``ckpt_path``, ``ckpt_paths``, ``job.ckpt`` ...: any key containing ``ckpt``)
+    holds, at any depth; files that do not exist are left to the job to report."""
+    digests: dict[str, str] = {}
+    if isinstance(config, dict):
+        for name, value in config.items():
+            digests.update(checkpoint_digests(value, str(name)))
+    elif isinstance(config, (list, tuple)):
+        for value in config:
+            digests.update(checkpoint_digests(value, key))
+    elif isinstance(config, str) and "ckpt" in key and Path(config).is_file():
+        digest = hashlib.sha256()
+        with open(config, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        digests[config] = digest.hexdigest()
+    return digests
+
+
+def complete_metrics(path: Path, config: dict, checkpoints: dict[str, str] | None = None) -> dict | None:
     """The metrics in ``path`` when they are a finished run of ``config`` (marked complete, not
-    failed, same configuration apart from :data:`IGNORED_KEYS`), else None: then the job runs and
-    its metrics.json is replaced whole, never merged."""
+    failed, same configuration apart from :data:`IGNORED_KEYS`, and the same ``checkpoints``
+    contents, see :func:`checkpoint_digests`), else None: then the job runs and its metrics.json
+    is replaced whole, never merged."""
     try:
         metrics = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(metrics, dict) or metrics.get("complete") is not True or metrics.get("failed"):
         return None
+    if (metrics.get("checkpoints") or {}) != (checkpoints or {}):
+        return None  # a checkpoint was replaced (or the record predates content digests)
     strip = lambda c: {k: v for k, v in c.items() if k not in IGNORED_KEYS} if isinstance(c, dict) else c  # noqa: E731
     same = strip(metrics.get("config")) == strip(json.loads(json.dumps(config)))
     return metrics if same and isinstance(metrics.get("points"), list) else None
@@ -94,11 +129,12 @@ def _config_record(cfg: DictConfig) -> dict:
     return config
 
 
-def _save(cfg: DictConfig, output_dir: Path, device: torch.device, elapsed: float, points: list[dict],
-          **notes: str | None) -> dict:
+def _save(cfg: DictConfig, digests: dict[str, str], output_dir: Path, device: torch.device, elapsed: float,
+          points: list[dict], **notes: str | None) -> dict:
     metrics = {
         "complete": not notes.get("failed"),
         "config": _config_record(cfg),
+        "checkpoints": digests,
         "environment": environment_record(device),
         "elapsed_s": elapsed,
         "points": points,

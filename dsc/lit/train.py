@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -16,13 +17,15 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dsc.config import build
 from dsc.environment import environment_record, resolve_device
-from dsc.errors import ConfigError
-from dsc.io import atomic_write_json
-from dsc.lit.checkpoint import read_checkpoint
+from dsc.errors import CheckpointSaveError, ConfigError
+from dsc.io import atomic_write_json, remove_stale_temporaries
+from dsc.lit.checkpoint import check_resume
+from dsc.lit.checkpoint_io import AtomicCheckpointIO
 from dsc.lit.replicas import ReplicaCheck
 from dsc.lit.resume import ResumableRandomState
 from dsc.lit.snapshots import EpochSnapshots
 from dsc.progress import lightning_progress_bar
+from dsc.rundir import hold_run_directory
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,12 @@ def run_training(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = Non
     run_config.json, train_summary.json, checkpoints and log lines. The summary's metrics are
     means over the ranks, and it records whether every rank ended with the same parameters
     (:class:`dsc.lit.replicas.ReplicaCheck`; a mismatch raises after the summary is written).
-    ``extra_callbacks`` join the trainer's own (e.g. a benchmark's timer)."""
+    ``extra_callbacks`` join the trainer's own (e.g. a benchmark's timer).
+
+    Nothing is lost on a fault: the run holds its directory (a second run there stops with a
+    RunDirectoryInUseError), checkpoints are saved atomically beside their target and a save
+    that fails stops the run with a CheckpointSaveError (:mod:`dsc.lit.checkpoint_io`), and a
+    checkpoint to resume from is checked against this config's model before anything is written."""
     for key in ("data", "model", "trainer"):
         if cfg.get(key) is None:
             raise ConfigError(f"nothing to train: `{key}` is not configured (try source=mnist model=mnist_vae)")
@@ -74,25 +82,39 @@ def run_training(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = Non
             default_root_dir=str(output_dir),
             logger=build_loggers(cfg.get("logger")) or False,
             callbacks=callbacks,
+            plugins=[AtomicCheckpointIO()],
         )
     except MisconfigurationException as error:
-        raise ConfigError(f"the trainer config cannot run on {device}: {error}") from error
+        raise ConfigError(f"the trainer config cannot run on {device}: {error}") from None
     _refuse_multirun_launches(trainer)
+    with contextlib.ExitStack() as held:
+        if trainer.is_global_zero:  # the other ranks of a distributed run share rank zero's directory
+            held.enter_context(hold_run_directory(output_dir))
+            remove_stale_temporaries(output_dir / "checkpoints")  # left by a save that was killed
+        ckpt_path = cfg.get("ckpt_path")
+        first_epoch = 0 if ckpt_path is None else check_resume(
+            module, ckpt_path, "python train.py (without ckpt_path) to start afresh")
+        return _fit(cfg, trainer, module, datamodule, device, ckpt_path, first_epoch, checkpoints, timer, replicas)
+
+
+def _fit(cfg: DictConfig, trainer: L.Trainer, module: L.LightningModule, datamodule, device, ckpt_path: str | None,
+         first_epoch: int, checkpoints: ModelCheckpoint, timer: Timer, replicas: ReplicaCheck) -> dict:
+    """Record the config, fit, check that the checkpoints exist, write the summary."""
+    output_dir = Path(cfg.paths.output_dir)
     config = OmegaConf.to_container(_without(cfg, "job"), resolve=True)  # a source's evaluation job: not ours
     config.pop("hydra", None)
     if trainer.is_global_zero:  # the Trainer knows the process's global rank (env of the launcher)
         atomic_write_json(output_dir / "run_config.json", {"config": config, "environment": environment_record(device)})
     for logger in trainer.loggers:  # the resolved config travels with the run (wandb config, CSV hparams.yaml)
         logger.log_hyperparams(config)
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path is not None and not Path(ckpt_path).is_file():
-        raise ConfigError(f"ckpt_path {ckpt_path} does not exist; pass the last.ckpt of an earlier run")
-    first_epoch = _checkpoint_epoch(ckpt_path)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     finally:
         if "wandb" in sys.modules:
             sys.modules["wandb"].finish()
+    if trainer.is_global_zero and checkpoints.best_model_path and not Path(checkpoints.best_model_path).is_file():
+        raise CheckpointSaveError(f"training ended but its best checkpoint {checkpoints.best_model_path} is not on "
+                                  "disk; no summary is written")
     record = replicas.record or {"world_size": trainer.world_size, "replicas_identical": None,
                                  "parameter_sha256": None,
                                  "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()}}
@@ -147,10 +169,3 @@ def _refuse_multirun_launches(trainer: L.Trainer) -> None:
         raise ConfigError("trainer=ddp with several devices cannot run inside a Hydra multirun (-m): Lightning "
                           "starts the other ranks by re-running the command. Run the sweep's points one by one "
                           "(a shell loop over `python train.py trainer=ddp ...`)")
-
-
-def _checkpoint_epoch(ckpt_path: str | None) -> int:
-    """Epochs already done in the checkpoint a run resumes from (0 for a fresh run)."""
-    if ckpt_path is None:
-        return 0
-    return int(read_checkpoint(ckpt_path, "python train.py (without ckpt_path) to start afresh").get("epoch", -1)) + 1

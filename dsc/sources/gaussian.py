@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from dsc.coding.randomness import CounterRandomness
-from dsc.coding.streams import Purpose, check_messages, check_num_rows, stream_id
+from dsc.coding.streams import MAX_ROWS, Purpose, check_messages, check_num_rows, stream_id
 from dsc.errors import ConfigError, InvalidArgumentError
 
 SOURCE_ROW = 0  # row of the SOURCE stream holding A (counter 0)
@@ -47,36 +47,45 @@ class GaussianSource:
         """var(A | T_k) = noise_var / (1 + noise_var): 1/3 for the default 0.5."""
         return self.noise_var / (1 + self.noise_var)
 
-    def sample(self, rng: CounterRandomness, messages: Tensor, num_decoders: int) -> GaussianDraw:
-        """Draw A ``[B]`` and T ``[B, K]`` for messages ``[B]``."""
+    def sample(self, rng: CounterRandomness, messages: Tensor, num_decoders: int | None = None, *,
+               decoders: Tensor | None = None) -> GaussianDraw:
+        """Draw A ``[B]`` and T ``[B, K]`` for messages ``[B]``: decoders 0..K-1, or exactly the
+        decoder ids ``decoders`` ``[K']`` (decoder k's T is the same whichever others are drawn)."""
         messages = check_messages(messages)
-        check_num_rows(num_decoders, "num_decoders (K)")
-        device = messages.device
+        ids = _decoder_ids(num_decoders, decoders, messages.device)
         a = rng.normal(
             stream_id(Purpose.SOURCE, messages, SOURCE_ROW), torch.zeros_like(messages), torch.float64
         )
-        z = rng.normal(
-            stream_id(Purpose.SOURCE, messages, SIDE_INFO_ROW)[:, None],
-            torch.arange(num_decoders, device=device)[None, :],
-            torch.float64,
-        )
+        z = rng.normal(stream_id(Purpose.SOURCE, messages, SIDE_INFO_ROW)[:, None], ids[None, :], torch.float64)
         return GaussianDraw(a, a[:, None] + math.sqrt(self.noise_var) * z)
 
-    def sample_vectors(self, rng: CounterRandomness, messages: Tensor, num_decoders: int, dim: int) -> GaussianDraw:
+    def sample_vectors(self, rng: CounterRandomness, messages: Tensor, num_decoders: int | None, dim: int, *,
+                       decoders: Tensor | None = None) -> GaussianDraw:
         """The d-dimensional source with i.i.d. components: A ``[B, d]`` ~ N(0, I) and
-        T ``[B, K, d]`` = A + N(0, noise_var I), independent per decoder. Component c of A is
-        counter c of the source row and decoder k's noise counter k d + c of the side-information
-        row, so d = 1 draws exactly :meth:`sample`'s values."""
+        T ``[B, K, d]`` = A + N(0, noise_var I), independent per decoder (0..K-1, or the ids
+        ``decoders`` ``[K']``). Component c of A is counter c of the source row and decoder k's
+        noise counter k d + c of the side-information row, so d = 1 draws exactly :meth:`sample`'s
+        values."""
         messages = check_messages(messages)
-        check_num_rows(num_decoders, "num_decoders (K)")
+        ids = _decoder_ids(num_decoders, decoders, messages.device)
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise InvalidArgumentError(f"dim must be a positive integer, got {dim!r}")
         device = messages.device
         a = rng.normal(stream_id(Purpose.SOURCE, messages, SOURCE_ROW)[:, None],
                        torch.arange(dim, device=device)[None, :], torch.float64)
-        z = rng.normal(stream_id(Purpose.SOURCE, messages, SIDE_INFO_ROW)[:, None],
-                       torch.arange(num_decoders * dim, device=device)[None, :], torch.float64)
-        return GaussianDraw(a, a[:, None, :] + math.sqrt(self.noise_var) * z.view(-1, num_decoders, dim))
+        counters = (ids[:, None] * dim + torch.arange(dim, device=device)).reshape(-1)
+        z = rng.normal(stream_id(Purpose.SOURCE, messages, SIDE_INFO_ROW)[:, None], counters[None, :], torch.float64)
+        return GaussianDraw(a, a[:, None, :] + math.sqrt(self.noise_var) * z.view(-1, ids.shape[0], dim))
+
+
+def _decoder_ids(num_decoders: int | None, decoders: Tensor | None, device) -> Tensor:
+    """Decoder ids ``[K']``: 0..K-1 for ``num_decoders`` = K, else ``decoders`` (ids in [0, 2**16 - 1))."""
+    if decoders is None:
+        return torch.arange(check_num_rows(num_decoders, "num_decoders (K)"), device=device)
+    if not isinstance(decoders, Tensor) or decoders.dim() != 1 or decoders.is_floating_point() or \
+            (decoders.numel() and (int(decoders.min()) < 0 or int(decoders.max()) >= MAX_ROWS)):
+        raise InvalidArgumentError(f"decoders must be an integer tensor of decoder ids [K'] in [0, {MAX_ROWS})")
+    return decoders.to(device=device, dtype=torch.long)
 
 
 class SourceBatch(NamedTuple):

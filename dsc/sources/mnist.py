@@ -78,20 +78,24 @@ class MnistHalves(Dataset):
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def positions(self, index: Tensor) -> tuple[Tensor, Tensor]:
-        """Crop corners ``(top, column)``, each ``[B, K]``, for digits ``index`` ``[B]``."""
+    def positions(self, index: Tensor, decoders: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Crop corners ``(top, column)``, each ``[B, K]``, for digits ``index`` ``[B]``; with
+        ``decoders`` ``[K']`` (decoder ids) only theirs, ``[B, K']``: decoder k's crop is the
+        same whichever others are drawn."""
         high = (HEIGHT - self.crop_size + 1, HALF_WIDTH - self.crop_size + 1)
-        shape = (index.shape[0], self.num_decoders)
+        ids = torch.arange(self.num_decoders) if decoders is None else decoders.cpu().long()
+        shape = (index.shape[0], ids.shape[0])
         if self.rng is None:
             return tuple(torch.randint(h, shape) for h in high)
-        counters = torch.arange(self.num_decoders)[None, :]
+        counters = ids[None, :]
         streams = stream_id(Purpose.SOURCE, index[:, None], CROP_ROW)
         return tuple(self.rng.integers(streams, 2 * counters + part, h) for part, h in enumerate(high))
 
-    def batch(self, index: Tensor) -> tuple[Tensor, Tensor]:
-        """``source`` ``[B, 1, 28, 14]`` and ``side_info`` ``[B, K, 1, c, c]`` for ``index`` ``[B]``."""
+    def batch(self, index: Tensor, decoders: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``source`` ``[B, 1, 28, 14]`` and ``side_info`` ``[B, K, 1, c, c]`` for ``index`` ``[B]``
+        (``[B, K', 1, c, c]`` of the decoder ids ``decoders`` ``[K']`` when given)."""
         images = self.images[index]
-        top, column = self.positions(index)
+        top, column = self.positions(index, decoders)
         return images[:, None, :, HALF_WIDTH:], crop(images[:, :, :HALF_WIDTH], top, column, self.crop_size)
 
     def __getitem__(self, i: int) -> MnistItem:

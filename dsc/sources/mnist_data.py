@@ -171,27 +171,37 @@ def load_torchvision(root: str | Path, download: bool = False) -> MnistSplits:
 
     splits = []
     for train in (True, False):
+        legacy = Path(root) / "MNIST" / "processed" / ("training.pt" if train else "test.pt")
         try:
             dataset = MNIST(str(root), train=train, download=download)
         except RuntimeError as error:
-            if "not found" not in str(error).lower():
-                raise _damaged_raw_files(root, f"{type(error).__name__}: {error}") from error
-            raise DataSourceError(
-                f"no MNIST under {root} and downloads are off: pass data.download=true (needs a "
-                "network), point data.root at an existing MNIST directory, or use the embedded "
-                "copy with data.source=embedded"
-            ) from error
-        except (AssertionError, ValueError, OSError, IndexError) as error:  # torchvision's IDX reader on bad bytes
-            raise _damaged_raw_files(root, f"{type(error).__name__}: {error}") from error
+            if "not found" in str(error).lower():
+                raise DataSourceError(
+                    f"no MNIST under {root} and downloads are off: pass data.download=true (needs a "
+                    "network), point data.root at an existing MNIST directory, or use the embedded "
+                    "copy with data.source=embedded"
+                ) from None
+            raise _damaged_files(root, legacy, error) from None
+        except Exception as error:  # torchvision's readers on bad bytes: IDX files or a legacy torch file
+            raise _damaged_files(root, legacy, error) from None
         if dataset.data.ndim != 3 or tuple(dataset.data.shape[1:]) != (28, 28) or len(dataset.targets) != len(dataset):
-            raise _damaged_raw_files(root, f"images {tuple(dataset.data.shape)}, {len(dataset.targets)} labels")
+            raise _damaged_files(root, legacy, f"images {tuple(dataset.data.shape)}, {len(dataset.targets)} labels")
         splits.append((pixels_from_bytes(dataset.data), dataset.targets.long()))
     (train_images, train_labels), (test_images, test_labels) = splits
     return MnistSplits(train_images, train_labels, test_images, test_labels, origin=f"torchvision MNIST at {root}")
 
 
-def _damaged_raw_files(root: str | Path, detail: str) -> DataSourceError:
-    """The error for torchvision MNIST files that exist but cannot be read as MNIST."""
+def _damaged_files(root: str | Path, legacy: Path, problem: Exception | str) -> DataSourceError:
+    """The error for torchvision MNIST files that exist but cannot be read as MNIST: the legacy
+    ``processed/*.pt`` file when there is one (torchvision reads it first; torch's own message,
+    advice to load untrusted files included, is left out), else the raw IDX files."""
+    detail = f"{type(problem).__name__}: {problem}" if isinstance(problem, Exception) else problem
+    if legacy.is_file():
+        kind = type(problem).__name__ if isinstance(problem, Exception) else problem
+        return DataSourceError(
+            f"{legacy} (torchvision's legacy MNIST file, read before the raw files) cannot be read as MNIST "
+            f"({kind}): it is damaged, or not a plain tensors file (such files are refused, never run). Delete "
+            "it to use the raw files, or use the embedded copy with data.source=embedded")
     return DataSourceError(
         f"the MNIST files under {Path(root) / 'MNIST' / 'raw'} are damaged or not in MNIST's IDX format "
         f"({detail}); delete them and download again (data.download=true), or use the embedded copy with "
