@@ -15,16 +15,17 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Callable, Sequence
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dsc.errors import DscError
+from dsc.errors import ConfigError, DscError
 from dsc.optional import require
 from dsc.rundir import register_resolvers
 
@@ -48,7 +49,27 @@ def check_launcher(argv: Sequence[str]) -> None:
             require(module, "sweep", package=package, needed_by=arg)
 
 
-def _launch(app: Callable[[], None]) -> None:
+CONF = Path(__file__).resolve().parent / "conf"
+APPS = ("train", "evaluate")
+
+
+def check_experiment(app: str, argv: Sequence[str]) -> None:
+    """A ConfigError when ``argv`` picks a shipped experiment (``experiment=NAME``, also in a
+    sweep's comma list) that the other entry point runs: each experiment file names its ``app``."""
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+~") != "experiment" or not value:
+            continue
+        for name in value.split(","):
+            path = CONF / "experiment" / f"{name.strip()}.yaml"
+            owner = OmegaConf.load(path).get("app") if path.is_file() else None
+            if owner in APPS and owner != app:
+                raise ConfigError(f"experiment={name} is a {'training' if owner == 'train' else 'evaluation'} "
+                                  f"experiment: run it with `python {owner}.py experiment={name}` (installed: "
+                                  f"dsc-{owner}), not {app}.py")
+
+
+def _launch(app: Callable[[], None], name: str) -> None:
     """Run a Hydra app; errors as described in the module docstring. Hydra itself prints an
     exception's traceback unless HYDRA_FULL_ERROR is set, so it is set for the app's duration
     and the exception is reported here."""
@@ -56,6 +77,7 @@ def _launch(app: Callable[[], None]) -> None:
     os.environ[FULL_ERROR] = "1"
     try:
         check_launcher(sys.argv[1:])
+        check_experiment(name, sys.argv[1:])
         app()
     except (DscError, HydraException, OmegaConfBaseException) as error:
         if show_traceback:
@@ -104,11 +126,11 @@ def _evaluate(cfg: DictConfig) -> None:
 def train() -> None:
     """``dsc-train``: fit a model (:func:`dsc.lit.train.run_training`); writes run_config.json,
     checkpoints/last.ckpt and best.ckpt and the logger's files into the run directory."""
-    _launch(_train)
+    _launch(_train, "train")
 
 
 def evaluate() -> None:
     """``dsc-evaluate``: RD points and figures (:func:`dsc.eval.runner.run_evaluation`) with a
     metrics.json per run; in a sweep a failing job is recorded, the others still run and the
     sweep exits with an error at the end."""
-    _launch(_evaluate)
+    _launch(_evaluate, "evaluate")

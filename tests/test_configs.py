@@ -18,9 +18,8 @@ EVALUATION_ONLY = "job"  # train.py never reads the evaluation job a source conf
 
 
 def experiment_entry(name: str) -> str:
-    """``train`` when the experiment's own usage line runs train.py, else ``evaluate``."""
-    return ("train" if f"train.py experiment={name}" in (CONF / "experiment" / f"{name}.yaml").read_text()
-            else "evaluate")
+    """The entry point the experiment file names (``app: train`` or ``app: evaluate``)."""
+    return OmegaConf.load(CONF / "experiment" / f"{name}.yaml")["app"]
 
 
 def group_cases() -> list[tuple[str, str, list[str]]]:
@@ -35,9 +34,9 @@ def group_cases() -> list[tuple[str, str, list[str]]]:
         if "\ndata:" in path.read_text():  # a source that can be trained on
             model = ["model=gaussian_mlp"] if path.stem == "gaussian" else []
             cases.append(("train", f"source/{path.name}", [f"source={path.stem}", *model]))
-    for path in sorted((CONF / "mnist_codec").glob("*.yaml")):
-        cases.append(("evaluate", f"mnist_codec/{path.name}",
-                      ["experiment=compare_mnist", f"+mnist_codec={path.stem}"]))
+    for path in sorted((CONF / "codec").glob("*.yaml")):
+        cases.append(("evaluate", f"codec/{path.name}",
+                      ["experiment=compare_mnist", f"+codec={path.stem}"]))
     return cases
 
 
@@ -88,3 +87,27 @@ def test_a_broken_interpolation_is_caught(tmp_path):
     cfg = OmegaConf.create({"model": {"crop_size": "${source.crop_size}"}})
     with pytest.raises(Exception, match="source"):
         OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
+def test_every_experiment_names_its_entry_point_and_its_usage_line_agrees(name):
+    app = experiment_entry(name)
+    text = (CONF / "experiment" / f"{name}.yaml").read_text()
+    assert app in ("train", "evaluate")
+    assert f"{app}.py" in text and f"{'evaluate' if app == 'train' else 'train'}.py experiment={name}" not in text
+
+
+def test_an_experiment_under_the_wrong_entry_point_is_a_clear_error():
+    """train.py experiment=gaussian_rd used to train the MNIST codec silently, and evaluate.py
+    experiment=mnist_train_demo failed with Hydra's "Could not override 'logger'"."""
+    import subprocess
+    import sys
+
+    root = CONF.parent.parent
+    for script, experiment, right in (("train.py", "gaussian_rd", "evaluate.py"),
+                                      ("evaluate.py", "mnist_train_demo", "train.py")):
+        run = subprocess.run([sys.executable, script, f"experiment={experiment}"], cwd=root, capture_output=True,
+                             text=True, timeout=120)
+        assert run.returncode == 2, run.stderr[-2000:]
+        assert f"run it with `python {right} experiment={experiment}`" in run.stderr
+        assert "Traceback" not in run.stderr

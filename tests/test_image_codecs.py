@@ -111,19 +111,19 @@ def test_compare_mnist_sweeps_gls_and_every_classical_codec():
 
     with initialize_config_module("dsc.conf", version_base="1.3"):
         cfg = compose(config_name="evaluate", overrides=["experiment=compare_mnist"], return_hydra_config=True)
-        codecs = cfg.hydra.sweeper.params["+mnist_codec"].split(",")
+        codecs = cfg.hydra.sweeper.params["+codec"].split(",")
         assert cfg.hydra.mode.name == "MULTIRUN" and codecs[0] == "gls"
         assert {"png", "jpeg", "webp"} <= set(codecs)
         assert codecs[-1] == "learned"
         learned = build(compose(config_name="evaluate", overrides=["experiment=compare_mnist",
-                                                                   "+mnist_codec=learned"]).job, "job")
+                                                                   "+codec=learned"]).job, "job")
         assert learned.run(0, CPU, None) == []  # no learned checkpoints given: skipped, not an error
         for codec in (c for c in codecs[1:-1] if c.upper() in available_codecs()):
-            job_cfg = compose(config_name="evaluate", overrides=["experiment=compare_mnist", f"+mnist_codec={codec}",
+            job_cfg = compose(config_name="evaluate", overrides=["experiment=compare_mnist", f"+codec={codec}",
                                                                  "compare_limit=5"]).job
             job = build(job_cfg, "job")
             assert job.limit == 5 and job.codecs[0].format == codec.upper()
-        gls = compose(config_name="evaluate", overrides=["experiment=compare_mnist", "+mnist_codec=gls"]).job
+        gls = compose(config_name="evaluate", overrides=["experiment=compare_mnist", "+codec=gls"]).job
     with pytest.raises(dsc.ConfigError, match="ckpt_paths"):
         build(gls, "job")
 
@@ -142,11 +142,11 @@ def test_a_codec_this_pillow_lacks_is_skipped_in_a_comparison_and_reported(monke
     with initialize_config_module("dsc.conf", version_base="1.3"):
         for job, codec in enumerate(("jpeg", "avif")):
             cfg = compose(config_name="evaluate", overrides=[
-                "experiment=compare_mnist", f"+mnist_codec={codec}", "compare_limit=20", "device=cpu",
+                "experiment=compare_mnist", f"+codec={codec}", "compare_limit=20", "device=cpu",
                 f"paths.output_dir={tmp_path / str(job)}", "job.qualities=" + ("[50]" if codec == "jpeg" else "null")])
             metrics = run_evaluation(cfg)
         assert metrics["points"] == [] and "cannot write AVIF" in metrics["skipped"]
-        alone = compose(config_name="evaluate", overrides=["+mnist_codec=avif", "source=none"]).job
+        alone = compose(config_name="evaluate", overrides=["+codec=avif", "source=none"]).job
     with pytest.raises(dsc.ConfigError, match="cannot write AVIF"):
         build(alone, "job")
     result = aggregate(tmp_path)
