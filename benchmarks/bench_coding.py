@@ -76,6 +76,7 @@ from dsc.coding.importance import GaussianPrior, ImportanceCoder, Scheme
 from dsc.coding.randomness import CounterRandomness
 from dsc.coding.streams import Purpose, stream_id
 from dsc.environment import cpu_model
+from dsc.helptext import HelpFormatter
 
 SEED = 20240917
 STREAM = 12345
@@ -499,6 +500,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bench_coding",
         description="Throughput of dsc's counter-based randomness and importance-sampled GLS.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
                         help="where to run (default: all available devices)")

@@ -30,6 +30,7 @@ import torch
 
 from benchmarks.timing import sync
 from dsc.eval.gaussian import GaussianRateDistortion
+from dsc.helptext import HelpFormatter, first_paragraph
 
 NUM_CANDIDATES = 2**15
 NUM_DECODERS = 4
@@ -121,7 +122,8 @@ def run(device: torch.device, trials: int, reference_trials_count: int, batch: i
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_gaussian", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_gaussian", description=first_paragraph(__doc__),
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all")
     parser.add_argument("--trials", type=int, default=None, help="project trials per repeat (cpu 20000, cuda 1000000)")
     parser.add_argument("--reference-trials", type=int, default=None,

@@ -46,6 +46,7 @@ from dsc.eval.mnist import (
     make_coder,
     split_dataset,
 )
+from dsc.helptext import HelpFormatter, first_paragraph
 from dsc.lit.mnist_module import MnistCodecModule
 from dsc.models.mnist import MnistModel
 from dsc.sources.mnist import MnistHalves, MnistItem
@@ -285,7 +286,8 @@ def run(device: torch.device, args) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_mnist", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_mnist", description=first_paragraph(__doc__),
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--device", action="append", help="cpu, cuda, ... (default: every available device)")
     parser.add_argument("--batch-size", type=int, default=64, help="training batch size (paper: 64)")
     parser.add_argument("--steps", type=int, default=20, help="timed training steps")

@@ -22,6 +22,7 @@ from typing import Sequence
 import torch
 
 from benchmarks.timing import median_seconds
+from dsc.helptext import HelpFormatter, first_paragraph
 from dsc.speculative import METHODS, SharedNoise, verify_block
 from dsc.speculative.noise import gumbel_sample
 from dsc.speculative.verifiers import SINGLE_DRAFT_METHODS
@@ -51,7 +52,8 @@ def time_method(method: str, inputs, repeats: int, device: torch.device) -> floa
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_speculative", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_speculative",
+                                     description=first_paragraph(__doc__), formatter_class=HelpFormatter)
     parser.add_argument("--device", action="append", help="cpu, cuda (default: every available device)")
     parser.add_argument("--batch", type=int, default=4, help="sequences verified at once")
     parser.add_argument("--drafts", type=int, default=8)

@@ -33,6 +33,7 @@ import torch
 from dsc.bitstream import MAX_MESSAGES, read_header, read_stream_file
 from dsc.codec import CodingSetting, compress, decompress, fingerprint, setting_of, verify_setting
 from dsc.errors import CorruptStreamError, DscError, FingerprintMismatchError, InvalidArgumentError
+from dsc.helptext import HelpFormatter
 from dsc.io import atomic_write_bytes
 from dsc.registry import Source, get_source, source_names
 
@@ -193,38 +194,64 @@ def run_inspect(args) -> dict:
     return read_header(read_stream_file(args.stream)).describe()
 
 
+DESCRIPTION = "dsc bitstreams from the command line: compress sources into a stream, decode it at one decoder, " \
+    "or check a stream and print its header."
+EXAMPLES = """examples:
+  dsc compress gaussian msgs.dsc --count 1000 --rate-bits 2 --check-bits 4
+  dsc decompress gaussian msgs.dsc --decoder 2 --out decoded.pt
+  dsc compress mnist digits.dsc --ckpt <run>/checkpoints/best.ckpt --count 100
+  dsc inspect digits.dsc"""
+FORCE_HELP = ("replace an existing output file (outputs are written atomically: a reader sees the old file or the "
+              "whole new one); without it an existing file is refused")
+
+
+def _source_defaults(name: str) -> str:
+    """`` (default: X)`` of source option ``name``, per source where the registered sources differ."""
+    defaults = {source: get_source(source).options[name] for source in source_names()
+                if name in get_source(source).options}
+    values = set(map(repr, defaults.values()))
+    if len(values) == 1:
+        return f" (default: {next(iter(defaults.values()))})"
+    return " (default: " + ", ".join(f"{source} {value}" for source, value in defaults.items()) + ")"
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="dsc", description=__doc__.splitlines()[0])
-    verbs = root.add_subparsers(dest="verb", required=True)
+    root = argparse.ArgumentParser(prog="dsc", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=HelpFormatter)
+    verbs = root.add_subparsers(dest="verb", required=True, metavar="{compress,decompress,inspect}")
     for verb, helptext in (("compress", "encode sources into one bitstream"),
                            ("decompress", "decode a bitstream at one decoder")):
-        p = verbs.add_parser(verb, help=helptext)
-        p.add_argument("source", choices=source_names(), help="a registered source (dsc.registry)")
+        p = verbs.add_parser(verb, help=helptext, description=f"{helptext[0].upper()}{helptext[1:]}: the sources and "
+                             "side information come from the registered source's record; an option set by flag or "
+                             "--option overrides the source's default.", formatter_class=HelpFormatter)
+        p.add_argument("source", choices=source_names(), help="a registered source")
         p.add_argument("stream", type=Path, help="the bitstream file")
-        p.add_argument("--ckpt", help="mnist: checkpoint of the trained codec")
-        p.add_argument("--split", choices=SPLITS, help="mnist: digits of this split (default test)")
-        p.add_argument("--data-seed", type=int, help="simulated sources / evaluation crops (default 0)")
-        p.add_argument("--s2", type=float, help="gaussian: test-channel variance (default 0.005)")
-        p.add_argument("--noise-var", type=float, help="gaussian: side-information noise (default 0.5)")
+        p.add_argument("--ckpt", help="checkpoint of a trained codec (mnist: required; gaussian: a learned codec "
+                                      "instead of the closed-form model)")
+        p.add_argument("--split", choices=SPLITS, help="mnist: digits of this split" + _source_defaults("split"))
+        p.add_argument("--data-seed", type=int, help="which simulated sources / evaluation crops"
+                       + _source_defaults("data_seed"))
+        p.add_argument("--s2", type=float, help="gaussian: test-channel variance" + _source_defaults("s2"))
+        p.add_argument("--noise-var", type=float, help="gaussian: side-information noise variance"
+                       + _source_defaults("noise_var"))
         p.add_argument("--option", action="append", metavar="KEY=VALUE",
                        help="any option of the source (repeatable), e.g. --option s2=0.01")
         if verb == "compress":
             p.add_argument("--count", type=int, default=1000, help="sources to encode")
             p.add_argument("--first", type=int, default=0, help="message id (digit index) of the first")
             p.add_argument("--seed", type=int, default=0, help="shared-randomness seed")
-            p.add_argument("--num-candidates", type=int, default=128, help="N")
-            p.add_argument("--rate-bits", type=int, default=2, help="log2(L_max)")
-            p.add_argument("--num-decoders", type=int, default=4, help="K")
+            p.add_argument("--num-candidates", type=int, default=128, help="N, the shared candidates")
+            p.add_argument("--rate-bits", type=int, default=2, help="label bits per message, log2(L_max)")
+            p.add_argument("--num-decoders", type=int, default=4, help="K, the decoders")
             p.add_argument("--check-bits", type=int, default=0, help="c check bits per message")
         else:
             p.add_argument("--decoder", type=int, default=0, help="which decoder (0 .. K-1) decodes")
             p.add_argument("--out", help="save reconstructions, acceptances and picks here (torch.save); never "
                                          "the input stream")
-        p.add_argument("--force", action="store_true",
-                       help="replace an existing output file (outputs are written atomically: a reader sees the "
-                            "old file or the whole new one); without it an existing file is refused")
-    inspect = verbs.add_parser("inspect", help="verify a bitstream and print its header")
-    inspect.add_argument("stream", type=Path)
+        p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    inspect = verbs.add_parser("inspect", help="verify a bitstream and print its header",
+                               description="Verify a bitstream (checksums, sizes) and print its header as JSON.",
+                               formatter_class=HelpFormatter)
+    inspect.add_argument("stream", type=Path, help="the bitstream file")
     return root
 
 

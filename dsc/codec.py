@@ -42,8 +42,8 @@ from dsc.pipeline import CodingModel, check_values, decode, encode, first_accept
 
 MESSAGE_CHUNK = 4096  # messages encoded / decoded at once: the coder's memory does not grow with n
 
-__all__ = ["CodingSetting", "Decompressed", "GaussianModel", "MnistModel", "SideInformationModel", "check_values",
-           "compress", "decompress", "first_accepted", "fingerprint", "setting_of", "verify_setting"]
+__all__ = ["CodingSetting", "Decompressed", "GaussianModel", "MnistModel", "check_values", "compress", "decompress",
+           "first_accepted", "fingerprint", "setting_of", "verify_setting"]
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,6 @@ class CodingSetting:
         """log2(L_max) + c: what every message costs in the stream's payload."""
         return self.rate_bits + self.check_bits
 
-
-SideInformationModel = CodingModel  # the name this module used before dsc.pipeline existed
 
 
 def fingerprint(model: CodingModel, setting: CodingSetting, context: Mapping[str, Any] | None = None) -> bytes:

@@ -1,7 +1,9 @@
 """Progress bars that suit where they are written: tqdm's interactive bar on a terminal, and
 into a log (a batch job's output file, CI, ``> file``) a plain line at most every
 :data:`LOG_INTERVAL_S` seconds, each ending in a newline, instead of hundreds of
-carriage-return updates.
+carriage-return updates. In a log every bar that printed a line ends with its final count: a
+bar that would vanish on a terminal (``leave=False``, a step of a larger job) prints nothing
+unless it lasts longer than :data:`LOG_INTERVAL_S`, and then its last line too.
 
 ``progress_bar(...)`` takes tqdm's arguments; :func:`lightning_progress_bar` is the training
 loop's equivalent for Lightning's trainer.
@@ -34,16 +36,18 @@ def writes_to_terminal(stream: Any = None) -> bool:
 class LogLines:
     """A text stream for a progress bar in a log: each refresh of the bar (tqdm writes
     ``"\\r" + status + padding``) becomes one line ``status + "\\n"``; terminal control
-    sequences (nested bars' cursor moves) are removed and blank writes (the bar's closing
-    newline, a cleared bar) dropped."""
+    sequences (nested bars' cursor moves) are removed, and blank writes (the bar's closing
+    newline, a cleared bar) and a repeat of the line just written dropped."""
 
     def __init__(self, stream: Any):
         self.stream = stream
+        self._last = ""
 
     def write(self, text: str) -> int:
         line = ANSI_CONTROL.sub("", text.replace("\r", "")).rstrip()  # nested bars move the cursor: not in a log
-        if line:
+        if line and line != self._last:
             self.stream.write(line + "\n")
+            self._last = line
         return len(text)
 
     def flush(self) -> None:
@@ -68,13 +72,19 @@ def bars_in_lines():
 
 def progress_bar(*args: Any, **kwargs: Any) -> tqdm:
     """``tqdm(*args, **kwargs)``; off a terminal, updates at most every ``LOG_INTERVAL_S`` seconds
-    (unless the caller sets ``mininterval``), each on its own line."""
+    (unless the caller sets ``mininterval``), each on its own line, and a bar that printed ends
+    with its final line. A ``leave=False`` bar (on a terminal it is cleared when done) starts
+    printing only after ``LOG_INTERVAL_S`` seconds (tqdm's ``delay``), so a short one leaves no
+    trace and a long one no ``0%`` line without its end."""
     stream = kwargs.get("file") or sys.stderr
     if not writes_to_terminal(stream):
         kwargs["file"] = LogLines(stream)
         kwargs.setdefault("mininterval", LOG_INTERVAL_S)
         kwargs.setdefault("maxinterval", max(LOG_INTERVAL_S, kwargs["mininterval"]))
         kwargs.setdefault("ascii", True)
+        if kwargs.get("leave") is False:  # a log cannot clear a line: keep the end of what was printed
+            kwargs["leave"] = True
+            kwargs.setdefault("delay", LOG_INTERVAL_S)
     return tqdm(*args, **kwargs)
 
 

@@ -55,3 +55,12 @@ def test_bounds_benchmark_compares_the_same_picks_with_and_without_a_bound(capsy
     rows = [line.split() for line in out.splitlines() if line.startswith("2^")]
     assert [row[0] for row in rows] == ["2^8", "2^10"]
     assert all(row[-1] == "yes" and row[-2].endswith("x") and row[-3].endswith("x") for row in rows)
+
+
+def test_cli_benchmark_times_each_command_against_the_reference(capsys):
+    from benchmarks import bench_cli
+
+    bench_cli.main(["--repeats", "1"])
+    rows = {line.rsplit(None, 3)[0]: line.split() for line in capsys.readouterr().out.splitlines()[2:]}
+    assert set(rows) == {"python -c 'import torch'", "dsc --help", "dsc compress --help"}
+    assert rows["python -c 'import torch'"][-1] == "1.00x" and all(row[-1].endswith("x") for row in rows.values())

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -13,6 +15,7 @@ import dsc
 from dsc.bitstream import read_header
 from dsc.cli import main, parser, run_decompress
 from dsc.codec import CodingSetting, compress
+from dsc.helptext import plain
 from dsc.registry import get_source
 
 
@@ -94,6 +97,43 @@ def test_help_says_outputs_are_atomic_and_need_force(capsys):
     for verb in ("compress", "decompress"):
         text = " ".join(_help(capsys, verb).split())
         assert "--force" in text and "written atomically" in text
+
+
+MARKUP = re.compile(r"``|:(mod|class|func|meth|data|attr):`")  # reST a terminal would show raw
+
+
+def test_help_shows_every_default_and_no_markup(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    root = capsys.readouterr().out
+    assert root.startswith("usage: dsc") and "dsc compress gaussian msgs.dsc" in root  # the examples
+    texts = {verb: _help(capsys, verb) for verb in ("compress", "decompress", "inspect")}
+    for text in (root, *texts.values()):
+        assert not MARKUP.search(text) and "(default: None)" not in text
+    compress, decompress = (" ".join(texts[verb].split()) for verb in ("compress", "decompress"))
+    for expected in ("sources to encode (default: 1000)", "shared-randomness seed (default: 0)", "N, the shared "
+                     "candidates (default: 128)", "log2(L_max) (default: 2)", "K, the decoders (default: 4)",
+                     "c check bits per message (default: 0)", "test-channel variance (default: 0.005)",
+                     "side-information noise variance (default: 0.5)", "digits of this split (default: test)"):
+        assert expected in compress, expected
+    assert "which decoder (0 .. K-1) decodes (default: 0)" in decompress
+
+
+@pytest.mark.parametrize("module", ["dsc.eval.aggregate", "dsc.eval.docs_tables", "dsc.eval.convergence",
+                                    "dsc.eval.cross_device", "dsc.eval.beta_scan", "dsc.speculative.study"])
+def test_the_tools_help_has_no_markup_and_a_whole_description(module, capsys):
+    tool = importlib.import_module(module)
+    with pytest.raises(SystemExit):
+        tool.main(["--help"])
+    text = capsys.readouterr().out
+    assert not MARKUP.search(text)
+    description = " ".join(text.split("\n\n")[1].split())  # the paragraph after the usage
+    assert description.endswith((".", "?")) and description == plain(" ".join(tool.__doc__.split("\n\n")[0].split()))
+
+
+def test_plain_text_of_rest_markup():
+    assert plain("``x = 1`` via :func:`dsc.pipeline.code` or :class:`~dsc.codec.CodingSetting`") == \
+        "x = 1 via dsc.pipeline.code or CodingSetting"
 
 
 def expected_cli_fingerprint(setting: CodingSetting, options: dict) -> bytes:

@@ -25,7 +25,7 @@ def experiment_entry(name: str) -> str:
 def group_cases() -> list[tuple[str, str, list[str]]]:
     """(entry point, config file, overrides) for every option of every group but experiment."""
     cases = []
-    for group in ("logger", "model", "trainer", "paths"):
+    for group in ("logger", "model", "trainer", "paths", "callbacks", "debug"):
         for path in sorted((CONF / group).glob("*.yaml")):
             extra = ["source=gaussian"] if (group, path.stem) == ("model", "gaussian_mlp") else []
             cases.append(("train", f"{group}/{path.name}", [f"{group}={path.stem}", *extra]))

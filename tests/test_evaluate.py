@@ -71,17 +71,47 @@ def test_aggregate_callback_skips_sweeps_without_evaluations(tmp_path):
     assert list(tmp_path.iterdir()) == [tmp_path / "0"]
 
 
+def _gaussian_sweep(sweep: Path) -> None:
+    """Two jobs of GLS at K = 2, rates 1 and 2, as an evaluation sweep writes them."""
+    for job, rate in enumerate((1, 2)):
+        point = {"source": "gaussian", "method": "gls", "scheme": "gls", "num_decoders": 2, "rate_bits": rate,
+                 "check_bits": 0, "distortion_db": -10.0 * rate, "mse_db": -5.0 * rate, "s2": 0.005, "noise_var": 0.5}
+        (sweep / str(job)).mkdir(parents=True)
+        (sweep / str(job) / "metrics.json").write_text(json.dumps({"points": [point]}))
+
+
+def test_the_end_of_a_sweep_prints_the_tables_and_the_paths(tmp_path, capsys):
+    from omegaconf import OmegaConf
+
+    from dsc.eval.aggregate import AggregateOnMultirunEnd, main
+
+    _gaussian_sweep(tmp_path)
+    AggregateOnMultirunEnd().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    printed = capsys.readouterr().out
+    tables = (tmp_path / "results.md").read_text()
+    assert "| 2 | -10.00 (s2 0.005) | -20.00 (s2 0.005) |" in tables  # the paper metric's K x rate table
+    assert tables.strip() in printed  # the whole results.md body, before the paths
+    # 2 points + Wyner-Ziv and no-side-information bounds at two rates
+    assert f"results: {tmp_path / 'results.csv'} (6 rows)" in printed
+    for name, file in (("tables", "results.md"), ("RD plot", "rd_plot.png")):
+        assert f"{name}: {tmp_path / file}" in printed and (tmp_path / file).exists()
+    assert printed.index(tables.strip()) < printed.index("results: ")
+    main([str(tmp_path)])  # the same by hand
+    assert capsys.readouterr().out == printed
+
+
 def test_points_with_check_bits_get_their_own_table_and_curves(tmp_path):
     """Oracle tables and curves use the c = 0 points; points with check bits go to the
     practical-selection table and the any-pass curves."""
     from dsc.eval.aggregate import markdown_tables, plot_rd
 
-    def point(rate, c, practical):
-        return {"scheme": "gls", "num_decoders": 4, "rate_bits": rate, "check_bits": c, "distortion_db": -10.0,
-                "mse_db": -8.0 - rate, "practical_mse_db": practical, "per_decoder_practical_mse_db": practical + 1,
-                "accept_rate": 0.5, "false_accept_rate": 2.0**-c, "s2": 0.005}
+    def point(rate, c, practical=None):  # the practical figures only with check bits, as the jobs write them
+        return {"source": "gaussian", "method": "gls", "scheme": "gls", "num_decoders": 4, "rate_bits": rate,
+                "check_bits": c, "distortion_db": -10.0, "mse_db": -8.0 - rate, "s2": 0.005,
+                **({} if not c else {"practical_mse_db": practical, "per_decoder_practical_mse_db": practical + 1,
+                                     "accept_rate": 0.5, "false_accept_rate": 2.0**-c})}
 
-    points = [point(1, 0, -3.0), point(2, 0, -3.5), point(1, 4, -6.0), point(2, 4, -7.0)]
+    points = [point(1, 0), point(2, 0), point(1, 4, -6.0), point(2, 4, -7.0)]
     tables = markdown_tables(points)
     oracle, practical = tables.split("**practical decoder selection**")
     assert oracle.count("| 4 | -9.00 (s2 0.005) | -10.00 (s2 0.005) |") == 1  # no c = 4 duplicates

@@ -92,15 +92,16 @@ def test_practical_selection_metrics_against_hand_computed_values():
 
 def test_check_bits_catch_wrong_picks_at_the_rate_they_should():
     """c = 3: a wrong pick passes with probability 1/8 (4.5 binomial standard errors); without
-    check bits every pick is accepted and each decoder keeps its own reconstruction."""
+    check bits nothing is checked, and the point has no practical-selection figures."""
     def point(c):
         job = GaussianRateDistortion(num_decoders=4, rate_bits=2, num_candidates=512, trials=3000,
                                      test_channel_variances=[0.005], check_bits=c, progress=False)
         return job.run(seed=0, device=torch.device("cpu"), output_dir=None)[0]
 
     plain, checked = point(0), point(3)
-    assert plain["accept_rate"] == 1.0 and plain["false_accept_rate"] == 1.0
-    assert plain["per_decoder_practical_mse_db"] == pytest.approx(plain["per_decoder_mse_db"])
+    practical = ("practical_mse_db", "per_decoder_practical_mse_db", "accept_rate", "false_accept_rate")
+    assert not [key for key in plain if key.startswith(practical)]
+    assert all(key in checked and f"{key}_se" in checked for key in practical)
     wrong = checked["trials"] * 4 * (1 - checked["accept_rate"]) / (1 - 1 / 8)  # about the wrong picks
     assert abs(checked["false_accept_rate"] - 1 / 8) < Z * math.sqrt((1 / 8) * (7 / 8) / wrong)
     assert checked["total_rate_bits"] == 5 and checked["check_bits"] == 3
@@ -108,6 +109,8 @@ def test_check_bits_catch_wrong_picks_at_the_rate_they_should():
     assert checked["mse_db"] == pytest.approx(plain["mse_db"])  # the picks themselves do not change
     with pytest.raises(dsc.ConfigError, match="check_bits"):
         GaussianRateDistortion(check_bits=40)
+    with pytest.raises(dsc.ConfigError, match="needs check bits"):
+        GaussianRateDistortion(select_by="practical_mse_db")
 
 
 @pytest.mark.parametrize("point", sorted(PAPER_TABLE_10))

@@ -96,6 +96,8 @@ def test_the_protocol_reports_the_candidate_with_the_lowest_selection_metric(gau
         SourceProtocol("gaussian")
     with pytest.raises(dsc.ConfigError, match="select_by"):
         SourceProtocol("gaussian", candidates=[{"s2": 0.1}], select_by="psnr")
+    with pytest.raises(dsc.ConfigError, match="needs check bits"):
+        SourceProtocol("gaussian", candidates=[{"s2": 0.1}], select_by="practical_mse_db")
 
 
 def test_a_checkpoint_of_another_source_or_noise_is_a_clear_error(gaussian_codec, tiny_codec):

@@ -122,7 +122,7 @@ def test_the_study_report_from_a_synthetic_study(tmp_path):
     """The report reads the study's layout: training rows sorted by (normalisation, beta) with
     the beta converted, the protocol's choices against the paper, a verdict line each."""
     from dsc.eval.loss_scale import write_study
-    from dsc.eval.reference import PAPER_MNIST_MSE
+    from dsc.paper import PAPER_MNIST_MSE
 
     study = tmp_path / "study"
     for name, kl in (("sum_pm1", 14.0), ("sum_01", 6.0)):

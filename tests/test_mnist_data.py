@@ -14,7 +14,8 @@ import pytest
 import torch
 
 import dsc
-from dsc.sources.mnist import MnistDataModule, MnistHalves, crop
+from dsc.sources.datamodules import MnistDataModule
+from dsc.sources.mnist import MnistHalves, crop
 from dsc.sources.mnist_data import (
     DataSourceError,
     UnsafePickleError,

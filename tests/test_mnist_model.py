@@ -16,7 +16,7 @@ import dsc
 from dsc.lit.mnist_module import MnistCodecModule
 from dsc.lit.train import run_training
 from dsc.models.mnist import MnistCodecNetworks, Posterior
-from dsc.sources.mnist import MnistDataModule
+from dsc.sources.datamodules import MnistDataModule
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(channels=8, hidden=32, features=16, estimator_hidden=32)

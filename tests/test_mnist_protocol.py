@@ -15,14 +15,9 @@ from hydra import compose, initialize_config_module
 import dsc
 from dsc.eval import mnist_protocol
 from dsc.eval.mnist_protocol import MnistPaperProtocol
-from dsc.eval.reference import (
-    PAPER_GLS_MARGINS,
-    PAPER_MNIST_BASELINE_MSE,
-    PAPER_MNIST_GLS_MSE,
-    margin_table,
-    paper_comparison_table,
-)
+from dsc.eval.reference import margin_table, paper_comparison_table
 from dsc.eval.runner import run_evaluation
+from dsc.paper import PAPER_GLS_MARGINS, PAPER_MNIST_BASELINE_MSE, PAPER_MNIST_GLS_MSE
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,12 +17,14 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
+from hydra.utils import get_class
 from omegaconf import OmegaConf
 from packaging.requirements import Requirement
 
 import dsc
 from dsc import apps
 from dsc.optional import require
+from dsc.sources.datamodules import MnistDataModule
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = {"dsc": "dsc.cli:main", "dsc-train": "dsc.apps:train", "dsc-evaluate": "dsc.apps:evaluate"}
@@ -92,7 +94,7 @@ def test_installed_scripts_compose_the_shipped_configs_outside_the_checkout(env,
     located = run([env / "python", "-c", "import dsc.conf; print(dsc.conf.__file__)"], tmp_path).stdout
     assert Path(located.strip()).is_relative_to(env.parent)  # the installed copy, not the checkout
     train = OmegaConf.create(run([env / "dsc-train", "--cfg", "job", "experiment=mnist_train_demo"], tmp_path).stdout)
-    assert train.data._target_ == "dsc.sources.mnist.MnistDataModule" and train.data.limit == 16000
+    assert get_class(train.data._target_) is MnistDataModule and train.data.limit == 16000
     hydra = OmegaConf.create(run([env / "dsc-evaluate", "--cfg", "hydra", "experiment=gaussian_demo"], tmp_path).stdout)
     assert hydra.hydra.job.name == "evaluate" and Path(hydra.hydra.runtime.cwd) == tmp_path.resolve()
     assert {s.path for s in hydra.hydra.runtime.config_sources} >= {"dsc.conf", "hydra.conf"}

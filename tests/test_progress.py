@@ -68,12 +68,12 @@ def test_lightning_bars_in_a_log_write_whole_lines(monkeypatch):
     assert text.count("\n") >= 6 and "9/10" in text  # each refresh on a line of its own
 
 
-def test_log_lines_drop_blank_writes_and_strip_padding():
+def test_log_lines_drop_blank_writes_and_repeats_and_strip_padding():
     from dsc.progress import LogLines
 
     out = io.StringIO()
     lines = LogLines(out)
-    for text in ("\rstep 1   ", "\n", "\r      ", "\x1b[A", "\rstep 2\x1b[A", ""):
+    for text in ("\rstep 1   ", "\n", "\r      ", "\x1b[A", "\rstep 2\x1b[A", "\rstep 2 ", ""):
         lines.write(text)
     assert out.getvalue() == "step 1\nstep 2\n" and not lines.isatty()
 
@@ -95,3 +95,27 @@ def test_other_libraries_bars_come_out_as_lines_in_a_log(monkeypatch):
     monkeypatch.setattr(sys, "stderr", terminal)
     with bars_in_lines():
         assert sys.stderr is terminal  # a terminal keeps its live bars
+
+
+def last_line_of_each_bar(text: str) -> dict[str, str]:
+    """The last line each bar (named by what precedes its ':') printed."""
+    return {line.split(":")[0]: line for line in text.splitlines()}
+
+
+def test_every_bar_in_a_log_ends_with_its_final_count(monkeypatch):
+    """A selection loop: an outer bar over points and, per point, a bar that a terminal would
+    clear when done (leave=False). In a log no bar may stop at 0% or midway: short inner bars
+    print nothing, long ones (here: longer than a shortened interval) end on their total."""
+    import dsc.progress
+
+    for interval, inner_lines in ((LOG_INTERVAL_S, False), (0.02, True)):
+        monkeypatch.setattr(dsc.progress, "LOG_INTERVAL_S", interval)
+        log = io.StringIO()
+        for point in progress_bar(range(3), file=log, desc="selection on val"):
+            with progress_bar(total=40, file=log, desc=f"point {point}", leave=False) as bar:
+                for _ in range(4):
+                    time.sleep(0.01)
+                    bar.update(10)
+        last = last_line_of_each_bar(log.getvalue())
+        assert set(last) == {"selection on val", *(f"point {p}" for p in range(3) if inner_lines)}, log.getvalue()
+        assert all(("3/3" if name.startswith("selection") else "40/40") in line for name, line in last.items())

@@ -9,18 +9,21 @@ Options: ``s2`` (the closed-form model's test-channel variance), ``noise_var``, 
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any, Mapping
 
 from torch import Tensor
 
 from dsc.coding import CounterRandomness
-from dsc.eval.aggregate import wyner_ziv_rows
-from dsc.eval.reference import PAPER_GAUSSIAN_GLS_DB
 from dsc.models.gaussian import GaussianModel
 from dsc.models.gaussian_mlp import GaussianMlpModel
+from dsc.paper import PAPER_GAUSSIAN_GLS_DB
 from dsc.registry import CodecInputs, Source, register
 from dsc.sources.gaussian import SIDE_INFO_ROW, SOURCE_ROW, GaussianSource
+
+WYNER_ZIV = "wyner_ziv_bound"  # the schemes of the theory rows
+NO_SIDE_INFO = "no_side_information_bound"
 
 
 @lru_cache(maxsize=8)
@@ -60,6 +63,25 @@ def squared_error(sources: Tensor, reconstructions: Tensor) -> Tensor:
     ``[B, d]`` and ``[B, K, d]`` -> the mean over the d components ``[B, K]``."""
     error = (sources[:, None].double() - reconstructions.double()) ** 2
     return error if error.dim() == 2 else error.mean(-1)
+
+
+def wyner_ziv_rows(points: list[dict]) -> list[dict]:
+    """Theory rows for every (rate, noise, d) among Gaussian points, per component at R / d bits
+    each (i.i.d. components): the Wyner-Ziv bound D_WZ = var(A|T) 2^(-2R/d) and the bound
+    without side information D = 2^(-2R/d)."""
+    keys = sorted({(p["rate_bits"], p["noise_var"], p.get("dim", 1)) for p in points
+                   if "rate_bits" in p and "noise_var" in p})
+    rows = []
+    for rate, noise_var, dim in keys:
+        posterior_var = noise_var / (1 + noise_var)
+        rows.append({
+            "scheme": WYNER_ZIV, "rate_bits": rate, "noise_var": noise_var, "dim": dim,
+            "mse_db": 10 * math.log10(posterior_var * 2.0 ** (-2 * rate / dim)),
+        })
+    for rate, dim in sorted({(rate, dim) for rate, _, dim in keys}):
+        rows.append({"scheme": NO_SIDE_INFO, "rate_bits": rate, "dim": dim,
+                     "mse_db": 10 * math.log10(2.0 ** (-2 * rate / dim))})
+    return rows
 
 
 GAUSSIAN = register(Source(

@@ -14,8 +14,8 @@ from typing import Any, Mapping
 from torch import Tensor
 
 from dsc.errors import ConfigError, InvalidArgumentError
-from dsc.eval.reference import PAPER_MNIST_BASELINE_MSE, PAPER_MNIST_GLS_MSE
 from dsc.models.mnist import MnistModel
+from dsc.paper import PAPER_MNIST_BASELINE_MSE, PAPER_MNIST_GLS_MSE
 from dsc.registry import CodecInputs, Source, register
 from dsc.sources.mnist import CROP_ROW
 

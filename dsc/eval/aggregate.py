@@ -3,7 +3,7 @@ markdown tables ``results.md`` and, where curves allow, Bjøntegaard delta rates
 
 Runs automatically at the end of every Hydra multirun (a Hydra callback; a top-level config
 key ``bd_anchor`` names the BD-rate anchor, default ``gls``) and by hand on an existing
-directory::
+directory; either prints the tables and the paths of the files written::
 
     python -m dsc.eval.aggregate multirun/evaluate/2026-01-01_12-00-00 [--anchor gls]
 """
@@ -22,10 +22,13 @@ from typing import NamedTuple, Sequence
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from dsc.catalog.gaussian import NO_SIDE_INFO, WYNER_ZIV
 from dsc.errors import DscError, InvalidArgumentError
 from dsc.eval.bjontegaard import bjontegaard
 from dsc.eval.points import CODEC_METHODS
+from dsc.helptext import HelpFormatter, first_paragraph
 from dsc.io import atomic_write_bytes
+from dsc.paper import PAPER_MNIST_MSE, PAPER_TABLES
 from dsc.registry import get_source
 
 log = logging.getLogger(__name__)
@@ -37,8 +40,6 @@ LEADING_COLUMNS = (
     "check_bits", "practical_mse_db", "per_decoder_practical_mse_db", "accept_rate", "false_accept_rate",
     "prop4_error_bound", "s2", "trials", "repetitions", "se_over",
 )
-WYNER_ZIV = "wyner_ziv_bound"
-NO_SIDE_INFO = "no_side_information_bound"
 BD_ANCHOR = "gls"
 
 
@@ -66,30 +67,15 @@ def _job_metrics(sweep_dir: Path):
 
 def collect_points(sweep_dir: Path) -> list[dict]:
     """Every point of every ``metrics.json`` under ``sweep_dir``, tagged with its job dir."""
-    points = [{**legacy_labels(point), **point, "job_dir": job} for job, metrics in _job_metrics(sweep_dir)
+    points = [{**point, "job_dir": job} for job, metrics in _job_metrics(sweep_dir)
               for point in metrics.get("points", [])]
     return sorted(points, key=_point_order)
 
 
-def legacy_labels(point: dict) -> dict:
-    """``source`` and ``method`` of a point written before points carried them (read from the
-    keys only such old files need); a labelled point is left as it is."""
-    if "source" in point and "method" in point:
-        return {}
-    gaussian = "distortion_db" in point or "step" in point
-    method = ("nested_scalar" if "step" in point else "classical_codec" if "quality" in point
-              else "learned_codec" if "lmbda" in point else point.get("scheme", ""))
-    return {"source": "gaussian" if gaussian else "mnist", "method": method}
-
-
-def labelled(points: list[dict]) -> list[dict]:
-    """``points`` with :func:`legacy_labels` filled in where they lack them."""
-    return [{**legacy_labels(p), **p} for p in points]
-
-
-def _scale(point: dict) -> str:
-    """How a point's distortions are shown, by its source: ``db`` or ``linear``."""
-    return get_source(point["source"]).scale
+def _scale(point: dict) -> str | None:
+    """How a point's distortions are shown, by its source: ``db`` or ``linear``; None for a point
+    of no source (e.g. the coupling demo's), which only the CSV shows."""
+    return get_source(point["source"]).scale if point.get("source") else None
 
 
 def collect_notes(sweep_dir: Path, kind: str) -> list[str]:
@@ -105,30 +91,11 @@ def _point_order(point: dict) -> tuple:
 
 def theory_rows(points: list[dict]) -> list[dict]:
     """The bounds of every source among ``points`` that declares some (``Source.theory``)."""
-    rows, points = [], labelled(points)
-    for source in sorted({p["source"] for p in points}):
+    rows = []
+    for source in sorted({p["source"] for p in points if p.get("source")}):
         theory = get_source(source).theory
         if theory is not None:
             rows += theory([p for p in points if p["source"] == source])
-    return rows
-
-
-def wyner_ziv_rows(points: list[dict]) -> list[dict]:
-    """Theory rows for every (rate, noise, d) among Gaussian points, per component at R / d bits
-    each (i.i.d. components): the Wyner-Ziv bound D_WZ = var(A|T) 2^(-2R/d) and the bound
-    without side information D = 2^(-2R/d)."""
-    keys = sorted({(p["rate_bits"], p["noise_var"], p.get("dim", 1)) for p in points
-                   if "rate_bits" in p and "noise_var" in p})
-    rows = []
-    for rate, noise_var, dim in keys:
-        posterior_var = noise_var / (1 + noise_var)
-        rows.append({
-            "scheme": WYNER_ZIV, "rate_bits": rate, "noise_var": noise_var, "dim": dim,
-            "mse_db": 10 * math.log10(posterior_var * 2.0 ** (-2 * rate / dim)),
-        })
-    for rate, dim in sorted({(rate, dim) for rate, _, dim in keys}):
-        rows.append({"scheme": NO_SIDE_INFO, "rate_bits": rate, "dim": dim,
-                     "mse_db": 10 * math.log10(2.0 ** (-2 * rate / dim))})
     return rows
 
 
@@ -196,7 +163,6 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    points = labelled(points)
     gaussian = [p for p in points if _scale(p) == "db" and "rate_bits" in p and not _checked(p)]
     practical = [p for p in points if _checked(p) and "accept_rate" in p]
     mnist = [p for p in points if _scale(p) == "linear" and "rate_bits" in p]
@@ -218,8 +184,6 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
         axes[1].set_title("10 log10(mean best-of-K MSE)" + (" and practical selection" if practical else ""))
         ylabel, xlabel = "distortion (dB)", "rate (bits per source sample)"
     elif mnist:
-        from dsc.eval.reference import PAPER_MNIST_MSE, PAPER_TABLES
-
         fig, ax = plt.subplots(figsize=(10, 4.6))
         axes = [ax]
         coded = [p for p in mnist if not _is_codec_sweep(p) and not _checked(p)]
@@ -279,9 +243,9 @@ def _setting(point: dict) -> str:
     quantiser step (nested quantiser), s2 (GLS on the Gaussian source), or N and beta."""
     if "operating_point" in point:
         return str(point["operating_point"])
-    if point["method"] == "nested_scalar":
+    if point.get("method") == "nested_scalar":
         return f"step {point['step']:.3g}"
-    if point["source"] == "gaussian" and "s2" in point:
+    if point.get("source") == "gaussian" and "s2" in point:
         return f"s2 {point['s2']:g}"
     beta = f", beta {point['beta']:g}" if "beta" in point else ""
     return f"N {point.get('num_candidates', '')}{beta}"
@@ -303,7 +267,7 @@ def _checked(point: dict) -> bool:
 def practical_table(points: list[dict]) -> str | None:
     """Oracle best-of-K vs practical selection for every point with check bits (Gaussian: MSE
     in dB; MNIST: MSE per pixel), or None."""
-    rows = sorted((p for p in labelled(points) if _checked(p) and "accept_rate" in p),
+    rows = sorted((p for p in points if _checked(p) and "accept_rate" in p),
                   key=lambda p: (p["scheme"], p["num_decoders"], p["rate_bits"], p["check_bits"]))
     if not rows:
         return None
@@ -336,7 +300,7 @@ def _plot_practical(ax, points: list[dict], key: str) -> None:
 
 def _is_codec_sweep(point: dict) -> bool:
     """A point of a classical or learned image codec (any rate, not a K x rate grid)."""
-    return point["method"] in CODEC_METHODS
+    return point.get("method") in CODEC_METHODS
 
 
 def _codec_setting(point: dict) -> str:
@@ -348,7 +312,7 @@ def _codec_setting(point: dict) -> str:
 def markdown_tables(points: list[dict]) -> str | None:
     """Per metric and scheme, a K x rate table with what was chosen in brackets (Gaussian:
     ``distortion_db`` and ``mse_db``; MNIST: ``mse``). None without RD points."""
-    parts, points = [], labelled(points)
+    parts = []
     for key, description, digits in TABLE_METRICS:
         rd = [p for p in points if key in p and "rate_bits" in p and "num_decoders" in p and not _is_codec_sweep(p)
               and not _checked(p)]
@@ -405,8 +369,9 @@ def bd_rate_rows(points: list[dict], anchor: str = BD_ANCHOR) -> list[dict]:
     interval, or empty numbers and a ``note`` saying why (too few points, not monotone, no overlap,
     no points at that K)."""
     curves: dict[tuple[str, str, int], list[tuple[float, float]]] = {}
-    for p in labelled(points):
-        if "rate_bits" in p and "num_decoders" in p and not _checked(p) and quality_db(p) is not None:
+    for p in points:
+        if p.get("source") and "rate_bits" in p and "num_decoders" in p and not _checked(p) and \
+                quality_db(p) is not None:
             curves.setdefault((p["source"], p["scheme"], p["num_decoders"]), []).append((p["rate_bits"],
                                                                                          quality_db(p)))
     rows = []
@@ -500,27 +465,34 @@ def aggregate(sweep_dir: str | Path, anchor: str | None = None) -> Aggregate:
     return Aggregate(csv_path, plot_path, tables_path, len(points) + len(theory), notes["failed"], bd_path)
 
 
+def report(result: Aggregate) -> str:
+    """What an aggregation shows at its end: the tables of ``results.md`` (when written), then
+    the paths of every file written."""
+    paths = [f"results: {result.csv_path} ({result.rows} rows)"]
+    paths += [f"{name}: {path}" for name, path in (("tables", result.tables_path), ("RD plot", result.plot_path),
+                                                   ("BD-rates", result.bd_rate_path)) if path is not None]
+    tables = [] if result.tables_path is None else [result.tables_path.read_text().rstrip("\n"), ""]
+    return "\n".join(tables + paths)
+
+
 class AggregateOnMultirunEnd(Callback):
-    """Hydra callback: aggregate the sweep directory when a multirun ends."""
+    """Hydra callback: aggregate the sweep directory when a multirun ends and print its tables
+    and paths."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         if not any(Path(config.hydra.sweep.dir).rglob("metrics.json")):
             log.info("no metrics.json in %s (not an evaluation sweep): nothing to aggregate", config.hydra.sweep.dir)
             return
         result = aggregate(config.hydra.sweep.dir, OmegaConf.select(config, "bd_anchor", default=None))
-        log.info("results: %s (%d rows)", result.csv_path, result.rows)
-        if result.bd_rate_path is not None:
-            log.info("BD-rates: %s", result.bd_rate_path)
-        if result.plot_path is not None:
-            log.info("RD plot: %s", result.plot_path)
-            log.info("tables: %s", result.tables_path)
+        print(report(result), flush=True)
         if result.failed:  # Hydra turns a callback's exceptions into warnings: exit non-zero ourselves
             raise SystemExit(f"error: {len(result.failed)} job(s) of the sweep failed (the others' results are "
                              f"in {result.csv_path}): " + "; ".join(result.failed))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m dsc.eval.aggregate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m dsc.eval.aggregate", description=first_paragraph(__doc__),
+                                     formatter_class=HelpFormatter)
     parser.add_argument("sweep_dir", help="a multirun directory holding */metrics.json")
     parser.add_argument("--anchor", default=None, help=f"the scheme BD-rates are measured against (default "
                         f"{BD_ANCHOR})")
@@ -529,12 +501,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         result = aggregate(args.sweep_dir, args.anchor)
     except DscError as error:
         parser.exit(2, f"error: {error}\n")
-    print(f"results: {result.csv_path} ({result.rows} rows)")
-    if result.plot_path is not None:
-        print(f"RD plot: {result.plot_path}")
-        print(f"tables: {result.tables_path}")
-    if result.bd_rate_path is not None:
-        print(f"BD-rates: {result.bd_rate_path}")
+    print(report(result))
 
 
 if __name__ == "__main__":

@@ -21,9 +21,11 @@ from typing import Sequence
 
 from dsc.errors import DscError
 from dsc.eval.aggregate import save_figure, to_csv
-from dsc.eval.reference import PAPER_MNIST_GLS_MSE, PAPER_MNIST_MSE, gls_margins
+from dsc.eval.reference import gls_margins
 from dsc.eval.report_cli import report_main
+from dsc.helptext import first_paragraph
 from dsc.io import atomic_write_bytes
+from dsc.paper import PAPER_MNIST_GLS_MSE, PAPER_MNIST_MSE
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +140,7 @@ def write_scan(protocol_dir: str | Path, results: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    report_main("python -m dsc.eval.beta_scan", __doc__.splitlines()[0], write_scan,
+    report_main("python -m dsc.eval.beta_scan", first_paragraph(__doc__), write_scan,
                 "a protocol run directory (with evaluations.csv)", "where betas.csv and betas.png go", argv)
 
 

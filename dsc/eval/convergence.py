@@ -24,8 +24,9 @@ from dsc.environment import resolve_device
 from dsc.errors import DscError
 from dsc.eval.aggregate import save_figure, to_csv
 from dsc.eval.mnist_protocol import MnistPaperProtocol
-from dsc.eval.reference import PAPER_MNIST_GLS_MSE
+from dsc.helptext import HelpFormatter, first_paragraph
 from dsc.io import atomic_write_bytes
+from dsc.paper import PAPER_MNIST_GLS_MSE
 from dsc.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -89,15 +90,16 @@ def plot_convergence(rows: list[dict], path: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m dsc.eval.convergence", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m dsc.eval.convergence", description=first_paragraph(__doc__),
+                                     formatter_class=HelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path, help="training run directories (one per beta)")
     parser.add_argument("--out", type=Path, required=True, help="working directory (per-epoch protocol caches)")
     parser.add_argument("--results", type=Path, required=True, help="where convergence.csv and .png go")
-    parser.add_argument("--num-candidates", type=int, nargs="+", default=[128])
+    parser.add_argument("--num-candidates", type=int, nargs="+", default=[128], help="N values tried on validation")
     parser.add_argument("--selection-limit", type=int, default=1000, help="validation digits for the choice")
     parser.add_argument("--limit", type=int, default=2000, help="test digits reported")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--seed", type=int, default=0, help="shared-randomness seed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

@@ -30,6 +30,7 @@ from dsc.coding import ImportanceCoder
 from dsc.coding.validation import check_positive_int
 from dsc.environment import strict_float32
 from dsc.errors import ConfigError, DscError
+from dsc.helptext import HelpFormatter, first_paragraph
 from dsc.pipeline import decode, encode
 from dsc.registry import get_source, source_names
 
@@ -119,17 +120,19 @@ def _device(name: str) -> torch.device:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m dsc.eval.cross_device", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m dsc.eval.cross_device", description=first_paragraph(__doc__),
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--source", choices=source_names(), default="gaussian", help="a registered source")
     parser.add_argument("--reference", default="cpu", help="device of the reference encoder and decoders")
-    parser.add_argument("--other", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--other", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="device of the other encoder and decoders")
     parser.add_argument("--messages", type=int, default=None,
                         help=f"message ids 0 .. M-1 (default {DEFAULT_MESSAGES:,}, or all of a smaller data set)")
     parser.add_argument("--ckpt", help="the trained codec's checkpoint (--source mnist)")
     parser.add_argument("--seeds", type=int, default=1, help="coder seeds: every message is coded once per seed")
     parser.add_argument("--batch", type=int, default=4096, help="messages coded at once")
-    parser.add_argument("--num-decoders", type=int, default=4)
-    parser.add_argument("--rate-bits", type=int, default=2)
+    parser.add_argument("--num-decoders", type=int, default=4, help="K")
+    parser.add_argument("--rate-bits", type=int, default=2, help="label bits per message")
     parser.add_argument("--num-candidates", type=int, default=None,
                         help="N (default: the source's usual N; Gaussian 4096, MNIST 128)")
     parser.add_argument("--json", help="also write the figures to this file")

@@ -22,8 +22,10 @@ from typing import Callable, Sequence
 
 from dsc.errors import DscError
 from dsc.eval import beta_scan, gaussian_study, loss_scale
-from dsc.eval.reference import PAPER_GAUSSIAN_GLS_DB, PAPER_MNIST_GLS_MSE, margin_table, paper_comparison_table
+from dsc.eval.reference import margin_table, paper_comparison_table
+from dsc.helptext import HelpFormatter, first_paragraph
 from dsc.io import atomic_write_bytes
+from dsc.paper import PAPER_GAUSSIAN_GLS_DB, PAPER_MNIST_GLS_MSE
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 BLOCK = re.compile(r"(<!-- results (?P<view>[\w/.-]+) -->\n)(?P<body>.*?)(<!-- end results -->)", re.DOTALL)
@@ -170,13 +172,14 @@ def _paper(view: Callable[[list[dict]], str | None], experiment: str,
     return lambda results: view(read_rows(results / experiment / name)) or ""
 
 
-def bd_rate_view(anchor: str) -> Callable[[list[dict]], str | None]:
-    """The comparison aggregate's BD-rate table (:func:`dsc.eval.aggregate.bd_rate_table`) of a
-    results CSV's points against ``anchor``. Rows with an empty ``source`` (the bounds) are left
-    out; a CSV written before points carried a source has no such column and keeps every row."""
+def bd_rate_view(anchor: str, source: str) -> Callable[[list[dict]], str | None]:
+    """The comparison aggregate's BD-rate table (:func:`dsc.eval.aggregate.bd_rate_table`) against
+    ``anchor`` of a results CSV's points of ``source``: rows of no source (the bounds) are left
+    out, and a CSV without a source column (the MNIST protocol's) holds ``source``'s points only."""
     from dsc.eval.aggregate import bd_rate_rows, bd_rate_table
 
-    return lambda rows: bd_rate_table(bd_rate_rows([r for r in rows if r.get("source") or "source" not in r], anchor))
+    return lambda rows: bd_rate_table(bd_rate_rows([{"source": source, **r} for r in rows
+                                                    if r.get("source", source) == source], anchor))
 
 
 PROTOCOL_VIEWS: dict[str, Callable[[list[dict]], str | None]] = {
@@ -184,7 +187,7 @@ PROTOCOL_VIEWS: dict[str, Callable[[list[dict]], str | None]] = {
     "baseline": lambda rows: paper_comparison_table(rows, "shared_randomness"),
     "margins": margin_table,
     "choices": choices_table,
-    "bd_rate": bd_rate_view("gls"),
+    "bd_rate": bd_rate_view("gls", "mnist"),
 }
 # results/<run>/results.csv of the MNIST protocol
 PROTOCOL_RUNS = ("mnist_paper", "mnist_paper_grid", "mnist_beta_scan")
@@ -202,7 +205,7 @@ VIEWS: dict[str, Callable[[Path], str]] = {
         rows, "distortion_db", ("gls", "shared_randomness", "nested_scalar_paper_metric"))),
     "compare_gaussian/mse_db": _compare_gaussian(lambda rows: gaussian_scheme_table(
         rows, "mse_db", tuple(GAUSSIAN_SCHEMES), bounds=True)),
-    "compare_gaussian/bd_rate": _compare_gaussian(lambda rows: bd_rate_view("gls_mse")(rows) or ""),
+    "compare_gaussian/bd_rate": _compare_gaussian(lambda rows: bd_rate_view("gls_mse", "gaussian")(rows) or ""),
     "compare_gaussian/match": _compare_gaussian(lambda rows: gaussian_scheme_table(
         rows, "match_prob", ("gls", "gls_mse", "shared_randomness", "shared_randomness_mse"), digits=3,
         setting=False)),
@@ -252,9 +255,10 @@ def render_docs(docs: Sequence[Path], results: Path, check: bool = False) -> lis
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m dsc.eval.docs_tables", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m dsc.eval.docs_tables", description=first_paragraph(__doc__),
+                                     formatter_class=HelpFormatter)
     parser.add_argument("docs", nargs="*", type=Path, help="Markdown files (default: docs/*.md)")
-    parser.add_argument("--results", type=Path, default=ROOT / "results")
+    parser.add_argument("--results", type=Path, default=ROOT / "results", help="the committed results")
     parser.add_argument("--check", action="store_true", help="only report out-of-date files (exit status 1)")
     args = parser.parse_args(argv)
     docs = args.docs or sorted((ROOT / "docs").glob("*.md"))

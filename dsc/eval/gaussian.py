@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 PAPER_TEST_CHANNEL_VARIANCES = (0.01, 0.008, 0.006, 0.005, 0.003, 0.002, 0.001)
 SELECTION, EVALUATION = 0, 1
 SELECTABLE = ("distortion_db", "mse_db", "per_decoder_mse_db", "practical_mse_db")
+PRACTICAL = ("practical_mse_db", "per_decoder_practical_mse_db", "accept_rate", "false_accept_rate")  # with check bits
 AUTO_BATCH_TRIALS_CPU, AUTO_BATCH_TRIALS_CUDA = 2048, 2**18  # phases: their trials use disjoint message ids
 
 
@@ -214,6 +215,9 @@ class GaussianRateDistortion:
             raise ConfigError(f"test_channel_variances must all be > 0, got {grid}")
         self.test_channel_variances = [float(s2) for s2 in grid]
         check_check_bits(self.check_bits)
+        if self.select_by in PRACTICAL and not self.check_bits:
+            raise ConfigError(f"select_by={self.select_by} needs check bits (check_bits > 0): without them no pick is "
+                              "checked")
         self.source = GaussianSource(self.noise_var)  # validates noise_var
         if self._message_stride() * 2 * self.repetitions > MAX_MESSAGE:
             raise ConfigError("too many trials x repetitions for the message-id space (2**43)")
@@ -268,6 +272,8 @@ class GaussianRateDistortion:
         coded = code(model, self._coder(model.analytic, seed), messages, draw.source, draw.side_info, self.check_bits)
         got = coded.decoded
         batch_totals = trial_totals(draw.source, got.picked, coded.match.any(dim=1))
+        if not self.check_bits:  # no check sent: every pick is accepted, nothing practical to measure
+            return batch_totals
         return practical_totals(batch_totals, draw.source, got.picked, got.fallback, got.accepted, ~coded.match)
 
     @property
@@ -348,8 +354,8 @@ class GaussianRateDistortion:
         return [point]
 
     def _point(self, runs: list[dict], seed: int) -> dict:
-        metrics = ("distortion_db", "mse_db", "per_decoder_mse_db", "match_prob", "practical_mse_db",
-                   "per_decoder_practical_mse_db", "accept_rate", "false_accept_rate")
+        metrics = ("distortion_db", "mse_db", "per_decoder_mse_db", "match_prob")
+        metrics += PRACTICAL if self.check_bits else ()
         point = {
             **point_labels("gaussian", self.scheme),
             "scheme": self.scheme_label,

@@ -19,10 +19,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from dsc.catalog.gaussian import wyner_ziv_rows
 from dsc.errors import DscError
-from dsc.eval.aggregate import collect_points, save_figure, to_csv, wyner_ziv_rows
+from dsc.eval.aggregate import collect_points, save_figure, to_csv
 from dsc.eval.report_cli import report_main
 from dsc.eval.source_point import db_se
+from dsc.helptext import first_paragraph
 from dsc.io import atomic_write_bytes
 
 COLUMNS = ("scheme", "dim", "num_decoders", "rate_bits", "mse_db", "mse_db_se", "per_decoder_mse_db", "match_prob",
@@ -129,7 +131,7 @@ def write_study(runs: str | Path, results: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    report_main("python -m dsc.eval.gaussian_study", __doc__.splitlines()[0], write_study,
+    report_main("python -m dsc.eval.gaussian_study", first_paragraph(__doc__), write_study,
                 "directory holding the study's evaluation runs (*/metrics.json)",
                 "where results.csv, results.md and rd_plot.png go", argv)
 

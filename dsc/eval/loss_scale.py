@@ -21,10 +21,12 @@ from typing import Sequence
 
 from dsc.errors import DscError
 from dsc.eval.aggregate import save_figure, to_csv
-from dsc.eval.reference import PAPER_GLS_MARGINS, PAPER_MNIST_MSE, gls_margins
+from dsc.eval.reference import gls_margins
 from dsc.eval.report_cli import report_main
+from dsc.helptext import first_paragraph
 from dsc.io import atomic_write_bytes
 from dsc.models.distortion import DEFAULT, NORMALISATIONS, equivalent_beta
+from dsc.paper import PAPER_GLS_MARGINS, PAPER_MNIST_MSE
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +203,7 @@ def write_study(study: str | Path, results: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    report_main("python -m dsc.eval.loss_scale", __doc__.splitlines()[0], write_study,
+    report_main("python -m dsc.eval.loss_scale", first_paragraph(__doc__), write_study,
                 "the study's output directory (scripts/mnist_loss_scale.sh OUT_DIR)",
                 "where results.csv, protocol.csv, results.md and loss_scale.png go", argv)
 

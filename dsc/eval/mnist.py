@@ -30,6 +30,7 @@ from dsc.coding.validation import check_positive_int
 from dsc.environment import strict_float32
 from dsc.errors import ConfigError
 from dsc.eval.image_metrics import image_summary, mse_per_image, ssim_per_image, unit_pixels
+from dsc.eval.mnist_figures import draw_reconstruction_grid, pick_examples
 from dsc.eval.outcome import PointOutcome
 from dsc.eval.parallel import WorkerPool, worker_devices
 from dsc.eval.points import check_check_bits, check_point, point_labels
@@ -40,7 +41,8 @@ from dsc.models.mnist import MnistCodecNetworks, MnistModel, Posterior, Posterio
 from dsc.models.network_model import EstimatorLogRatio
 from dsc.pipeline import Coded, code
 from dsc.progress import progress_bar
-from dsc.sources.mnist import MnistDataModule, MnistHalves
+from dsc.sources.datamodules import MnistDataModule
+from dsc.sources.mnist import MnistHalves
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +198,14 @@ def code_digits(nets: MnistCodecNetworks, split: SplitFeatures, coder: Importanc
     return code(model, coder, index, index, model.side(index, coder.num_decoders), check_bits, fallback)
 
 
+def save_reconstruction_grid(nets: MnistCodecNetworks, split: SplitFeatures, coder: ImportanceCoder,
+                             outcome: PointOutcome, path: Path, count: int = 8) -> Path:
+    """Code up to ``count`` digits of ``split`` (half of them ones some decoder matched, chosen by
+    ``outcome.match``) and draw them as :func:`dsc.eval.mnist_figures.draw_reconstruction_grid`."""
+    index = pick_examples(outcome.match, count).to(split.source.device)
+    return draw_reconstruction_grid(split, coder, index, code_digits(nets, split, coder, index), path)
+
+
 def digit_batch(start: int, batch_size: int, num_digits: int, device: torch.device) -> Tensor:
     """Indices ``[B]`` of the batch of digits starting at ``start``: the one batching that the
     in-process and the worker evaluation share, so their outcomes are identical."""
@@ -292,8 +302,6 @@ class MnistRateDistortion:
         return codec, split, coder, origin
 
     def run(self, seed: int, device: torch.device, output_dir: Path) -> list[dict]:
-        from dsc.eval.mnist_figures import save_reconstruction_grid
-
         devices = worker_devices(device, self.workers)
         codec, split, coder, origin = self.prepare(seed, device)
         log.info("data: %s, %s split, %d digits | device: %s%s", origin, self.split, split.num_digits, device,

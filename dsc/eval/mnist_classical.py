@@ -24,7 +24,8 @@ from dsc.errors import ConfigError
 from dsc.eval.image_metrics import image_summary, mse_per_image, ssim_per_image
 from dsc.eval.points import point_labels
 from dsc.progress import progress_bar
-from dsc.sources.mnist import HALF_WIDTH, MnistDataModule
+from dsc.sources.datamodules import MnistDataModule
+from dsc.sources.mnist import HALF_WIDTH
 
 log = logging.getLogger(__name__)
 

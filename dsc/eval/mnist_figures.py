@@ -1,4 +1,5 @@
-"""Figures of the MNIST codec: reconstructions per decoder with successes and failures marked."""
+"""Figures of the MNIST codec: reconstructions per decoder with successes and failures marked
+(drawing only; :func:`dsc.eval.mnist.save_reconstruction_grid` codes the digits shown)."""
 
 from __future__ import annotations
 
@@ -25,20 +26,16 @@ def pick_examples(match: Tensor, count: int) -> Tensor:
     return torch.cat([hits[:take_hits], misses[:take_misses]]).sort().values
 
 
-def save_reconstruction_grid(nets, split, coder: ImportanceCoder, outcome, path: Path, count: int = 8) -> Path:
-    """One row per example digit: the true right half, then per decoder its crop and its
-    reconstruction, framed green where the decoder picked the encoder's candidate and red where
-    it did not, titled with its MSE. ``split`` is a :class:`SplitFeatures`, ``outcome`` the
-    point's :class:`PointOutcome` (used to choose the examples)."""
+def draw_reconstruction_grid(split, coder: ImportanceCoder, index: Tensor, coded, path: Path) -> Path:
+    """One row per digit of ``index`` ``[m]``: the true right half, then per decoder its crop and
+    its reconstruction, framed green where the decoder picked the encoder's candidate and red
+    where it did not, titled with its MSE. ``split`` holds ``source`` ``[n, 1, 28, 14]`` and
+    ``side_info`` ``[n, K, 1, c, c]``; ``coded`` is those digits' :class:`dsc.pipeline.Coded`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from dsc.eval.mnist import code_digits
-
-    index = pick_examples(outcome.match, count).to(split.source.device)
-    coded = code_digits(nets, split, coder, index)
     recon, matched = coded.decoded.picked, coded.match
     k = coder.num_decoders
     to_image = lambda t: ((t.squeeze(0).float().cpu() + 1) / 2).clamp(0, 1).numpy()  # noqa: E731

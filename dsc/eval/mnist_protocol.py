@@ -30,11 +30,11 @@ from dsc.eval.mnist import (
     evaluate_point,
     load_codec,
     make_coder,
+    save_reconstruction_grid,
     shares_rows_across_decoders,
     split_dataset,
     summarise,
 )
-from dsc.eval.mnist_figures import save_reconstruction_grid
 from dsc.eval.points import check_point, point_labels
 from dsc.eval.reference import margin_table, paper_comparison_table
 from dsc.io import atomic_write_bytes

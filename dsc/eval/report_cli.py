@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from dsc.errors import DscError
+from dsc.helptext import HelpFormatter
 
 
 def report_main(prog: str, description: str, write: Callable[[str, str], Path], runs_help: str, results_help: str,
                 argv: Sequence[str] | None = None) -> None:
     """Parse ``RUNS RESULTS``, call ``write(runs, results)``, print where it wrote; a DscError
     exits with status 2 and its message."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
     parser.add_argument("runs", help=runs_help)
     parser.add_argument("results", help=results_help)
     args = parser.parse_args(argv)

@@ -62,6 +62,9 @@ class SourceProtocol:
             raise ConfigError("candidates is empty: give the operating points to choose from, e.g. [{s2: 0.01}]")
         if self.select_by not in METRICS:
             raise ConfigError(f"select_by must be one of {', '.join(METRICS)}, got {self.select_by!r}")
+        if self.select_by.startswith("practical") and not self.check_bits:
+            raise ConfigError(f"select_by={self.select_by} needs check bits (check_bits > 0): without them no pick is "
+                              "checked")
         labels = [self._label(c) for c in self.candidates]
         if len(set(labels)) != len(labels):
             raise ConfigError(f"candidates must differ (labels {labels})")

@@ -1,5 +1,6 @@
 """The Gaussian source with K independent side-information channels: scalar (the paper's) or
-d-dimensional with i.i.d. components, and the data module that trains learned codecs on it."""
+d-dimensional with i.i.d. components, and the data set that trains learned codecs on it (its
+Lightning data module: :class:`dsc.sources.datamodules.GaussianDataModule`)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,12 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import lightning as L
 import torch
 from torch import Tensor
 
 from dsc.coding.randomness import CounterRandomness
 from dsc.coding.streams import MAX_ROWS, Purpose, check_messages, check_num_rows, stream_id
-from dsc.errors import ConfigError, InvalidArgumentError
+from dsc.errors import InvalidArgumentError
 
 SOURCE_ROW = 0  # row of the SOURCE stream holding A (counter 0)
 SIDE_INFO_ROW = 1  # row of the SOURCE stream holding decoder k's noise (counter k)
@@ -130,37 +130,3 @@ class GaussianVectors(torch.utils.data.Dataset):
         messages = torch.as_tensor(ids, dtype=torch.long)
         draw = self.source.sample_vectors(self.rng, messages, self.num_decoders, self.dim)
         return SourceBatch(draw.source.float(), draw.side_info.float(), messages)
-
-
-def _collate(batch: SourceBatch) -> SourceBatch:
-    return batch
-
-
-class GaussianDataModule(L.LightningDataModule):
-    """Training data for learned Gaussian codecs: ``train_size`` fresh draws per epoch and a
-    fixed validation set of ``val_size`` draws (message ids far from the evaluations')."""
-
-    def __init__(self, dim: int = 1, noise_var: float = 0.5, num_decoders: int = 1, batch_size: int = 256,
-                 train_size: int = 100_000, val_size: int = 10_000, seed: int = 0) -> None:
-        super().__init__()
-        for name, value in (("data.dim", dim), ("data.batch_size", batch_size), ("data.train_size", train_size),
-                            ("data.val_size", val_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        self.save_hyperparameters()
-        self.dataset = GaussianVectors(GaussianSource(noise_var), num_decoders, dim, seed)
-
-    @property
-    def origin(self) -> str:
-        hp = self.hparams
-        return f"simulated Gaussian source, d = {hp.dim}, side-information noise {hp.noise_var:g}"
-
-    def _loader(self, size: int, offset: int, fresh: bool) -> torch.utils.data.DataLoader:
-        return torch.utils.data.DataLoader(self.dataset, batch_size=self.hparams.batch_size,
-                                           sampler=EpochIds(size, offset, fresh), collate_fn=_collate)
-
-    def train_dataloader(self):
-        return self._loader(self.hparams.train_size, TRAIN_IDS, fresh=True)
-
-    def val_dataloader(self):
-        return self._loader(self.hparams.val_size, VAL_IDS, fresh=False)

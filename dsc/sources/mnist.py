@@ -1,4 +1,5 @@
-"""MNIST halves with K side-information crops, and their LightningDataModule.
+"""MNIST halves with K side-information crops (their Lightning data module:
+:class:`dsc.sources.datamodules.MnistDataModule`).
 
 Source: the right half of each 28x28 digit, ``[1, 28, 14]``, scaled to [-1, 1] (the decoder's
 tanh range). Side information of decoder k: a ``crop_size`` x ``crop_size`` crop of the left
@@ -11,16 +12,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset, Sampler
 
 from dsc.coding.randomness import CounterRandomness
 from dsc.coding.streams import Purpose, stream_id
 from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
-from dsc.sources.mnist_data import MnistSplits, load_mnist
 
 HALF_WIDTH = 14
 HEIGHT = 28
@@ -135,66 +134,3 @@ def collate_batch(batch: MnistItem | list[MnistItem]) -> MnistItem:
         return batch
     return MnistItem(torch.stack([item.source for item in batch]), torch.stack([item.side_info for item in batch]),
                      torch.tensor([item.index for item in batch]))
-
-
-class MnistDataModule(L.LightningDataModule):
-    """Train / validation / test loaders of :class:`MnistHalves`; the validation split is
-    carved from the 60,000 training digits by a seeded permutation."""
-
-    def __init__(
-        self,
-        num_decoders: int = 4,
-        crop_size: int = 7,
-        batch_size: int = 64,
-        val_size: int = 5000,
-        source: str = "embedded",
-        root: str | None = None,
-        download: bool = False,
-        seed: int = 0,
-        num_workers: int = 0,
-        limit: int | None = None,
-    ) -> None:
-        super().__init__()
-        check_crop_size(crop_size)
-        check_positive_int(batch_size, "batch_size")
-        check_positive_int(val_size, "val_size")
-        self.save_hyperparameters()
-        self.splits: MnistSplits | None = None
-
-    @property
-    def origin(self) -> str:
-        return self.splits.origin if self.splits else "not loaded"
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits is not None:
-            return
-        hp = self.hparams
-        self.splits = load_mnist(hp.source, hp.root, hp.download)
-        train = self.splits.train_images
-        if hp.val_size >= train.shape[0]:
-            raise ConfigError(f"val_size {hp.val_size} leaves no training digits (there are {train.shape[0]})")
-        order = torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(hp.seed))
-        self.val_index, self.train_index = order[: hp.val_size], order[hp.val_size :]
-        train_index, val_index = self.train_index, self.val_index
-        test = self.splits.test_images
-        if hp.limit is not None:  # small runs: the first `limit` digits of each split
-            train_index, val_index, test = train_index[: hp.limit], val_index[: hp.limit], test[: hp.limit]
-        k, c = hp.num_decoders, hp.crop_size
-        self.train_set = MnistHalves(train[train_index], k, c, seed=None)
-        self.val_set = MnistHalves(train[val_index], k, c, seed=hp.seed)
-        self.test_set = MnistHalves(test, k, c, seed=hp.seed)
-
-    def _loader(self, dataset: MnistHalves, shuffle: bool) -> DataLoader:
-        sampler = EpochShuffle(len(dataset), self.hparams.seed) if shuffle else None
-        return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=sampler,
-                          num_workers=self.hparams.num_workers, collate_fn=collate_batch,
-                          persistent_workers=self.hparams.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)

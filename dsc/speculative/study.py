@@ -52,6 +52,7 @@ import torch
 
 from dsc.environment import environment_record, resolve_device
 from dsc.errors import ConfigError
+from dsc.helptext import HelpFormatter, first_paragraph
 from dsc.io import atomic_write_bytes, atomic_write_json
 from dsc.progress import progress_bar
 from dsc.speculative import report
@@ -272,23 +273,24 @@ def header(args, names: tuple[str, str], settings: Sequence[Setting], environmen
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (defaults: the i.i.d. grid and the paper's Table 2 mixed settings)."""
-    parser = argparse.ArgumentParser(prog="python -m dsc.speculative.study", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("outputs/speculative"))
+    parser = argparse.ArgumentParser(prog="python -m dsc.speculative.study", description=first_paragraph(__doc__),
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("outputs/speculative"), help="where the results go")
     parser.add_argument("--target", default=None, help="hub id, local directory or .gguf file "
                                                        "(default, or smollm2: the embedded SmolLM2-135M-Instruct)")
     parser.add_argument("--drafter", default=None, help="like --target, same tokenizer (default: the target itself)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--dtype", default="float32", choices=tuple(DTYPES))
+    parser.add_argument("--dtype", default="float32", choices=tuple(DTYPES), help="the models' weights")
     parser.add_argument("--chat-template", action="store_true", help="prompts as user turns (instruct models)")
     parser.add_argument("--methods", default="gls,specinfer,spectr,single_draft",
                         help="methods of the iid setting (\"\": the mixed settings only)")
     parser.add_argument("--drafts", default="1,2,4,8", help="K values (single_draft always runs K = 1)")
     parser.add_argument("--length", type=int, default=4, help="L draft tokens per block")
     parser.add_argument("--tokens", type=int, default=24, help="tokens generated per prompt")
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--top-k", type=int, default=50)
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per setting (figures: mean and SE over seeds)")
+    parser.add_argument("--top-k", type=int, default=50, help="top-k truncation of target and drafts")
     parser.add_argument("--temperature", type=float, default=1.0, help="target temperature")
-    parser.add_argument("--draft-temperature", type=float, default=2.0)
+    parser.add_argument("--draft-temperature", type=float, default=2.0, help="drafter temperature")
     parser.add_argument("--mixed", action="append", default=None, metavar="TARGET:T1,T2",
                         help="target temperature and one temperature per draft (GLS vs SpecInfer, single draft at "
                              f"T1 as the reference); repeatable, default the paper's Table 2: {' '.join(MIXED_DEFAULT)}"

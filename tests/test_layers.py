@@ -1,0 +1,151 @@
+"""Dependencies point down: the lower layers import nothing of the evaluation layer, no module of
+dsc imports itself in a circle, and the command line's help loads none of the heavy libraries."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "dsc"
+LOWER = ("dsc.catalog", "dsc.coding", "dsc.models", "dsc.sources")
+HEAVY = ("lightning", "matplotlib", "transformers", "scipy", "hydra")  # none needed to list commands and options
+
+
+def _python(code: str, *argv: str) -> str:
+    """stdout of ``code`` run in a fresh interpreter (nothing imported by this test process)."""
+    run = subprocess.run([sys.executable, "-c", code, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout
+
+
+def test_the_lower_layers_import_nothing_of_the_evaluation_layer():
+    """dsc.catalog, dsc.coding, dsc.models and dsc.sources imported in a fresh process: no
+    dsc.eval (nor dsc.lit) module comes with them."""
+    code = f"""
+import importlib, sys
+for name in {LOWER!r}:
+    importlib.import_module(name)
+print(" ".join(sorted(sys.modules)))
+"""
+    loaded = _python(code).split()
+    assert {"dsc.catalog.gaussian", "dsc.catalog.mnist", "dsc.coding.importance"} <= set(loaded)
+    assert [m for m in loaded if m.startswith(("dsc.eval", "dsc.lit"))] == []
+
+
+def test_no_module_of_the_lower_layers_reaches_the_evaluation_layer_when_imported():
+    """The same for every module of those packages, read from their source: what importing one
+    runs (imports outside functions, followed through every module they import) holds no dsc.eval
+    or dsc.lit module. A function's own import runs only when it is called (e.g. loading a
+    checkpoint) and is not followed."""
+    graph = import_graph(lazy=False)
+    for name in sorted(m for m in graph if m.startswith(LOWER)):
+        reached, todo = set(), [name]
+        while todo:
+            for child in graph[todo.pop()] - reached:
+                reached.add(child)
+                todo.append(child)
+        assert not [m for m in reached if m.startswith(("dsc.eval", "dsc.lit"))], name
+    assert "dsc.sources.mnist" in graph["dsc.catalog.mnist"]  # the graph follows real imports
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _imports(tree: ast.AST, modules: set[str], lazy: bool) -> set[str]:
+    """The dsc modules an AST imports, with ``lazy`` also inside functions, except under
+    TYPE_CHECKING (never run)."""
+    found: set[str] = set()
+    for node in ast.iter_child_nodes(tree):
+        if _is_type_checking(node) or (not lazy and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))):
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                found.add(full if full in modules else node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        found |= _imports(node, modules, lazy)
+    return found & modules
+
+
+def import_graph(lazy: bool = True) -> dict[str, set[str]]:
+    """dsc module -> the dsc modules it imports (with ``lazy``: inside functions too). A package
+    stands for its ``__init__``, and importing a module imports its packages."""
+    paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {name: _imports(ast.parse(path.read_text()), set(paths), lazy) for name, path in paths.items()}
+    for name in graph:
+        parent = name.rpartition(".")[0]
+        if parent in graph and not lazy:
+            graph[name].add(parent)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of ``graph``: its strongly connected components of two or more modules."""
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found = []
+
+    def visit(node: str) -> None:
+        order[node] = low[node] = len(order)
+        stack.append(node)
+        for child in graph[node]:
+            if child not in order:
+                visit(child)
+                low[node] = min(low[node], low[child])
+            elif child in stack:
+                low[node] = min(low[node], order[child])
+        if low[node] == order[node]:
+            component = []
+            while not component or component[-1] != node:
+                component.append(stack.pop())
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in order:
+            visit(node)
+    return found
+
+
+def test_the_cycle_finder_finds_a_planted_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert cycles({**graph, "c": set()}) == []
+
+
+def test_no_module_of_dsc_imports_itself_in_a_circle():
+    """Lazy imports inside functions count: a circle through one is still a circle."""
+    graph = import_graph()
+    assert graph["dsc.eval.mnist"] >= {"dsc.eval.mnist_figures"}  # the graph sees real imports
+    assert cycles(graph) == []
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["compress", "--help"]], ids=["dsc", "compress"])
+def test_the_command_line_help_loads_no_heavy_library(argv):
+    code = """
+import sys
+from dsc.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print("MODULES", " ".join(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+    out = _python(code, *argv)
+    assert "usage: dsc" in out
+    loaded = set(out.split("MODULES", 1)[1].split())
+    assert "torch" in loaded  # the listing works: the CLI's own dependencies are there
+    assert sorted(loaded & set(HEAVY)) == []
