@@ -3,7 +3,8 @@
 
 Extras (``pip install "dsc[NAME]"``; in a checkout ``pip install -e ".[NAME]"``): ``speculative``
 (transformers, accelerate, gguf: the language-model backend of :mod:`dsc.speculative`),
-``sweep`` (Hydra's joblib and submitit launchers), ``test`` (pytest, scipy, ruff, setuptools) and ``all``.
+``sweep`` (Hydra's joblib and submitit launchers), ``tensorboard`` (tensorboardX, for
+``logger=tensorboard``), ``test`` (pytest, scipy, ruff, setuptools) and ``all``.
 """
 
 from __future__ import annotations

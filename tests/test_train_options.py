@@ -147,6 +147,44 @@ def test_a_logger_gets_the_config_once(tmp_path):
     assert hparams == config and "beta" not in hparams and hparams["model"]["beta"] == 0.05
 
 
+def event_tags(path: Path) -> set[str]:
+    """The summary tags in a TensorBoard event file (TFRecord frames: u64 length, u32 CRC, the
+    Event proto, u32 CRC)."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    data, tags, at = path.read_bytes(), set(), 0
+    while at < len(data):
+        (length,) = struct.unpack_from("<Q", data, at)
+        event = Event.FromString(data[at + 12:at + 12 + length])
+        tags |= {value.tag for value in event.summary.value}
+        at += 12 + length + 4
+    return tags
+
+
+def test_the_tensorboard_logger_writes_events_and_the_config(tmp_path):
+    train(tmp_path, "logger=tensorboard")
+    events = list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
+    assert len(events) == 1
+    tags = event_tags(events[0])
+    assert "val/loss" in tags and any(tag.startswith("train/loss") for tag in tags)
+    hparams = yaml.safe_load(next((tmp_path / "tensorboard").rglob("hparams.yaml")).read_text())
+    assert hparams["model"]["beta"] == 0.05 and "beta" not in hparams
+
+
+def test_a_missing_tensorboard_names_the_extra(tmp_path, monkeypatch):
+    import importlib.util
+
+    from dsc.errors import MissingDependencyError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # import tensorboardX now fails
+    with pytest.raises(MissingDependencyError, match=r'dsc\[tensorboard\]'):
+        train(tmp_path, "logger=tensorboard")
+
+
 def test_a_run_s_log_has_one_line_per_record_and_whole_progress_lines(tmp_path):
     """Under Hydra's logging every Lightning record is printed once (not also by Lightning's own
     console handler) and filed once; progress bars come as lines; the last line names the best

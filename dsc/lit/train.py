@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import inspect
 import logging
 import sys
@@ -28,6 +29,7 @@ from dsc.lit.checkpoint_io import AtomicCheckpointIO
 from dsc.lit.replicas import ReplicaCheck
 from dsc.lit.resume import ResumableRandomState
 from dsc.lit.snapshots import EpochSnapshots
+from dsc.optional import require
 from dsc.progress import lightning_progress_bar
 from dsc.rundir import hold_run_directory
 
@@ -35,8 +37,18 @@ log = logging.getLogger(__name__)
 
 
 def build_loggers(cfg: DictConfig | None) -> list:
-    """``logger`` config: a mapping of name -> Lightning logger config (empty for none)."""
-    return [build(node, f"logger.{name}") for name, node in (cfg or {}).items() if node is not None]
+    """``logger`` config: a mapping of name -> Lightning logger config (empty for none). A
+    TensorBoard logger without tensorboard or tensorboardX installed is a MissingDependencyError
+    naming the extra."""
+    loggers = []
+    for name, node in (cfg or {}).items():
+        if node is None:
+            continue
+        tensorboard = str(node.get("_target_", "")).endswith("TensorBoardLogger")
+        if tensorboard and importlib.util.find_spec("tensorboard") is None:
+            require("tensorboardX", "tensorboard", needed_by=f"logger.{name}")
+        loggers.append(build(node, f"logger.{name}"))
+    return loggers
 
 
 def build_callbacks(cfg: DictConfig | None) -> list[L.Callback]:
