@@ -217,7 +217,7 @@ def _concurrent_worker(device_name: str, threads: int, batch_size: int, steps: i
 def time_concurrent(device: torch.device, args, precision: str) -> None:
     """Training steps per second of one process against ``--processes`` concurrent ones on the
     same device (the CPU's threads split evenly between them): what training several betas at
-    once (``JOBS`` in scripts/mnist_paper.sh) gains over one after the other."""
+    once (``JOBS`` in studies/mnist_paper/run.sh) gains over one after the other."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")

@@ -119,8 +119,9 @@ def test_help_shows_every_default_and_no_markup(capsys):
     assert "which decoder (0 .. K-1) decodes (default: 0)" in decompress
 
 
-@pytest.mark.parametrize("module", ["dsc.eval.aggregate", "dsc.eval.docs_tables", "dsc.eval.convergence",
-                                    "dsc.eval.cross_device", "dsc.eval.beta_scan", "dsc.speculative.study"])
+@pytest.mark.parametrize("module", ["dsc.eval.aggregate", "tools.docs_tables", "studies.mnist_paper.convergence",
+                                    "dsc.eval.cross_device", "studies.mnist_beta_scan.report",
+                                    "dsc.speculative.study"])
 def test_the_tools_help_has_no_markup_and_a_whole_description(module, capsys):
     tool = importlib.import_module(module)
     with pytest.raises(SystemExit):

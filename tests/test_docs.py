@@ -10,7 +10,7 @@ Code-block convention. Every fenced block in README.md and docs/*.md is exactly 
   script or file named exists, every ``experiment=NAME`` (and other config-group choice) is a
   packaged config, every ``make TARGET`` is a Makefile target;
 - a block inside a generated results block (``<!-- results VIEW -->`` ... ``<!-- end results -->``):
-  rendered from ``results/`` by ``dsc.eval.docs_tables`` and checked against the data by
+  rendered from ``results/`` by ``tools.docs_tables`` and checked against the data by
   ``test_the_committed_docs_match_the_committed_results``.
 
 ``test_every_code_block_is_run_or_marked`` fails on any other block. Relative links must point
@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 import dsc
-from dsc.eval.docs_tables import render, render_docs
+from tools.docs_tables import render, render_docs
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -165,7 +165,7 @@ def test_every_page_with_examples_has_its_claims_checked():
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and not p.name.startswith("_")) if CONF.is_dir() else []
 CHOICE = re.compile(rf"(?<![\w./-])\+?({'|'.join(GROUPS) or 'experiment'})=([\w,|]+)")
 MODULE = re.compile(r"python -m ([\w.]+)")
-REPO_PATH = re.compile(r"(?<![\w./-])((?:dsc|results|scripts|benchmarks|tests|docs)/[\w./-]*)(?![\w/-])")
+REPO_PATH = re.compile(r"(?<![\w./-])((?:dsc|studies|tools|results|benchmarks|tests|docs)/[\w./-]*)(?![\w/-])")
 
 
 def _config_exists(group: str, name: str) -> bool:
@@ -325,7 +325,7 @@ def test_the_bd_rate_views_of_the_committed_results():
     """At K = 1 the shared-randomness baseline is the same scheme as GLS (one row of noise), so
     its Bjøntegaard delta against GLS is zero; with more decoders GLS's own rows make the
     baseline pay rate (the margins of the paper's Table 14 are positive)."""
-    from dsc.eval.docs_tables import VIEWS
+    from tools.docs_tables import VIEWS
 
     table = VIEWS["mnist_paper/bd_rate"](ROOT / "results")
     cells = re.search(r"^\| shared_randomness \| (.*) \|$", table, flags=re.M).group(1).split(" | ")

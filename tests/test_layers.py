@@ -1,5 +1,6 @@
 """Dependencies point down: the lower layers import nothing of the evaluation layer, no module of
-dsc imports itself in a circle, and the command line's help loads none of the heavy libraries."""
+dsc imports itself in a circle, the package holds no study or repository tool and imports none,
+and the command line's help loads none of the heavy libraries."""
 
 from __future__ import annotations
 
@@ -131,6 +132,22 @@ def test_no_module_of_dsc_imports_itself_in_a_circle():
     graph = import_graph()
     assert graph["dsc.eval.mnist"] >= {"dsc.eval.mnist_figures"}  # the graph sees real imports
     assert cycles(graph) == []
+
+
+STUDIES = ("loss_scale", "beta_scan", "convergence", "gaussian_study", "report_cli", "docs_tables")
+
+
+def test_the_package_holds_no_study_and_imports_none():
+    """One-off studies live in studies/ and repository tools in tools/: dsc/eval has none of
+    their modules, and no module of dsc imports from either, not even inside a function."""
+    assert [name for name in STUDIES if (PACKAGE / "eval" / f"{name}.py").exists()] == []
+    assert (ROOT / "studies" / "report_cli.py").is_file() and (ROOT / "tools" / "docs_tables.py").is_file()
+    outside = {"studies", "tools"}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else
+                     [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
+            assert not [n for n in names if n.split(".")[0] in outside], f"{path.relative_to(ROOT)}:{node.lineno}"
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["compress", "--help"]], ids=["dsc", "compress"])

@@ -41,12 +41,13 @@ def run(command: list, cwd: Path, timeout: int = 300) -> subprocess.CompletedPro
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    """A wheel built from a copy of the source tree (no build isolation: no network, and the
-    checkout is left as it is)."""
+    """A wheel built from a copy of the source tree, the packages beside dsc included (no build
+    isolation: no network, and the checkout is left as it is)."""
     tree = tmp_path_factory.mktemp("source")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, tree / name)
-    shutil.copytree(ROOT / "dsc", tree / "dsc", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dsc", "studies", "tools", "benchmarks"):
+        shutil.copytree(ROOT / name, tree / name, ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
     run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
          "--wheel-dir", out, tree], cwd=tree)
@@ -81,6 +82,7 @@ def test_wheel_ships_every_config_and_declares_scripts_and_extras(wheel):
         names = set(archive.namelist())
     configs = {p.relative_to(ROOT).as_posix() for p in (ROOT / "dsc" / "conf").rglob("*.yaml")}
     assert len(configs) > 30 and configs <= names and "dsc/conf/__init__.py" in names
+    assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {"dsc"}  # no study, tool or benchmark
     entry_points = configparser.ConfigParser()
     entry_points.read_string(dist_info(wheel, "entry_points.txt"))
     assert dict(entry_points["console_scripts"]) == SCRIPTS

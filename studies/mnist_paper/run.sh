@@ -3,17 +3,17 @@
 # train one codec per beta, choose beta and N on the validation split and report on test, then
 # the convergence check (the protocol on the snapshots every SNAPSHOT_EVERY epochs).
 #
-#   bash scripts/mnist_paper.sh [OUT_DIR] [RESULTS_DIR]   # defaults: outputs/mnist_paper, results/mnist_paper
-#   BETAS=0.15,0.35,0.55,0.75,0.95 bash scripts/mnist_paper.sh   # all five paper models
-#   EPOCHS=3 SELECTION_LIMIT=1000 bash scripts/mnist_paper.sh      # a reduced budget
-#   JOBS=2 THREADS=1 bash scripts/mnist_paper.sh                   # two betas at a time, one core each (CPU)
+#   bash studies/mnist_paper/run.sh [OUT_DIR] [RESULTS_DIR]   # defaults: outputs/mnist_paper, results/mnist_paper
+#   BETAS=0.15,0.35,0.55,0.75,0.95 bash studies/mnist_paper/run.sh   # all five paper models
+#   EPOCHS=3 SELECTION_LIMIT=1000 bash studies/mnist_paper/run.sh      # a reduced budget
+#   JOBS=2 THREADS=1 bash studies/mnist_paper/run.sh                   # two betas at a time, one core each (CPU)
 #
 # Rerunning into the same OUT_DIR resumes: finished training runs are skipped, interrupted ones
 # continue from last.ckpt, the protocol reuses its cached evaluations. Results: RESULTS_DIR/
 # {results.csv, results.md, rd_plot.png, reconstructions.png, convergence.csv, convergence.png};
 # seconds per epoch: OUT_DIR/train/*/train_summary.json.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 OUT=${1:-outputs/mnist_paper}
 RESULTS=${2:-results/mnist_paper}
 BETAS=${BETAS:-0.15,0.35}
@@ -59,5 +59,5 @@ paths=$(IFS=,; echo "${ckpts[*]}")
   job.selection_limit="$SELECTION_LIMIT" job.limit="$LIMIT" hydra.run.dir="$OUT/rd"
 mkdir -p "$RESULTS"
 for name in results.csv results.md rd_plot.png reconstructions.png; do cp "$OUT/rd/$name" "$RESULTS/$name"; done
-"$PY" -m dsc.eval.convergence "${runs[@]}" --out "$OUT/convergence" --results "$RESULTS" --device "$DEVICE"
+"$PY" -m studies.mnist_paper.convergence "${runs[@]}" --out "$OUT/convergence" --results "$RESULTS" --device "$DEVICE"
 cat "$RESULTS/results.md"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import dsc
-from dsc.eval.beta_scan import scan_rows, scan_table, write_scan
 from dsc.paper import PAPER_MNIST_BASELINE_MSE, PAPER_MNIST_GLS_MSE
+from studies.mnist_beta_scan.report import scan_rows, scan_table, write_scan
 
 COLUMNS = ["scheme", "num_decoders", "rate_bits", "num_candidates", "match_prob", "match_prob_se", "split", "beta",
            "ckpt_path", "ckpt_sha256", "seed", "limit", "digits", "mse", "mse_se", "per_decoder_mse", "decoder_mse"]

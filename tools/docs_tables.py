@@ -6,7 +6,7 @@ A Markdown file marks each generated table with an opening and a closing comment
     (generated: do not edit)
     <!-- end results -->
 
-``python -m dsc.eval.docs_tables`` rewrites every such block in ``docs/*.md`` from the CSV
+``python -m tools.docs_tables`` rewrites every such block in ``docs/*.md`` from the CSV
 files the view reads; ``--check`` only reports blocks that are out of date (exit status 1), so
 a test keeps the prose and the data from drifting apart.
 """
@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from dsc.errors import DscError
-from dsc.eval import beta_scan, gaussian_study, loss_scale
 from dsc.eval.reference import margin_table, paper_comparison_table
 from dsc.helptext import HelpFormatter, first_paragraph
 from dsc.io import atomic_write_bytes
 from dsc.paper import PAPER_GAUSSIAN_GLS_DB, PAPER_MNIST_GLS_MSE
+from studies.gaussian_learned import report as gaussian_study
+from studies.mnist_beta_scan import report as beta_scan
+from studies.mnist_loss_scale import report as loss_scale
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"(<!-- results (?P<view>[\w/.-]+) -->\n)(?P<body>.*?)(<!-- end results -->)", re.DOTALL)
 
 
@@ -255,7 +257,7 @@ def render_docs(docs: Sequence[Path], results: Path, check: bool = False) -> lis
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m dsc.eval.docs_tables", description=first_paragraph(__doc__),
+    parser = argparse.ArgumentParser(prog="python -m tools.docs_tables", description=first_paragraph(__doc__),
                                      formatter_class=HelpFormatter)
     parser.add_argument("docs", nargs="*", type=Path, help="Markdown files (default: docs/*.md)")
     parser.add_argument("--results", type=Path, default=ROOT / "results", help="the committed results")

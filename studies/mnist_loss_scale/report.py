@@ -1,7 +1,7 @@
 """The loss-scale study's report: one table of training outcomes per (normalisation, beta) and
 the paper protocol's choices per normalisation, beside paper Tables 13 and 14.
 
-Reads the layout that ``scripts/mnist_loss_scale.sh`` writes::
+Reads the layout that ``studies/mnist_loss_scale/run.sh`` writes::
 
     STUDY/train/<normalisation>/beta_<beta>/train_summary.json   (one short training run each)
     STUDY/rd/<normalisation>/metrics.json                        (the protocol over its betas)
@@ -9,7 +9,7 @@ Reads the layout that ``scripts/mnist_loss_scale.sh`` writes::
 and writes into RESULTS: ``results.csv`` (one row per training run), ``protocol.csv`` (one row
 per normalisation, scheme, K and rate), ``results.md`` and ``loss_scale.png``.
 
-    python -m dsc.eval.loss_scale outputs/mnist_loss_scale results/mnist_loss_scale
+    python -m studies.mnist_loss_scale.report outputs/mnist_loss_scale results/mnist_loss_scale
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from typing import Sequence
 from dsc.errors import DscError
 from dsc.eval.aggregate import save_figure, to_csv
 from dsc.eval.reference import gls_margins
-from dsc.eval.report_cli import report_main
 from dsc.helptext import first_paragraph
 from dsc.io import atomic_write_bytes
 from dsc.models.distortion import DEFAULT, NORMALISATIONS, equivalent_beta
 from dsc.paper import PAPER_GLS_MARGINS, PAPER_MNIST_MSE
+from studies.report_cli import report_main
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def training_rows(study: Path) -> list[dict]:
             "seconds_per_epoch": summary["seconds_per_epoch"],
         })
     if not rows:
-        raise DscError(f"no finished training runs under {study}/train; run scripts/mnist_loss_scale.sh first")
+        raise DscError(f"no finished training runs under {study}/train; run studies/mnist_loss_scale/run.sh first")
     return sorted(rows, key=lambda r: (list(NORMALISATIONS).index(r["distortion_normalisation"]), r["beta"]))
 
 
@@ -203,8 +203,8 @@ def write_study(study: str | Path, results: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    report_main("python -m dsc.eval.loss_scale", first_paragraph(__doc__), write_study,
-                "the study's output directory (scripts/mnist_loss_scale.sh OUT_DIR)",
+    report_main("python -m studies.mnist_loss_scale.report", first_paragraph(__doc__), write_study,
+                "the study's output directory (studies/mnist_loss_scale/run.sh OUT_DIR)",
                 "where results.csv, protocol.csv, results.md and loss_scale.png go", argv)
 
 

@@ -7,7 +7,7 @@ split) and each checkpoint's training run (``<run>/train_summary.json``, two lev
 checkpoint), and writes into RESULTS ``betas.csv`` (one row per beta, scheme, K and rate) and
 ``betas.png``::
 
-    python -m dsc.eval.beta_scan outputs/mnist_beta_scan/rd results/mnist_beta_scan
+    python -m studies.mnist_beta_scan.report outputs/mnist_beta_scan/rd results/mnist_beta_scan
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import Sequence
 from dsc.errors import DscError
 from dsc.eval.aggregate import save_figure, to_csv
 from dsc.eval.reference import gls_margins
-from dsc.eval.report_cli import report_main
 from dsc.helptext import first_paragraph
 from dsc.io import atomic_write_bytes
 from dsc.paper import PAPER_MNIST_GLS_MSE, PAPER_MNIST_MSE
+from studies.report_cli import report_main
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def write_scan(protocol_dir: str | Path, results: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    report_main("python -m dsc.eval.beta_scan", first_paragraph(__doc__), write_scan,
+    report_main("python -m studies.mnist_beta_scan.report", first_paragraph(__doc__), write_scan,
                 "a protocol run directory (with evaluations.csv)", "where betas.csv and betas.png go", argv)
 
 

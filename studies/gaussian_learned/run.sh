@@ -6,11 +6,11 @@
 # (d = 4) and 16 bits (d = 16) beside nested scalar quantisation per component at the same total
 # bits; then one table (results/gaussian_learned/{results.csv, results.md, rd_plot.png}).
 #
-#   bash scripts/gaussian_learned.sh [OUT_DIR] [RESULTS_DIR]   # defaults: outputs/gaussian_learned, results/gaussian_learned
+#   bash studies/gaussian_learned/run.sh [OUT_DIR] [RESULTS_DIR]   # defaults: outputs/gaussian_learned, results/gaussian_learned
 #
 # Rerunning into the same OUT_DIR skips finished training runs and evaluations.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 OUT=${1:-outputs/gaussian_learned}
 RESULTS=${2:-results/gaussian_learned}
 DEVICE=${DEVICE:-auto}
@@ -52,5 +52,5 @@ EVAL="$OUT/eval"
 "$PY" evaluate.py -m scheme=nested_scalar num_decoders=1,4 rate_bits=4,8 job.nested.dim=4 hydra.sweep.dir="$EVAL/nested_d4"
 "$PY" evaluate.py -m scheme=nested_scalar num_decoders=1,4 rate_bits=16 job.nested.dim=16 \
   hydra.sweep.dir="$EVAL/nested_d16"
-"$PY" -m dsc.eval.gaussian_study "$EVAL" "$RESULTS"
+"$PY" -m studies.gaussian_learned.report "$EVAL" "$RESULTS"
 cat "$RESULTS/results.md"

@@ -4,16 +4,16 @@
 # a reduced grid, then one table: KL and validation MSE per (normalisation, beta), and the
 # (beta, N) the protocol chose at every (scheme, K, rate) beside paper Table 13.
 #
-#   bash scripts/mnist_loss_scale.sh [OUT_DIR] [RESULTS_DIR]
+#   bash studies/mnist_loss_scale/run.sh [OUT_DIR] [RESULTS_DIR]
 #       # defaults: outputs/mnist_loss_scale, results/mnist_loss_scale
-#   NORMS=sum_01,sum_pm1 BETAS=0.15,0.35 EPOCHS=2 TRAIN_LIMIT=8000 bash scripts/mnist_loss_scale.sh
-#   KL_WARMUP=100 bash scripts/mnist_loss_scale.sh other_dir   # reach the full beta within the short schedule
+#   NORMS=sum_01,sum_pm1 BETAS=0.15,0.35 EPOCHS=2 TRAIN_LIMIT=8000 bash studies/mnist_loss_scale/run.sh
+#   KL_WARMUP=100 bash studies/mnist_loss_scale/run.sh other_dir   # reach the full beta within the short schedule
 #
 # Rerunning into the same OUT_DIR resumes: finished training runs are skipped and the protocol
 # reuses its cached evaluations. THREADS (default 1) torch threads per process; JOBS (default 1)
 # training runs at a time.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 OUT=${1:-outputs/mnist_loss_scale}
 RESULTS=${2:-results/mnist_loss_scale}
 NORMS=${NORMS:-sum_01,sum_pm1,mean_01,mean_pm1}
@@ -62,4 +62,4 @@ for norm in "${norm_list[@]}"; do
     job.progress=false hydra.run.dir="$OUT/rd/$norm"
 done
 
-"$PY" -m dsc.eval.loss_scale "$OUT" "$RESULTS"
+"$PY" -m studies.mnist_loss_scale.report "$OUT" "$RESULTS"

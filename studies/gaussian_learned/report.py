@@ -1,6 +1,6 @@
 """The learned-codec study on Gaussian sources: one table from its evaluation runs.
 
-Reads every ``metrics.json`` under a directory (the runs of ``scripts/gaussian_learned.sh``: the
+Reads every ``metrics.json`` under a directory (the runs of ``studies/gaussian_learned/run.sh``: the
 closed-form model and the learned codecs through :class:`dsc.eval.source_protocol.SourceProtocol`,
 the nested scalar quantiser per component) and writes into RESULTS:
 
@@ -11,7 +11,7 @@ the nested scalar quantiser per component) and writes into RESULTS:
   codec's distance to the closed-form model;
 - ``rd_plot.png``: MSE per component against rate, one panel per d.
 
-    python -m dsc.eval.gaussian_study outputs/gaussian_learned/eval results/gaussian_learned
+    python -m studies.gaussian_learned.report outputs/gaussian_learned/eval results/gaussian_learned
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import Sequence
 from dsc.catalog.gaussian import wyner_ziv_rows
 from dsc.errors import DscError
 from dsc.eval.aggregate import collect_points, save_figure, to_csv
-from dsc.eval.report_cli import report_main
 from dsc.eval.source_point import db_se
 from dsc.helptext import first_paragraph
 from dsc.io import atomic_write_bytes
+from studies.report_cli import report_main
 
 COLUMNS = ("scheme", "dim", "num_decoders", "rate_bits", "mse_db", "mse_db_se", "per_decoder_mse_db", "match_prob",
            "num_candidates", "operating_point", "messages")
@@ -121,7 +121,7 @@ def write_study(runs: str | Path, results: str | Path) -> Path:
     runs, results = Path(runs), Path(results)
     points = [p for p in collect_points(runs) if p.get("source") == "gaussian" and "mse_db" in p]
     if not points:
-        raise DscError(f"no Gaussian points under {runs}; run scripts/gaussian_learned.sh first")
+        raise DscError(f"no Gaussian points under {runs}; run studies/gaussian_learned/run.sh first")
     rows = study_rows(points)
     results.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(results / "results.csv", to_csv(rows, COLUMNS))
@@ -131,7 +131,7 @@ def write_study(runs: str | Path, results: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    report_main("python -m dsc.eval.gaussian_study", first_paragraph(__doc__), write_study,
+    report_main("python -m studies.gaussian_learned.report", first_paragraph(__doc__), write_study,
                 "directory holding the study's evaluation runs (*/metrics.json)",
                 "where results.csv, results.md and rd_plot.png go", argv)
 

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Every check and speed figure that needs a CUDA device, in one run (about 5 minutes on an H100):
 #
-#   bash scripts/gpu_checks.sh [OUT_DIR]        # default OUT_DIR: outputs/gpu_checks
-#   EPOCHS=30 bash scripts/gpu_checks.sh        # the paper's MNIST schedule in step 3
-#   PRECISION=32-true bash scripts/gpu_checks.sh  # step 3 in float32 (default bf16-mixed)
+#   bash tools/gpu_checks.sh [OUT_DIR]        # default OUT_DIR: outputs/gpu_checks
+#   EPOCHS=30 bash tools/gpu_checks.sh        # the paper's MNIST schedule in step 3
+#   PRECISION=32-true bash tools/gpu_checks.sh  # step 3 in float32 (default bf16-mixed)
 #
 # The paper's whole MNIST experiment (five betas at once, 30 epochs, the protocol, the
 # convergence check) is one more command on the same machine:
-#   BETAS=0.15,0.35,0.55,0.75,0.95 JOBS=5 DEVICE=cuda bash scripts/mnist_paper.sh
+#   BETAS=0.15,0.35,0.55,0.75,0.95 JOBS=5 DEVICE=cuda bash studies/mnist_paper/run.sh
 #
 # 1. the gpu-marked tests (CPU/CUDA bit-identical randomness, same picks on both devices);
 # 2. Gaussian trials per second at N = 2**15, K = 4 (benchmarks/bench_gaussian.py);

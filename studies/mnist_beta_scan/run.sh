@@ -4,15 +4,15 @@
 # over all of them at N = 2^7 (beta chosen on validation, reported on test), and per beta the
 # validation MSE at every (K, rate) point of Table 13 with beta held fixed.
 #
-#   bash scripts/mnist_beta_scan.sh [OUT_DIR] [RESULTS_DIR]   # defaults: outputs/mnist_beta_scan, results/mnist_beta_scan
-#   BETAS=0.15,0.95,2.4 EPOCHS=5 JOBS=2 bash scripts/mnist_beta_scan.sh
+#   bash studies/mnist_beta_scan/run.sh [OUT_DIR] [RESULTS_DIR]   # defaults: outputs/mnist_beta_scan, results/mnist_beta_scan
+#   BETAS=0.15,0.95,2.4 EPOCHS=5 JOBS=2 bash studies/mnist_beta_scan/run.sh
 #
 # Rerunning into the same OUT_DIR resumes: finished training runs are skipped and the protocol
 # reuses its cached evaluations. JOBS (default 2) training runs at a time, THREADS (default 1)
 # torch threads each. Results: RESULTS_DIR/{results.csv, results.md, rd_plot.png,
 # reconstructions.png} (the protocol) and {betas.csv, betas.png} (the scan).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 OUT=${1:-outputs/mnist_beta_scan}
 RESULTS=${2:-results/mnist_beta_scan}
 BETAS=${BETAS:-0.15,0.35,0.55,0.75,0.95,1.5,2.4,3.8,6.0}
@@ -53,4 +53,4 @@ paths=$(IFS=,; echo "${ckpts[*]}")
   job.progress=false job.selection_limit="$SELECTION_LIMIT" job.limit="$LIMIT" hydra.run.dir="$OUT/rd"
 mkdir -p "$RESULTS"
 for name in results.csv results.md rd_plot.png reconstructions.png; do cp "$OUT/rd/$name" "$RESULTS/$name"; done
-"$PY" -m dsc.eval.beta_scan "$OUT/rd" "$RESULTS"
+"$PY" -m studies.mnist_beta_scan.report "$OUT/rd" "$RESULTS"

@@ -2,7 +2,7 @@
 snapshots that training keeps every few epochs (``checkpoint_every_n_epochs``), so one can see
 whether more epochs would still change the rate-distortion figures.
 
-    python -m dsc.eval.convergence outputs/mnist_paper/train/beta_0.15 outputs/mnist_paper/train/beta_0.35 \\
+    python -m studies.mnist_paper.convergence outputs/mnist_paper/train/beta_0.15 outputs/mnist_paper/train/beta_0.35 \\
         --out outputs/mnist_paper/convergence --results results/mnist_paper
 
 For every epoch E at which every run has ``checkpoints/epoch_E.ckpt``, beta (and N) are chosen on
@@ -40,7 +40,7 @@ def snapshot_epochs(run_dirs: Sequence[Path]) -> list[int]:
     common = sorted(set.intersection(*found)) if found else []
     if not common:
         raise DscError(f"no epoch has a snapshot in every run of {[str(r) for r in run_dirs]}: train with "
-                       "checkpoint_every_n_epochs=N (scripts/mnist_paper.sh does)")
+                       "checkpoint_every_n_epochs=N (studies/mnist_paper/run.sh does)")
     return common
 
 
@@ -90,8 +90,8 @@ def plot_convergence(rows: list[dict], path: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m dsc.eval.convergence", description=first_paragraph(__doc__),
-                                     formatter_class=HelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m studies.mnist_paper.convergence",
+                                     description=first_paragraph(__doc__), formatter_class=HelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path, help="training run directories (one per beta)")
     parser.add_argument("--out", type=Path, required=True, help="working directory (per-epoch protocol caches)")
     parser.add_argument("--results", type=Path, required=True, help="where convergence.csv and .png go")

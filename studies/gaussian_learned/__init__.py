@@ -1,0 +1,1 @@
+"""The learned-codec study on Gaussian sources."""

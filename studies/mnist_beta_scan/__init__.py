@@ -1,0 +1,1 @@
+"""The KL-weight scan: how the MNIST codec responds to beta."""

@@ -1,0 +1,1 @@
+"""The loss-scale study: the MNIST codec trained under every distortion normalisation."""

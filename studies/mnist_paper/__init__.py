@@ -1,0 +1,1 @@
+"""The paper's MNIST experiment at its schedule, with the convergence check."""

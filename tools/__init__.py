@@ -1,0 +1,1 @@
+"""Repository tools: the docs tables rendered from results/, the GPU checks."""
