@@ -39,10 +39,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
-import torch
 from torch import Tensor
 
-from dsc.coding.streams import MAX_ROWS, check_num_rows, claim_source_rows
+from dsc.coding.streams import claim_source_rows, decoder_ids
 from dsc.errors import ConfigError, InvalidArgumentError
 
 SCALES = ("db", "linear")
@@ -107,17 +106,8 @@ class Source:
         """:meth:`inputs` with the options resolved against the defaults, for decoders 0..K-1
         (``num_decoders`` = K) or exactly the decoder ids ``decoders`` (e.g. ``[k]`` at decoder
         k's side, ``[]`` at the encoder's): side information ``[B, K', ...]``."""
-        if (num_decoders is None) == (decoders is None):
-            raise InvalidArgumentError("give either num_decoders (decoders 0..K-1) or decoders (their ids)")
         device = messages.device if isinstance(messages, Tensor) else None
-        if num_decoders is not None:
-            ids = torch.arange(check_num_rows(num_decoders, "num_decoders (K)"), device=device)
-        else:
-            ids = decoders if isinstance(decoders, Tensor) else torch.as_tensor(list(decoders), dtype=torch.long)
-            if ids.dim() != 1 or ids.is_floating_point() or ids.dtype == torch.bool or \
-                    (ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= MAX_ROWS)):
-                raise InvalidArgumentError(f"decoders must be decoder ids [K'] in [0, {MAX_ROWS}), got {decoders!r}")
-            ids = ids.to(device=device, dtype=torch.long)
+        ids = decoder_ids(num_decoders, decoders, device)
         return self.inputs(self.resolve(options), messages, ids)
 
     def stream_context(self, options: Mapping[str, Any] | None) -> dict:

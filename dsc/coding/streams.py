@@ -157,6 +157,20 @@ def check_num_rows(num_rows: int, name: str = "number of rows (K)") -> int:
     return num_rows
 
 
+def decoder_ids(num_decoders: int | None = None, decoders=None, device=None) -> Tensor:
+    """Decoder ids ``[K']`` (int64): 0..K-1 for ``num_decoders`` = K, else exactly ``decoders``
+    (a sequence or integer tensor of ids in [0, MAX_ROWS), possibly empty). Give one of the two."""
+    if (num_decoders is None) == (decoders is None):
+        raise InvalidArgumentError("give either num_decoders (decoders 0..K-1) or decoders (their ids)")
+    if num_decoders is not None:
+        return torch.arange(check_num_rows(num_decoders, "num_decoders (K)"), device=device)
+    ids = decoders if isinstance(decoders, Tensor) else torch.as_tensor(list(decoders), dtype=torch.long)
+    if ids.dim() != 1 or ids.is_floating_point() or ids.dtype == torch.bool or \
+            (ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= MAX_ROWS)):
+        raise InvalidArgumentError(f"decoders must be decoder ids [K'] in [0, {MAX_ROWS}), got {decoders!r}")
+    return ids.to(device=device, dtype=torch.long)
+
+
 # The helpers below run once per chunk; they trust their inputs: message ids from
 # check_messages, rows in [0, MAX_ROW], non-negative candidate indices.
 

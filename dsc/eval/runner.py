@@ -44,9 +44,10 @@ def run_evaluation(cfg: DictConfig, keep_going: bool = False) -> dict:
 
 
 def _run(cfg: DictConfig, output_dir: Path, keep_going: bool) -> dict:
-    digests = checkpoint_digests(_config_record(cfg))  # the checkpoints as this job reads them
+    config = _config_record(cfg)
+    digests = checkpoint_digests(config)  # the checkpoints as this job reads them
     if cfg.get("skip_complete", True):
-        done = complete_metrics(output_dir / "metrics.json", _config_record(cfg), digests)
+        done = complete_metrics(output_dir / "metrics.json", config, digests)
         if done is not None:
             log.info("%s is complete for this configuration (%d points): skipped (skip_complete=false redoes it)",
                      output_dir / "metrics.json", len(done["points"]))

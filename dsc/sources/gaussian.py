@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from dsc.coding.randomness import CounterRandomness
-from dsc.coding.streams import MAX_ROWS, Purpose, check_messages, check_num_rows, stream_id
+from dsc.coding.streams import Purpose, check_messages, decoder_ids, stream_id
 from dsc.errors import InvalidArgumentError
 
 SOURCE_ROW = 0  # row of the SOURCE stream holding A (counter 0)
@@ -52,7 +52,7 @@ class GaussianSource:
         """Draw A ``[B]`` and T ``[B, K]`` for messages ``[B]``: decoders 0..K-1, or exactly the
         decoder ids ``decoders`` ``[K']`` (decoder k's T is the same whichever others are drawn)."""
         messages = check_messages(messages)
-        ids = _decoder_ids(num_decoders, decoders, messages.device)
+        ids = decoder_ids(num_decoders, decoders, messages.device)
         a = rng.normal(
             stream_id(Purpose.SOURCE, messages, SOURCE_ROW), torch.zeros_like(messages), torch.float64
         )
@@ -67,7 +67,7 @@ class GaussianSource:
         noise counter k d + c of the side-information row, so d = 1 draws exactly :meth:`sample`'s
         values."""
         messages = check_messages(messages)
-        ids = _decoder_ids(num_decoders, decoders, messages.device)
+        ids = decoder_ids(num_decoders, decoders, messages.device)
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise InvalidArgumentError(f"dim must be a positive integer, got {dim!r}")
         device = messages.device
@@ -76,16 +76,6 @@ class GaussianSource:
         counters = (ids[:, None] * dim + torch.arange(dim, device=device)).reshape(-1)
         z = rng.normal(stream_id(Purpose.SOURCE, messages, SIDE_INFO_ROW)[:, None], counters[None, :], torch.float64)
         return GaussianDraw(a, a[:, None, :] + math.sqrt(self.noise_var) * z.view(-1, ids.shape[0], dim))
-
-
-def _decoder_ids(num_decoders: int | None, decoders: Tensor | None, device) -> Tensor:
-    """Decoder ids ``[K']``: 0..K-1 for ``num_decoders`` = K, else ``decoders`` (ids in [0, 2**16 - 1))."""
-    if decoders is None:
-        return torch.arange(check_num_rows(num_decoders, "num_decoders (K)"), device=device)
-    if not isinstance(decoders, Tensor) or decoders.dim() != 1 or decoders.is_floating_point() or \
-            (decoders.numel() and (int(decoders.min()) < 0 or int(decoders.max()) >= MAX_ROWS)):
-        raise InvalidArgumentError(f"decoders must be an integer tensor of decoder ids [K'] in [0, {MAX_ROWS})")
-    return decoders.to(device=device, dtype=torch.long)
 
 
 class SourceBatch(NamedTuple):
