@@ -1,4 +1,4 @@
-"""Train with Hydra: ``python train.py source=mnist model=mnist_vae model.beta=0.15 ...``; the
+"""Train with Hydra: ``python train.py source=mnist model=image_vae model.beta=0.15 ...``; the
 same as the installed command ``dsc-train`` (:func:`dsc.apps.train`, configs in ``dsc/conf``).
 
 Writes run_config.json (resolved config and environment), checkpoints/last.ckpt and best.ckpt,

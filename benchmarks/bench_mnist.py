@@ -14,7 +14,7 @@ timings do not depend on them):
 - the seconds per step of a real Lightning fit (``train.py``'s own trainer, loggers and
   callbacks, ``--fit-steps`` batches) beside the bare step: the loop's overhead per step;
 - the seconds to evaluate one (scheme, K, rate, N) point on ``--digits`` test digits, for the
-  project's path (:func:`dsc.eval.mnist.evaluate_point`: networks run once per split, the
+  project's path (:func:`dsc.eval.image_point.evaluate_point`: networks run once per split, the
   estimator's crop share computed once per crop) and for a reference written here that reruns
   every network per point and scores candidates on the concatenation [w, projection(t)], in
   the same process, with their ratio. Both give the same MSE up to float rounding;
@@ -39,7 +39,7 @@ import torch
 
 from benchmarks.timing import median_seconds, sync
 from dsc import pipeline
-from dsc.eval.mnist import (
+from dsc.eval.image_point import (
     PosteriorLogRatio,
     SplitFeatures,
     evaluate_point,
@@ -47,9 +47,9 @@ from dsc.eval.mnist import (
     split_dataset,
 )
 from dsc.helptext import HelpFormatter, first_paragraph
-from dsc.lit.mnist_module import MnistCodecModule
-from dsc.models.mnist import MnistModel
-from dsc.sources.mnist import MnistHalves, MnistItem
+from dsc.lit.image_module import ImageCodecModule
+from dsc.models.image_codec import ImageModel
+from dsc.sources.images import ImageHalves, ImageItem, SideInfo
 
 TRAIN_DIGITS, VAL_DIGITS = 55_000, 5_000
 
@@ -57,7 +57,7 @@ TRAIN_DIGITS, VAL_DIGITS = 55_000, 5_000
 PRECISIONS = ("32-true", "bf16-mixed")
 
 
-def time_training(module: MnistCodecModule, dataset, device: torch.device, batch_size: int,
+def time_training(module: ImageCodecModule, dataset, device: torch.device, batch_size: int,
                   steps: int, precision: str = "32-true") -> tuple[float, float]:
     """Median seconds of a training step and of a validation step at ``batch_size``, under
     ``precision`` (32-true, or bf16-mixed: the networks in bfloat16 autocast, as Lightning does)."""
@@ -66,7 +66,7 @@ def time_training(module: MnistCodecModule, dataset, device: torch.device, batch
     batches = [dataset[i % len(dataset)] for i in range(batch_size)]
     source = torch.stack([b.source for b in batches]).to(device)
     side = torch.stack([b.side_info for b in batches]).to(device)
-    batch = MnistItem(source, side, torch.arange(batch_size))
+    batch = ImageItem(source, side, torch.arange(batch_size))
 
     def train_step():
         module.train()
@@ -119,7 +119,7 @@ def time_encode_decode(nets, dataset, coder, batch_size: int, device: torch.devi
     coder's K decoders (estimator + GLS decode + projection + reconstruction), as a deployment
     runs them: each side computes its own networks, data already on the device."""
     k = coder.num_decoders
-    model = MnistModel(nets)
+    model = ImageModel(nets)
     batches = []
     for start in range(0, len(dataset), batch_size):
         index = torch.arange(start, min(start + batch_size, len(dataset)))
@@ -185,7 +185,7 @@ def time_precisions(device: torch.device, dataset, args) -> None:
     reference = None
     for precision in args.precision or PRECISIONS:
         torch.manual_seed(0)
-        module = MnistCodecModule().to(device)
+        module = ImageCodecModule().to(device)
         step, val_step = time_training(module, dataset, device, args.batch_size, args.steps, precision)
         epoch = steps_per_epoch[0] * step + steps_per_epoch[1] * val_step
         reference = reference or epoch
@@ -207,8 +207,8 @@ def _concurrent_worker(device_name: str, threads: int, batch_size: int, steps: i
     torch.set_num_threads(threads)
     device = torch.device(device_name)
     torch.manual_seed(0)
-    module = MnistCodecModule().to(device)
-    dataset = MnistHalves(torch.rand(batch_size, 28, 28), num_decoders=1, crop_size=7)
+    module = ImageCodecModule().to(device)
+    dataset = ImageHalves(torch.rand(batch_size, 28, 28), 1, SideInfo("crop", 7))
     time_training(module, dataset, device, batch_size, 2, precision)  # warm-up
     barrier.wait()
     results.put(time_training(module, dataset, device, batch_size, steps, precision)[0])
@@ -243,7 +243,7 @@ def time_concurrent(device: torch.device, args, precision: str) -> None:
 
 def run(device: torch.device, args) -> None:
     torch.manual_seed(0)
-    module = MnistCodecModule().to(device)
+    module = ImageCodecModule().to(device)
     dataset, origin = split_dataset(module, "test", args.num_decoders, seed=0, limit=args.digits)
     print(f"\n[{device}] data: {origin}")
     time_precisions(device, dataset, args)

@@ -8,6 +8,12 @@ purpose (:class:`dsc.DscError`) and a configuration Hydra cannot compose are pri
 ``error: ...`` line with exit status 2; ``HYDRA_FULL_ERROR=1`` shows the traceback instead.
 Ctrl-C prints one line and exits with status 130. ``--config-dir DIR`` adds your own
 configs to the shipped ones (``DIR/experiment/mine.yaml`` is then ``experiment=mine``).
+
+``source=NAME`` also selects a source of one's own, registered by a module that
+``imports=[MODULE]`` names (or by an installed package's entry point): its record's configs
+(:meth:`dsc.registry.Source.configs`) are stored in Hydra's ConfigStore before Hydra composes
+(:func:`register_source_configs`), as ``source/NAME``, ``data/NAME``, ``model/NAME`` and
+``job/NAME``.
 """
 
 from __future__ import annotations
@@ -69,6 +75,64 @@ def check_experiment(app: str, argv: Sequence[str]) -> None:
                                   f"dsc-{owner}), not {app}.py")
 
 
+def register_source_configs(argv: Sequence[str]) -> None:
+    """Import the modules of an ``imports=[...]`` override in ``argv`` and store, for every
+    ``source=NAME`` there (also each of a sweep's comma list) without a ``source/NAME.yaml``
+    among the shipped configs or a ``--config-dir``, the registered source's configs in Hydra's
+    ConfigStore (``GROUP/NAME`` for each group of :meth:`dsc.registry.Source.configs`). An
+    unknown source is a ConfigError listing the registered ones."""
+    modules, names = _source_overrides(argv)
+    folders = [CONF, *_config_dirs(argv)]
+    names = [name for name in names if not any((folder / "source" / f"{name}.yaml").is_file() for folder in folders)]
+    if not modules and not names:
+        return  # the registry (and torch) load only when a source of one's own is asked for
+    from hydra.core.config_store import ConfigStore
+
+    from dsc.registry import get_source, import_sources
+
+    import_sources(modules, "imports")
+    for name in names:
+        for group, node in get_source(name).configs().items():
+            try:
+                ConfigStore.instance().store(group=group, name=name, node=node, package=group)
+            except OmegaConfBaseException as error:
+                raise ConfigError(f"source {name!r}: its {group} config cannot be a Hydra config: {error}") from None
+
+
+def _source_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The modules that ``imports=`` overrides in ``argv`` name and the names ``source=`` ones
+    choose (a sweep's choices each); other sweeps (glob, range) are left to Hydra."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+
+    modules: list[str] = []
+    names: list[str] = []
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        key = key.lstrip("+")
+        if key not in ("imports", "source") or not value:
+            continue
+        override = OverridesParser.create().parse_override(arg)
+        if override.value_type in (ValueType.CHOICE_SWEEP, ValueType.SIMPLE_CHOICE_SWEEP):
+            values = list(override.sweep_iterator())
+        elif override.is_sweep_override():
+            continue
+        else:
+            values = [override.value()]
+        for value in values:
+            if key == "source" and isinstance(value, str):
+                names.append(value)
+            elif key == "imports" and value:
+                modules += [str(module) for module in value] if isinstance(value, list) else [str(value)]
+    return modules, names
+
+
+def _config_dirs(argv: Sequence[str]) -> list[Path]:
+    """The folders that ``--config-dir DIR`` (``-cd DIR``, ``--config-dir=DIR``) adds."""
+    folders = [Path(arg.partition("=")[2]) for arg in argv if arg.startswith("--config-dir=")]
+    return folders + [Path(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg in ("--config-dir", "-cd")]
+
+
 def _launch(app: Callable[[], None], name: str) -> None:
     """Run a Hydra app; errors as described in the module docstring. Hydra itself prints an
     exception's traceback unless HYDRA_FULL_ERROR is set, so it is set for the app's duration
@@ -78,6 +142,7 @@ def _launch(app: Callable[[], None], name: str) -> None:
     try:
         check_launcher(sys.argv[1:])
         check_experiment(name, sys.argv[1:])
+        register_source_configs(sys.argv[1:])
         app()
     except (DscError, HydraException, OmegaConfBaseException) as error:
         if show_traceback:

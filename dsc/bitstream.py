@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from dsc.coding.point import MAX_CHECK_BITS
 from dsc.coding.streams import MAX_MESSAGE, MAX_ROWS
 from dsc.errors import (
     CorruptStreamError,
@@ -54,7 +55,6 @@ MAGIC = b"DSC\x1a"
 VERSION = 1
 FINGERPRINT_BYTES = 16
 MAX_LABEL_BITS = 24
-MAX_CHECK_BITS = 32
 MAX_DECODERS = MAX_ROWS  # K: 2**16 - 1, the header's 16-bit field and the coder's row limit
 MAX_MESSAGES = 2**20  # n per stream: larger batches go in several streams (first message ids apart)
 PACK_CHUNK = 2**16  # messages packed / unpacked at once (a multiple of 8: whole bytes per chunk)

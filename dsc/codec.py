@@ -5,7 +5,7 @@
     out.reconstruction, out.accepted                             # [n, ...], [n]
 
 ``model`` is a :class:`dsc.pipeline.CodingModel`: :class:`GaussianModel` (the quadratic-Gaussian
-source, closed-form weights) or :class:`MnistModel` (a trained MNIST codec's networks); the
+source, closed-form weights) or :class:`ImageModel` (a trained MNIST codec's networks); the
 encoding and decoding are :func:`dsc.pipeline.encode` and :func:`dsc.pipeline.decode`. The
 encoder sends, per source, the label of its GLS candidate (log2(L_max) bits) and, with
 ``check_bits`` = c > 0, c bits of a keyed hash of that candidate's index. Decoder k picks its own
@@ -32,17 +32,17 @@ import torch
 from torch import Tensor
 
 from dsc.bitstream import MAX_CHECK_BITS, MAX_LABEL_BITS, MAX_MESSAGES, StreamHeader, read_stream, write_stream
-from dsc.coding import GaussianPrior, ImportanceCoder
+from dsc.coding import CodingPoint, GaussianPrior, ImportanceCoder
 from dsc.coding.streams import check_messages
 from dsc.environment import strict_float32
 from dsc.errors import CorruptStreamError, FingerprintMismatchError, InvalidArgumentError, ShapeMismatchError
 from dsc.models.gaussian import GaussianModel
-from dsc.models.mnist import MnistModel
+from dsc.models.image_codec import ImageModel
 from dsc.pipeline import CodingModel, check_values, decode, encode, first_accepted
 
 MESSAGE_CHUNK = 4096  # messages encoded / decoded at once: the coder's memory does not grow with n
 
-__all__ = ["CodingSetting", "Decompressed", "GaussianModel", "MnistModel", "check_values", "compress", "decompress",
+__all__ = ["CodingSetting", "Decompressed", "GaussianModel", "ImageModel", "check_values", "compress", "decompress",
            "first_accepted", "fingerprint", "setting_of", "verify_setting"]
 
 
@@ -68,8 +68,8 @@ class CodingSetting:
         self.coder(GaussianPrior())  # validates seed, N, K and scheme
 
     def coder(self, prior) -> ImportanceCoder:
-        return ImportanceCoder(seed=self.seed, prior=prior, num_candidates=self.num_candidates,
-                               num_labels=2**self.rate_bits, num_decoders=self.num_decoders, scheme=self.scheme)
+        point = CodingPoint(self.scheme, self.num_decoders, self.rate_bits, self.num_candidates, self.check_bits)
+        return point.coder(self.seed, prior)
 
     @property
     def bits_per_message(self) -> int:

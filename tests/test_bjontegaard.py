@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 import dsc
-from dsc.eval.aggregate import aggregate, bd_rate_rows
-from dsc.eval.bjontegaard import bd_psnr, bd_rate, bjontegaard
+from dsc.report.bdrate import bd_rate_rows
+from dsc.report.bjontegaard import bd_psnr, bd_rate, bjontegaard
+from dsc.report.sweep import aggregate
 
 RATES = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
 PSNR = np.array([14.0, 16.5, 18.4, 19.9, 21.1, 22.0])  # concave in rate, like a real codec
@@ -155,7 +156,7 @@ def test_gaussian_curves_are_compared_on_minus_mse_db_and_check_bits_are_left_ou
 def test_the_multirun_callback_takes_the_anchor_the_config_names(tmp_path):
     from omegaconf import OmegaConf
 
-    from dsc.eval.aggregate import AggregateOnMultirunEnd
+    from dsc.report.sweep import AggregateOnMultirunEnd
 
     mse = {r: 0.1 * 2 ** (-r / 3) for r in range(2, 6)}
     _write_sweep(tmp_path, [[_mnist(s, 1, r * f, m) for r, m in mse.items()]

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import dsc
-from dsc.eval.mnist import load_codec
+from dsc.eval.image_point import load_codec
 from dsc.lit.checkpoint import CheckpointMismatchError, CorruptCheckpointError, read_checkpoint
 
 
@@ -38,12 +38,12 @@ def test_unreadable_files_are_corrupt_checkpoint_errors(tmp_path, checkpoint_byt
 def test_a_checkpoint_of_another_kind_is_a_mismatch(tmp_path):
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"state_dict": {"weight": torch.zeros(2)}, "hyper_parameters": {"width": 3}}, foreign)
-    with pytest.raises(CheckpointMismatchError, match="foreign.ckpt is not a checkpoint of the MNIST codec"):
+    with pytest.raises(CheckpointMismatchError, match="foreign.ckpt is not a checkpoint of the image codec"):
         load_codec(foreign)
 
 
 def test_a_corrupt_resume_checkpoint_stops_training_before_it_starts(tmp_path, tiny_codec):
-    from dsc.eval.mnist import load_codec
+    from dsc.eval.image_point import load_codec
     from dsc.lit.checkpoint import check_resume
 
     bad = tmp_path / "last.ckpt"
@@ -81,7 +81,7 @@ def test_hyper_parameters_are_checked_against_the_weights_before_building(tmp_pa
     torch.save(checkpoint, forged)
     script = (
         "import resource, sys\n"
-        "from dsc.eval.mnist import load_codec\n"
+        "from dsc.eval.image_point import load_codec\n"
         "from dsc.lit.checkpoint import CheckpointMismatchError\n"
         "size = int(open('/proc/self/statm').read().split()[0]) * resource.getpagesize()\n"
         "resource.setrlimit(resource.RLIMIT_AS, (size + 300 * 2**20, resource.RLIM_INFINITY))\n"

@@ -111,15 +111,17 @@ def test_help_shows_every_default_and_no_markup(capsys):
     for text in (root, *texts.values()):
         assert not MARKUP.search(text) and "(default: None)" not in text
     compress, decompress = (" ".join(texts[verb].split()) for verb in ("compress", "decompress"))
-    for expected in ("sources to encode (default: 1000)", "shared-randomness seed (default: 0)", "N, the shared "
-                     "candidates (default: 128)", "log2(L_max) (default: 2)", "K, the decoders (default: 4)",
+    usual_n = ", ".join(f"{name} {get_source(name).num_candidates}" for name in ("gaussian", "mnist"))
+    for expected in ("sources to encode by message id (default: 1000;", "shared-randomness seed (default: 0)",
+                     f"N, the shared candidates (default: the source's usual N: {usual_n})",
+                     "log2(L_max) (default: 2)", "K, the decoders (default: 4)",
                      "c check bits per message (default: 0)", "test-channel variance (default: 0.005)",
                      "side-information noise variance (default: 0.5)", "digits of this split (default: test)"):
         assert expected in compress, expected
     assert "which decoder (0 .. K-1) decodes (default: 0)" in decompress
 
 
-@pytest.mark.parametrize("module", ["dsc.eval.aggregate", "tools.docs_tables", "studies.mnist_paper.convergence",
+@pytest.mark.parametrize("module", ["dsc.report.sweep", "tools.docs_tables", "studies.mnist_paper.convergence",
                                     "dsc.eval.cross_device", "studies.mnist_beta_scan.report",
                                     "dsc.speculative.study"])
 def test_the_tools_help_has_no_markup_and_a_whole_description(module, capsys):
@@ -153,7 +155,9 @@ def test_every_option_that_changes_decoding_enters_the_fingerprint(tmp_path, cap
     assert run(capsys, "compress", "gaussian", stream, "--count", 50, "--data-seed", 7, "--noise-var", 0.25,
                "--rate-bits", 3, "--num-decoders", 2)[0] == 0
     header = read_header(stream.read_bytes())
-    setting = CodingSetting(seed=0, num_candidates=128, rate_bits=3, num_decoders=2, check_bits=0)
+    usual_n = get_source("gaussian").num_candidates  # without --num-candidates: the source's usual N
+    assert header.num_candidates == usual_n == 4096
+    setting = CodingSetting(seed=0, num_candidates=usual_n, rate_bits=3, num_decoders=2, check_bits=0)
     assert header.fingerprint == expected_cli_fingerprint(setting, {"s2": 0.005, "noise_var": 0.25, "data_seed": 7})
     # the matching options decode; another data seed or noise is a FingerprintMismatchError
     assert run(capsys, "decompress", "gaussian", stream, "--data-seed", 7, "--noise-var", 0.25)[0] == 0

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import dsc
-from dsc.codec import CodingSetting, GaussianModel, MnistModel, check_values, compress, decompress
+from dsc.codec import CodingSetting, GaussianModel, ImageModel, check_values, compress, decompress
 from dsc.coding import CounterRandomness
 from dsc.coding.streams import Purpose, stream_id
 from dsc.sources.gaussian import GaussianSource
@@ -125,21 +125,21 @@ def test_a_stream_for_another_setting_or_model_is_refused_before_decoding():
 
 
 def test_mnist_streams_carry_the_evaluations_picks_and_bind_the_weights():
-    """Decoder k of a decompressed MNIST stream picks what the evaluation path (code_digits)
+    """Decoder k of a decompressed MNIST stream picks what the evaluation path (code_images)
     picks for the same digits, message ids and seed; other weights are refused."""
-    from dsc.eval.mnist import SplitFeatures, code_digits
-    from dsc.lit.mnist_module import MnistCodecModule
-    from dsc.sources.mnist import MnistHalves
+    from dsc.eval.image_point import SplitFeatures, code_images
+    from dsc.lit.image_module import ImageCodecModule
+    from dsc.sources.images import ImageHalves, SideInfo
 
     torch.manual_seed(0)
-    nets = MnistCodecModule(channels=8, hidden=32, features=16, estimator_hidden=32).nets.eval()
-    halves = MnistHalves(torch.rand(40, 28, 28), 3, 7, seed=0)
+    nets = ImageCodecModule(channels=8, hidden=32, features=16, estimator_hidden=32).nets.eval()
+    halves = ImageHalves(torch.rand(40, 28, 28), 3, SideInfo("crop", 7), seed=0)
     source, crops = halves.batch(torch.arange(40))
     setting = CodingSetting(seed=2, num_candidates=64, rate_bits=2, num_decoders=3, check_bits=8)
-    model = MnistModel(nets)
+    model = ImageModel(nets)
     data = compress(model, source, setting)
     split = SplitFeatures.compute(nets, halves, torch.device("cpu"))
-    matched = code_digits(nets, split, setting.coder(model.prior), torch.arange(40)).match
+    matched = code_images(nets, split, setting.coder(model.prior), torch.arange(40)).match
     for k in range(3):
         out = decompress(data, model, crops[:, k], setting, decoder=k)
         assert out.reconstruction.shape == (40, 1, 28, 14)
@@ -150,4 +150,4 @@ def test_mnist_streams_carry_the_evaluations_picks_and_bind_the_weights():
     with torch.no_grad():
         nets.decoder.fc[0].weight[0, 0] += 1e-3
     with pytest.raises(dsc.FingerprintMismatchError, match="another model"):
-        decompress(data, MnistModel(nets), crops[:, 0], setting)
+        decompress(data, ImageModel(nets), crops[:, 0], setting)

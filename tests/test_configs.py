@@ -14,7 +14,6 @@ from omegaconf import OmegaConf, open_dict
 import dsc.conf
 
 CONF = Path(dsc.conf.__file__).parent  # the package's configs, composed as pkg://dsc.conf
-EVALUATION_ONLY = "job"  # train.py never reads the evaluation job a source config also defines
 
 
 def experiment_entry(name: str) -> str:
@@ -28,12 +27,24 @@ def group_cases() -> list[tuple[str, str, list[str]]]:
     for group in ("logger", "model", "trainer", "paths", "callbacks", "debug"):
         for path in sorted((CONF / group).glob("*.yaml")):
             extra = ["source=gaussian"] if (group, path.stem) == ("model", "gaussian_mlp") else []
+            if group == "model" and (CONF / "source" / path.name).is_file():  # a source's codec: with its source
+                extra = [f"source={path.stem}"]
             cases.append(("train", f"{group}/{path.name}", [f"{group}={path.stem}", *extra]))
-    for path in sorted((CONF / "source").glob("*.yaml")):
+    for path in sorted((CONF / "logger").glob("*.yaml")):  # evaluate.py logs to the same trackers
+        cases.append(("evaluate", f"logger/{path.name}", [f"logger={path.stem}"]))
+    for path in sorted((CONF / "source").glob("*.yaml")):  # source=NAME also selects data/NAME and job/NAME
         cases.append(("evaluate", f"source/{path.name}", [f"source={path.stem}"]))
-        if "\ndata:" in path.read_text():  # a source that can be trained on
+        if path.stem != "none":  # a source that can be trained on
             model = ["model=gaussian_mlp"] if path.stem == "gaussian" else []
             cases.append(("train", f"source/{path.name}", [f"source={path.stem}", *model]))
+    for group, entry in (("data", "train"), ("job", "evaluate")):  # selected by source=NAME
+        for path in sorted((CONF / group).glob("*.yaml")):
+            if path.stem == "none":
+                cases.append(("evaluate", f"{group}/{path.name}", ["source=none"]))
+            elif (CONF / "source" / path.name).exists():
+                cases.append((entry, f"{group}/{path.name}", [f"source={path.stem}"]))
+            else:  # a job by role (image_point), which the image sources' jobs extend
+                cases.append((entry, f"{group}/{path.name}", ["source=mnist", f"{group}={path.stem}"]))
     for path in sorted((CONF / "codec").glob("*.yaml")):
         cases.append(("evaluate", f"codec/{path.name}",
                       ["experiment=compare_mnist", f"+codec={path.stem}"]))
@@ -55,8 +66,6 @@ def resolved(entry: str, overrides: list[str]) -> dict:
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]
-        if entry == "train":
-            cfg.pop(EVALUATION_ONLY, None)
     return OmegaConf.to_container(cfg, resolve=True)
 
 
@@ -64,8 +73,10 @@ def resolved(entry: str, overrides: list[str]) -> dict:
 def test_config_composes_and_resolves(entry, name, overrides):
     config = resolved(entry, overrides)
     if entry == "train":
-        assert {"model", "data", "trainer"} <= set(config) and "_target_" in config["model"]
-    elif "job" in config:  # an evaluation job (an experiment or source may leave it to another)
+        if config["source"]:  # source=none trains nothing
+            assert {"model", "data", "trainer"} <= set(config) and "_target_" in config["model"]
+        assert "job" not in config  # configs by role: training never composes an evaluation job
+    elif config.get("job"):  # an evaluation job (source=none and compare_mnist leave it to another group)
         assert "_target_" in config["job"]
 
 
@@ -111,3 +122,30 @@ def test_an_experiment_under_the_wrong_entry_point_is_a_clear_error():
         assert run.returncode == 2, run.stderr[-2000:]
         assert f"run it with `python {right} experiment={experiment}`" in run.stderr
         assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("source", ["gaussian", "mnist"])
+def test_a_source_selects_its_data_and_its_job(source):
+    """source=NAME picks data/NAME for training and job/NAME for evaluation; another source's
+    keys (the Gaussian trials and s2 grid) are in no run's root config."""
+    train = resolved("train", [f"source={source}"])
+    evaluate = resolved("evaluate", [f"source={source}"])
+    assert train["source"]["name"] == evaluate["source"]["name"] == source
+    assert train["data"]["_target_"].endswith(f"{source.capitalize()}DataModule")
+    assert train["model"]["_target_"].endswith({"gaussian": "GaussianCodecModule", "mnist": "ImageCodecModule"}[source])
+    assert evaluate["job"]["_target_"].endswith({"gaussian": "gaussian_point", "mnist": "ImageRateDistortion"}[source])
+    for config in (train, evaluate):
+        assert not {"trials", "selection_trials", "repetitions", "test_channel_variances"} & set(config)
+    assert ("trials" in evaluate["job"]) == (source == "gaussian")
+
+
+@pytest.mark.parametrize("overrides", [["source=none"], ["experiment=compare_mnist", "hydra.mode=RUN"]])
+def test_a_config_without_a_job_is_a_clear_error(tmp_path, overrides):
+    from dsc.errors import ConfigError
+    from dsc.eval.runner import run_evaluation
+
+    with initialize_config_module("dsc.conf", version_base="1.3"):
+        cfg = compose(config_name="evaluate", overrides=overrides + [f"paths.output_dir={tmp_path}", "device=cpu"])
+    with pytest.raises(ConfigError, match="nothing to run"):
+        run_evaluation(cfg)
+    assert not (tmp_path / "metrics.json").exists()

@@ -11,6 +11,8 @@ import dsc
 from dsc.environment import strict_float32
 from dsc.eval.cross_device import Agreement, agreement, gaussian_agreement, main
 
+CPU = torch.device("cpu")
+
 
 def test_agreement_counts_against_hand_computed_values():
     counts = Agreement()
@@ -86,11 +88,11 @@ def test_cpu_encoder_and_cuda_decoders_agree_on_mnist_digits(tiny_codec):
 def test_every_network_that_feeds_a_selection_runs_without_tf32():
     """The MNIST evaluation's encoder, estimator and decoder see TF32 off even where the caller
     left it on (torch's default for cuDNN convolutions)."""
-    from dsc.eval.mnist import SplitFeatures, code_digits, make_coder
-    from dsc.lit.mnist_module import MnistCodecModule
-    from dsc.sources.mnist import MnistHalves
+    from dsc.eval.image_point import SplitFeatures, code_images, make_coder
+    from dsc.lit.image_module import ImageCodecModule
+    from dsc.sources.images import ImageHalves, SideInfo
 
-    nets = MnistCodecModule(channels=8, hidden=32, features=16, estimator_hidden=32).nets.eval()
+    nets = ImageCodecModule(channels=8, hidden=32, features=16, estimator_hidden=32).nets.eval()
     seen = []
     for name, layer in nets.named_modules():
         if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
@@ -99,8 +101,8 @@ def test_every_network_that_feeds_a_selection_runs_without_tf32():
     saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     try:
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
-        split = SplitFeatures.compute(nets, MnistHalves(torch.rand(6, 28, 28), 2, 7, seed=0), torch.device("cpu"))
-        code_digits(nets, split, make_coder(0, 4, "gls", 2, 1, 16), torch.arange(6))
+        split = SplitFeatures.compute(nets, ImageHalves(torch.rand(6, 28, 28), 2, SideInfo("crop", 7), seed=0), CPU)
+        code_images(nets, split, make_coder(0, 4, "gls", 2, 1, 16), torch.arange(6))
         assert torch.backends.cudnn.allow_tf32  # restored afterwards
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 import dsc
 from dsc.lit import train as lit_train
-from dsc.lit.mnist_module import MnistCodecModule
+from dsc.lit.image_module import ImageCodecModule
 from dsc.lit.replicas import (
     ReplicaCheck,
     ReplicaMismatchError,
@@ -30,7 +30,7 @@ from dsc.lit.replicas import (
     digest_tensor,
     parameter_digest,
 )
-from dsc.sources.mnist import EpochShuffle
+from dsc.sources.images import EpochShuffle
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["model.channels=8", "model.hidden=32", "model.features=16", "model.estimator_hidden=32",
@@ -156,7 +156,7 @@ def test_two_process_cpu_run_writes_once_and_ends_with_identical_replicas(tmp_pa
     last = tmp_path / "checkpoints" / "last.ckpt"
     assert last.is_file() and (tmp_path / "checkpoints" / "best.ckpt").is_file()
     # every rank's digest equalled rank 0's, and rank 0's is that of the saved weights
-    saved = MnistCodecModule.load_from_checkpoint(last, map_location="cpu", weights_only=True)
+    saved = ImageCodecModule.load_from_checkpoint(last, map_location="cpu", weights_only=True)
     assert summary["parameter_sha256"] == parameter_digest(saved)
     assert json.loads((tmp_path / "run_config.json").read_text())["config"]["trainer"]["strategy"] == "ddp"
     # rank 1 ran in the same directory (its own log file) and wrote no summary line

@@ -168,8 +168,12 @@ MODULE = re.compile(r"python -m ([\w.]+)")
 REPO_PATH = re.compile(r"(?<![\w./-])((?:dsc|studies|tools|results|benchmarks|tests|docs)/[\w./-]*)(?![\w/-])")
 
 
+# sources the docs' code registers (docs/sources.md): source=NAME selects their records' configs, not files
+DOC_SOURCES = {name for page in PAGES for name in re.findall(r'Source\(\s*name="([a-z]\w*)"', page.read_text())}
+
+
 def _config_exists(group: str, name: str) -> bool:
-    return (CONF / group / f"{name}.yaml").is_file()
+    return (CONF / group / f"{name}.yaml").is_file() or (group == "source" and name in DOC_SOURCES)
 
 
 def _make_targets() -> set[str]:

@@ -64,7 +64,7 @@ def test_aggregate_callback_skips_sweeps_without_evaluations(tmp_path):
     """A training sweep (no metrics.json) ends quietly instead of with an aggregation error."""
     from omegaconf import OmegaConf
 
-    from dsc.eval.aggregate import AggregateOnMultirunEnd
+    from dsc.report.sweep import AggregateOnMultirunEnd
 
     (tmp_path / "0").mkdir()
     AggregateOnMultirunEnd().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
@@ -83,7 +83,7 @@ def _gaussian_sweep(sweep: Path) -> None:
 def test_the_end_of_a_sweep_prints_the_tables_and_the_paths(tmp_path, capsys):
     from omegaconf import OmegaConf
 
-    from dsc.eval.aggregate import AggregateOnMultirunEnd, main
+    from dsc.report.sweep import AggregateOnMultirunEnd, main
 
     _gaussian_sweep(tmp_path)
     AggregateOnMultirunEnd().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
@@ -103,7 +103,8 @@ def test_the_end_of_a_sweep_prints_the_tables_and_the_paths(tmp_path, capsys):
 def test_points_with_check_bits_get_their_own_table_and_curves(tmp_path):
     """Oracle tables and curves use the c = 0 points; points with check bits go to the
     practical-selection table and the any-pass curves."""
-    from dsc.eval.aggregate import markdown_tables, plot_rd
+    from dsc.report.plots import plot_rd
+    from dsc.report.tables import markdown_tables
 
     def point(rate, c, practical=None):  # the practical figures only with check bits, as the jobs write them
         return {"source": "gaussian", "method": "gls", "scheme": "gls", "num_decoders": 4, "rate_bits": rate,
@@ -125,7 +126,7 @@ def test_a_failing_job_does_not_stop_the_sweep_and_is_reported(tmp_path):
     is written and aggregated, results.md lists the failure, and the sweep exits non-zero."""
     run = subprocess.run(
         [sys.executable, "evaluate.py", "-m", "num_decoders=0,1", "rate_bits=1", "num_candidates=256",
-         "trials=300", "test_channel_variances=[0.005]", "device=cpu", f"hydra.sweep.dir={tmp_path}"],
+         "job.trials=300", "job.test_channel_variances=[0.005]", "device=cpu", f"hydra.sweep.dir={tmp_path}"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert run.returncode != 0 and "1 job(s) of the sweep failed" in run.stderr
@@ -165,7 +166,7 @@ def test_rerunning_a_sweep_redoes_only_unfinished_points(tmp_path):
     """Job 0's metrics.json is cut short, job 1's is complete: the rerun keeps job 1 as it was,
     redoes job 0 whole, and the aggregate holds each point once."""
     command = [sys.executable, "evaluate.py", "-m", "num_decoders=1,2", "rate_bits=1", "num_candidates=256",
-               "trials=300", "selection_trials=100", "test_channel_variances=[0.005]", "device=cpu",
+               "job.trials=300", "job.selection_trials=100", "job.test_channel_variances=[0.005]", "device=cpu",
                f"hydra.sweep.dir={tmp_path}"]
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -163,7 +163,7 @@ def test_resuming_from_another_models_checkpoint_is_refused_before_anything_is_w
 
 
 def test_absurd_work_is_refused_with_its_estimate(tmp_path):
-    cfg = compose_config("evaluate", ["trials=1000000000000", "device=cpu", f"paths.output_dir={tmp_path}"])
+    cfg = compose_config("evaluate", ["job.trials=1000000000000", "device=cpu", f"paths.output_dir={tmp_path}"])
     with pytest.raises(ConfigError, match=r"about [\d,]+ hours .* set allow_long=true"):
         run_evaluation(cfg)
     assert not (tmp_path / "metrics.json").exists()
@@ -179,7 +179,7 @@ def test_dsc_errors_under_the_entry_points_are_one_line(tmp_path):
     cases = [
         ["train.py", *GAUSSIAN, f"ckpt_path={corrupt}", f"hydra.run.dir={tmp_path / 'a'}"],
         ["evaluate.py", "source=mnist", f"ckpt_path={corrupt}", "num_candidates=8", f"hydra.run.dir={tmp_path / 'b'}"],
-        ["evaluate.py", "trials=1000000000000", f"hydra.run.dir={tmp_path / 'c'}"],
+        ["evaluate.py", "job.trials=1000000000000", f"hydra.run.dir={tmp_path / 'c'}"],
     ]
     for args in cases:
         run = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -206,7 +206,7 @@ def test_ctrl_c_during_an_evaluation_is_one_line(tmp_path):
     import os
     import signal
 
-    run = subprocess.Popen([sys.executable, "evaluate.py", "trials=20000000", "num_candidates=4096", "device=cpu",
+    run = subprocess.Popen([sys.executable, "evaluate.py", "job.trials=20000000", "num_candidates=4096", "device=cpu",
                             f"hydra.run.dir={tmp_path}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     seen = []

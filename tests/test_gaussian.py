@@ -15,9 +15,9 @@ import torch
 
 import dsc
 from dsc.coding import CounterRandomness
-from dsc.eval.aggregate import aggregate
 from dsc.eval.gaussian import GaussianRateDistortion, practical_totals, trial_totals
 from dsc.models.gaussian import AnalyticGaussianModel
+from dsc.report.sweep import aggregate
 from dsc.sources.gaussian import GaussianSource
 from tests._stats import Z
 
@@ -173,8 +173,8 @@ def test_bad_configuration_fails_before_any_work(kwargs, match):
 
 def test_multirun_sweep_writes_results_csv_and_rd_plot(tmp_path):
     run = subprocess.run(
-        [sys.executable, "evaluate.py", "-m", "experiment=gaussian_demo", "num_candidates=256", "trials=100",
-         "selection_trials=50", "num_decoders=1,2", "rate_bits=1,2", "device=cpu", f"hydra.sweep.dir={tmp_path}"],
+        [sys.executable, "evaluate.py", "-m", "experiment=gaussian_demo", "num_candidates=256", "job.trials=100",
+         "job.selection_trials=50", "num_decoders=1,2", "rate_bits=1,2", "device=cpu", f"hydra.sweep.dir={tmp_path}"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]

@@ -102,10 +102,10 @@ def test_the_protocol_reports_the_candidate_with_the_lowest_selection_metric(gau
 
 def test_a_checkpoint_of_another_source_or_noise_is_a_clear_error(gaussian_codec, tiny_codec):
     from dsc.catalog.gaussian import learned_model
-    from dsc.eval.mnist import load_codec
+    from dsc.eval.image_point import load_codec
     from dsc.lit.checkpoint import CheckpointMismatchError
 
-    with pytest.raises(dsc.ConfigError, match="not a checkpoint of the MNIST codec"):
+    with pytest.raises(dsc.ConfigError, match="not a checkpoint of the image codec"):
         load_codec(gaussian_codec)
     with pytest.raises(dsc.ConfigError, match="not a checkpoint of a learned Gaussian codec"):
         learned_model(str(tiny_codec()), 0.5)
@@ -140,7 +140,7 @@ def test_the_nested_quantiser_per_component_matches_the_scalar_one_at_one_decode
 def test_the_db_standard_error_matches_the_spread_of_simulated_means():
     """db_se(m, s) is the spread of 10 log10 of a mean that is normal with mean m and standard
     error s: measured on 200,000 draws (relative sampling error of a std about 0.2 %)."""
-    from dsc.eval.source_point import db_se
+    from dsc.eval.stats import db_se
 
     gen = torch.Generator().manual_seed(0)
     for mean, se in ((0.33, 0.004), (2.0, 0.05)):
@@ -159,7 +159,7 @@ def test_evaluate_source_gaussian_with_a_checkpoint_codes_the_learned_codec(gaus
     with initialize_config_module("dsc.conf", version_base="1.3"):
         cfg = compose(config_name="evaluate", overrides=["source=gaussian", f"ckpt_path={gaussian_codec}",
                                                          "num_decoders=2", "rate_bits=2", "num_candidates=256",
-                                                         "trials=300", "+job.progress=false"])
+                                                         "job.trials=300", "+job.progress=false"])
     job = build(cfg.job, "job")
     assert isinstance(job, SourceRateDistortion) and job.options["ckpt"] == str(gaussian_codec)
     (point,) = job.run(0, CPU, Path("."))

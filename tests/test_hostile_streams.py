@@ -28,7 +28,9 @@ from dsc.codec import CodingSetting, GaussianModel, compress, decompress, finger
 from dsc.coding import GaussianPrior, ImportanceCoder
 from dsc.coding.streams import MAX_ROWS
 from dsc.registry import get_source
-from dsc.sources.mnist import MnistHalves
+from dsc.sources.images import ImageHalves, SideInfo
+
+CPU = torch.device("cpu")
 
 HEADROOM_MB = 512  # address space the child may add to what it holds after its imports
 PEAK_MB = 300  # resident memory a case may add at its peak
@@ -209,7 +211,7 @@ def test_side_information_of_one_decoder_is_its_column_of_all():
     assert none.side_information.shape == (20, 0) and torch.equal(none.sources, every.sources)
     with pytest.raises(dsc.InvalidArgumentError, match="either num_decoders"):
         gaussian.coding_inputs({}, messages, 2, decoders=[1])
-    halves = MnistHalves(torch.rand(12, 28, 28), num_decoders=5, crop_size=7, seed=4)
+    halves = ImageHalves(torch.rand(12, 28, 28), 5, SideInfo("crop", 7), seed=4)
     _, crops = halves.batch(torch.arange(12))
     _, crop_3 = halves.batch(torch.arange(12), torch.tensor([3]))
     assert torch.equal(crop_3[:, 0], crops[:, 3])
@@ -217,20 +219,21 @@ def test_side_information_of_one_decoder_is_its_column_of_all():
 
 def test_an_mnist_evaluation_bounds_k_before_computing_anything(monkeypatch):
     """K = 65536 asked an MNIST evaluation for 8 GB of crops: K and digits x K are bounded first."""
-    from dsc.eval import mnist as mnist_eval
-    from dsc.models.mnist import MnistCodecNetworks
+    from dsc.eval import image_point as image_eval
+    from dsc.models.image_codec import ImageCodecNetworks
 
-    with pytest.raises(dsc.ConfigError, match=f"at most K = {mnist_eval.MAX_DECODERS} decoders"):
-        mnist_eval.MnistRateDistortion("never-read.ckpt", num_decoders=65536)
-    nets = MnistCodecNetworks(latent_dim=2, crop_size=7, features=16, channels=8, hidden=32, estimator_hidden=24)
+    with pytest.raises(dsc.ConfigError, match=f"at most K = {image_eval.MAX_DECODERS} decoders"):
+        image_eval.ImageRateDistortion("never-read.ckpt", num_decoders=65536)
+    nets = ImageCodecNetworks(latent_dim=2, side_shape=(1, 7, 7), features=16, channels=8, hidden=32,
+                              estimator_hidden=24)
     images = torch.rand(40, 28, 28)
     per_crop = 4 * (7 * 7 + 24 + 16)  # float32 crop, its estimator bias and its projected features
-    monkeypatch.setattr(mnist_eval, "MAX_SPLIT_FEATURE_BYTES", 40 * 30 * per_crop)
-    with pytest.raises(dsc.ConfigError, match="use num_decoders <= 30 for this many digits"):
-        mnist_eval.SplitFeatures.compute(nets, MnistHalves(images, 31, 7, seed=0), torch.device("cpu"))
-    fits = mnist_eval.SplitFeatures.compute(nets, MnistHalves(images, 30, 7, seed=0), torch.device("cpu"))
+    monkeypatch.setattr(image_eval, "MAX_SPLIT_FEATURE_BYTES", 40 * 30 * per_crop)
+    with pytest.raises(dsc.ConfigError, match="use num_decoders <= 30 for this many images"):
+        image_eval.SplitFeatures.compute(nets, ImageHalves(images, 31, SideInfo("crop", 7), seed=0), CPU)
+    fits = image_eval.SplitFeatures.compute(nets, ImageHalves(images, 30, SideInfo("crop", 7), seed=0), CPU)
     assert fits.features.shape == (40, 30, 16) and fits.crop_bias.shape == (40, 30, 24)
-    monkeypatch.setattr(mnist_eval, "CROPS_PER_BATCH", 60)  # two digits per batch: the same features
-    again = mnist_eval.SplitFeatures.compute(nets, MnistHalves(images, 30, 7, seed=0), torch.device("cpu"))
+    monkeypatch.setattr(image_eval, "CROPS_PER_BATCH", 60)  # two digits per batch: the same features
+    again = image_eval.SplitFeatures.compute(nets, ImageHalves(images, 30, SideInfo("crop", 7), seed=0), CPU)
     assert torch.allclose(again.features, fits.features, atol=1e-6)
     assert torch.equal(again.side_info, fits.side_info)

@@ -10,8 +10,8 @@ import torch
 import dsc
 from dsc.baselines import image_codecs
 from dsc.baselines.image_codecs import QUALITY_RANGES, PillowCodec, available_codecs
-from dsc.eval.aggregate import markdown_tables
-from dsc.eval.mnist_classical import ClassicalImageRateDistortion, right_halves
+from dsc.eval.classical_codecs import ClassicalImageRateDistortion, right_halves
+from dsc.report.tables import markdown_tables
 
 CPU = torch.device("cpu")
 
@@ -135,8 +135,8 @@ def test_a_codec_this_pillow_lacks_is_skipped_in_a_comparison_and_reported(monke
     from hydra import compose, initialize_config_module
 
     from dsc.config import build
-    from dsc.eval.aggregate import aggregate
     from dsc.eval.runner import run_evaluation
+    from dsc.report.sweep import aggregate
 
     monkeypatch.setattr(image_codecs, "available_codecs", lambda: ["PNG", "JPEG"])
     with initialize_config_module("dsc.conf", version_base="1.3"):
@@ -146,7 +146,7 @@ def test_a_codec_this_pillow_lacks_is_skipped_in_a_comparison_and_reported(monke
                 f"paths.output_dir={tmp_path / str(job)}", "job.qualities=" + ("[50]" if codec == "jpeg" else "null")])
             metrics = run_evaluation(cfg)
         assert metrics["points"] == [] and "cannot write AVIF" in metrics["skipped"]
-        alone = compose(config_name="evaluate", overrides=["+codec=avif", "source=none"]).job
+        alone = compose(config_name="evaluate", overrides=["+codec=avif", "source=mnist", "job=none"]).job
     with pytest.raises(dsc.ConfigError, match="cannot write AVIF"):
         build(alone, "job")
     result = aggregate(tmp_path)

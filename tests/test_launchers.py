@@ -15,8 +15,8 @@ for plugin in ("hydra_plugins.hydra_joblib_launcher", "hydra_plugins.hydra_submi
     pytest.importorskip(plugin, reason='the launchers are the sweep extra: pip install -e ".[sweep]"')
 
 ROOT = Path(__file__).resolve().parent.parent
-SWEEP = ["evaluate.py", "-m", "num_decoders=1,2", "rate_bits=1", "num_candidates=256", "trials=400",
-         "selection_trials=200", "test_channel_variances=[0.005,0.002]", "device=cpu"]
+SWEEP = ["evaluate.py", "-m", "num_decoders=1,2", "rate_bits=1", "num_candidates=256", "job.trials=400",
+         "job.selection_trials=200", "job.test_channel_variances=[0.005,0.002]", "device=cpu"]
 
 
 def sweep(directory: Path, *launcher: str) -> dict[str, list]:

@@ -1,6 +1,7 @@
-"""Dependencies point down: the lower layers import nothing of the evaluation layer, no module of
-dsc imports itself in a circle, the package holds no study or repository tool and imports none,
-and the command line's help loads none of the heavy libraries."""
+"""Dependencies point down: the lower layers import nothing of the evaluation or reporting layers,
+evaluation imports nothing of reporting, no module of dsc imports itself in a circle, the package
+holds no study or repository tool and imports none, and the command line's help loads none of the
+heavy libraries."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "dsc"
 LOWER = ("dsc.catalog", "dsc.coding", "dsc.models", "dsc.sources")
+ABOVE_LOWER = ("dsc.eval", "dsc.lit", "dsc.report")  # what the lower layers never reach
 HEAVY = ("lightning", "matplotlib", "transformers", "scipy", "hydra")  # none needed to list commands and options
 
 
@@ -26,7 +28,7 @@ def _python(code: str, *argv: str) -> str:
 
 def test_the_lower_layers_import_nothing_of_the_evaluation_layer():
     """dsc.catalog, dsc.coding, dsc.models and dsc.sources imported in a fresh process: no
-    dsc.eval (nor dsc.lit) module comes with them."""
+    dsc.eval, dsc.lit or dsc.report module comes with them."""
     code = f"""
 import importlib, sys
 for name in {LOWER!r}:
@@ -35,13 +37,13 @@ print(" ".join(sorted(sys.modules)))
 """
     loaded = _python(code).split()
     assert {"dsc.catalog.gaussian", "dsc.catalog.mnist", "dsc.coding.importance"} <= set(loaded)
-    assert [m for m in loaded if m.startswith(("dsc.eval", "dsc.lit"))] == []
+    assert [m for m in loaded if m.startswith(ABOVE_LOWER)] == []
 
 
 def test_no_module_of_the_lower_layers_reaches_the_evaluation_layer_when_imported():
     """The same for every module of those packages, read from their source: what importing one
-    runs (imports outside functions, followed through every module they import) holds no dsc.eval
-    or dsc.lit module. A function's own import runs only when it is called (e.g. loading a
+    runs (imports outside functions, followed through every module they import) holds no dsc.eval,
+    dsc.lit or dsc.report module. A function's own import runs only when it is called (e.g. loading a
     checkpoint) and is not followed."""
     graph = import_graph(lazy=False)
     for name in sorted(m for m in graph if m.startswith(LOWER)):
@@ -50,8 +52,27 @@ def test_no_module_of_the_lower_layers_reaches_the_evaluation_layer_when_importe
             for child in graph[todo.pop()] - reached:
                 reached.add(child)
                 todo.append(child)
-        assert not [m for m in reached if m.startswith(("dsc.eval", "dsc.lit"))], name
-    assert "dsc.sources.mnist" in graph["dsc.catalog.mnist"]  # the graph follows real imports
+        assert not [m for m in reached if m.startswith(ABOVE_LOWER)], name
+    assert "dsc.sources.images" in graph["dsc.catalog.mnist"]  # the graph follows real imports
+
+
+# Evaluation modules that import reporting, each with why; the test below fails when one stops,
+# so that the list only shrinks. The MNIST paper protocol writes its own results.md, rd_plot.png
+# and bd_rate.csv from inside its job.
+EVAL_IMPORTS_OF_REPORTING = {"dsc.eval.image_protocol"}
+
+
+def test_evaluation_imports_nothing_of_the_reporting_layer():
+    """Reporting sits above evaluation: no dsc.eval module imports a dsc.report module, not even
+    inside a function (the listed exceptions aside), while reporting does read evaluation."""
+    graph = import_graph()
+    upward = {name for name, imported in graph.items()
+              if name.startswith("dsc.eval") and any(m.startswith("dsc.report") for m in imported)}
+    assert upward == EVAL_IMPORTS_OF_REPORTING
+    assert "dsc.eval.points" in graph["dsc.report.collect"]  # the graph sees reporting's real imports
+    lower = {name for name, imported in graph.items()
+             if name.startswith(LOWER) and any(m.startswith("dsc.report") for m in imported)}
+    assert lower == set()
 
 
 def _module_name(path: Path) -> str:
@@ -130,7 +151,7 @@ def test_the_cycle_finder_finds_a_planted_cycle():
 def test_no_module_of_dsc_imports_itself_in_a_circle():
     """Lazy imports inside functions count: a circle through one is still a circle."""
     graph = import_graph()
-    assert graph["dsc.eval.mnist"] >= {"dsc.eval.mnist_figures"}  # the graph sees real imports
+    assert graph["dsc.eval.image_point"] >= {"dsc.eval.image_figures"}  # the graph sees real imports
     assert cycles(graph) == []
 
 
@@ -138,9 +159,9 @@ STUDIES = ("loss_scale", "beta_scan", "convergence", "gaussian_study", "report_c
 
 
 def test_the_package_holds_no_study_and_imports_none():
-    """One-off studies live in studies/ and repository tools in tools/: dsc/eval has none of
-    their modules, and no module of dsc imports from either, not even inside a function."""
-    assert [name for name in STUDIES if (PACKAGE / "eval" / f"{name}.py").exists()] == []
+    """One-off studies live in studies/ and repository tools in tools/: dsc/eval and dsc/report
+    have none of their modules, and no module of dsc imports from either, not even inside a function."""
+    assert [name for name in STUDIES for layer in ("eval", "report") if (PACKAGE / layer / f"{name}.py").exists()] == []
     assert (ROOT / "studies" / "report_cli.py").is_file() and (ROOT / "tools" / "docs_tables.py").is_file()
     outside = {"studies", "tools"}
     for path in sorted(PACKAGE.rglob("*.py")):

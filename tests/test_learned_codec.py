@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_module
 
 import dsc
 from dsc.baselines.learned import LearnedImageCodec
-from dsc.eval.mnist_learned import LearnedCodecRateDistortion
+from dsc.eval.learned_codecs import LearnedCodecRateDistortion
 from dsc.lit.learned_module import LearnedCodecModule
 from dsc.lit.train import run_training
 
@@ -95,9 +95,9 @@ def test_bad_learned_codec_input_is_a_clear_error(tiny_codec, tmp_path):
 
 
 def test_several_checkpoints_in_one_job_and_the_wrong_kind_for_gls(learned_checkpoint, tmp_path):
-    from dsc.eval.mnist import load_codec
+    from dsc.eval.image_point import load_codec
 
     points = LearnedCodecRateDistortion(ckpt_paths=[str(learned_checkpoint)] * 2, limit=20).run(0, CPU, tmp_path)
     assert len(points) == 2 and points[0]["rate_bits"] == points[1]["rate_bits"]
-    with pytest.raises(dsc.ConfigError, match="not a checkpoint of the MNIST codec"):
+    with pytest.raises(dsc.ConfigError, match="not a checkpoint of the image codec"):
         load_codec(learned_checkpoint)

@@ -12,9 +12,9 @@ import torch
 from hydra import compose, initialize_config_module
 
 import dsc
-from dsc.eval.mnist import load_codec
+from dsc.eval.image_point import load_codec
 from dsc.lit.checkpoint import CheckpointMismatchError
-from dsc.lit.mnist_module import MnistCodecModule
+from dsc.lit.image_module import ImageCodecModule
 from dsc.lit.train import run_training
 from dsc.models.distortion import NORMALISATIONS, distortion, equivalent_beta
 
@@ -61,7 +61,7 @@ def test_equivalent_betas_are_the_loss_ratios():
 
 def test_unknown_normalisation_and_precision_are_clear_errors(tmp_path):
     with pytest.raises(dsc.ConfigError, match="sum_01.*sum_pm1"):
-        MnistCodecModule(distortion="rmse")
+        ImageCodecModule(distortion="rmse")
     with pytest.raises(dsc.ConfigError, match="distortion normalisation"):
         run_training(compose_train(TINY + [f"paths.output_dir={tmp_path}", "model.distortion=l1"]))
     with pytest.raises(dsc.ConfigError, match="bf16-mixed"):
@@ -106,7 +106,7 @@ def test_epoch_snapshots_and_normalisation_checks_on_load(tmp_path):
 def test_a_checkpoint_from_before_the_option_loads_as_the_legacy_scale(tmp_path):
     """Checkpoints written before ``distortion`` existed were trained on the [-1, 1] sum: they
     load as sum_pm1, not as today's default, with their weights intact."""
-    module = MnistCodecModule(channels=8, hidden=32, features=16, estimator_hidden=32)
+    module = ImageCodecModule(channels=8, hidden=32, features=16, estimator_hidden=32)
     hparams = dict(module.hparams)
     del hparams["distortion"]
     old = tmp_path / "old.ckpt"

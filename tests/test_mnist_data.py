@@ -15,7 +15,7 @@ import torch
 
 import dsc
 from dsc.sources.datamodules import MnistDataModule
-from dsc.sources.mnist import MnistHalves, crop
+from dsc.sources.images import ImageHalves, SideInfo, crop
 from dsc.sources.mnist_data import (
     DataSourceError,
     UnsafePickleError,
@@ -156,7 +156,7 @@ def test_a_missing_torchvision_directory_with_downloads_off_says_what_to_do(tmp_
 
 
 def test_crops_are_blocks_of_the_left_half_at_their_positions(mnist):
-    halves = MnistHalves(mnist.test_images[:50], num_decoders=3, crop_size=7, seed=1)
+    halves = ImageHalves(mnist.test_images[:50], 3, SideInfo("crop", 7), seed=1)
     index = torch.arange(50)
     source, side_info = halves.batch(index)
     top, column = halves.positions(index)
@@ -172,12 +172,12 @@ def test_crops_are_blocks_of_the_left_half_at_their_positions(mnist):
 def test_evaluation_crops_are_fixed_by_seed_and_training_crops_change():
     images = torch.rand(400, 28, 28)
     index = torch.arange(400)
-    fixed_a = MnistHalves(images, 4, 7, seed=3).positions(index)
-    fixed_b = MnistHalves(images, 4, 7, seed=3).positions(index)
-    other = MnistHalves(images, 4, 7, seed=4).positions(index)
+    fixed_a = ImageHalves(images, 4, SideInfo("crop", 7), seed=3).positions(index)
+    fixed_b = ImageHalves(images, 4, SideInfo("crop", 7), seed=3).positions(index)
+    other = ImageHalves(images, 4, SideInfo("crop", 7), seed=4).positions(index)
     assert all(torch.equal(a, b) for a, b in zip(fixed_a, fixed_b))
     assert not torch.equal(fixed_a[0], other[0])
-    train = MnistHalves(images, 4, 7, seed=None)
+    train = ImageHalves(images, 4, SideInfo("crop", 7), seed=None)
     assert not torch.equal(train.positions(index)[0], train.positions(index)[0])
     # every top row 0..21 and column 0..7 occurs, and decoders draw independently
     assert set(fixed_a[0].flatten().tolist()) == set(range(22))
@@ -187,18 +187,18 @@ def test_evaluation_crops_are_fixed_by_seed_and_training_crops_change():
 
 def test_full_left_half_crop_and_bad_crop_sizes():
     images = torch.rand(5, 28, 28)
-    halves = MnistHalves(images, 2, 14, seed=0)
+    halves = ImageHalves(images, 2, SideInfo("crop", 14), seed=0)
     _, side_info = halves.batch(torch.arange(5))
     assert tuple(side_info.shape) == (5, 2, 1, 14, 14)
     for bad in (15, 0):
         with pytest.raises(dsc.DscError, match="crop_size"):
-            MnistHalves(images, 2, bad)
+            ImageHalves(images, 2, SideInfo("crop", bad))
     with pytest.raises(dsc.DscError, match="crop_size"):
         MnistDataModule(crop_size=20)
 
 
 def test_crop_helper_on_a_known_grid():
-    left = torch.arange(28 * 14, dtype=torch.float32).reshape(1, 28, 14)
+    left = torch.arange(28 * 14, dtype=torch.float32).reshape(1, 1, 28, 14)
     out = crop(left, torch.tensor([[2]]), torch.tensor([[3]]), 2)
     assert out[0, 0, 0].tolist() == [[2 * 14 + 3, 2 * 14 + 4], [3 * 14 + 3, 3 * 14 + 4]]
 

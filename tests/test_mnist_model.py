@@ -13,9 +13,9 @@ import yaml
 from hydra import compose, initialize_config_module
 
 import dsc
-from dsc.lit.mnist_module import MnistCodecModule
+from dsc.lit.image_module import ImageCodecModule
 from dsc.lit.train import run_training
-from dsc.models.mnist import MnistCodecNetworks, Posterior
+from dsc.models.image_codec import ImageCodecNetworks, Posterior
 from dsc.sources.datamodules import MnistDataModule
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,14 +25,14 @@ TINY_OVERRIDES = [f"model.{k}={v}" for k, v in TINY.items()] + [
 
 
 def test_network_shapes():
-    nets = MnistCodecNetworks(latent_dim=4, crop_size=7, **TINY)
+    nets = ImageCodecNetworks(latent_dim=4, side_shape=(1, 7, 7), **TINY)
     source, crop = torch.rand(5, 1, 28, 14) * 2 - 1, torch.rand(5, 1, 7, 7)
     posterior = nets.encoder(source)
     assert posterior.mean.shape == (5, 4) and posterior.log_var.shape == (5, 4)
     out = nets.decoder(posterior.sample(), nets.projection(crop))
     assert out.shape == (5, 1, 28, 14) and out.abs().max() <= 1
     assert nets.estimator(torch.randn(5, 11, 4), crop).shape == (5, 11)
-    big = MnistCodecNetworks(crop_size=14, **TINY)
+    big = ImageCodecNetworks(side_shape=(1, 14, 14), **TINY)
     assert big.estimator(torch.randn(2, 3, 4), torch.rand(2, 1, 14, 14)).shape == (2, 3)
 
 
@@ -40,7 +40,7 @@ def test_estimator_split_first_layer_equals_the_plain_network():
     """``logits(w, crop_bias(t))`` is the MLP on the concatenation [w, projection(t)], for one
     crop per digit and for K crops per digit."""
     torch.manual_seed(0)
-    estimator = MnistCodecNetworks(latent_dim=4, crop_size=7, **TINY).estimator
+    estimator = ImageCodecNetworks(latent_dim=4, side_shape=(1, 7, 7), **TINY).estimator
     w, crops = torch.randn(3, 5, 4), torch.rand(3, 2, 1, 7, 7)
 
     def plain(w, crop):  # [B, n, d], [B, 1, c, c] -> [B, n]
@@ -77,7 +77,7 @@ def test_estimator_ranks_joint_pairs_above_shuffled_pairs_on_held_out_digits(sma
     learns from the BCE objective to tell joint (w, crop) pairs from shuffled ones on held-out
     digits: chance is 0.5 with a standard error of about 0.01 over 3,000 digits."""
     torch.manual_seed(0)
-    module = MnistCodecModule(**{**TINY, "features": 32, "estimator_hidden": 64}, crop_size=14)
+    module = ImageCodecModule(**{**TINY, "features": 32, "estimator_hidden": 64}, crop_size=14)
     projection = torch.randn(28 * 14, 4) / 10
 
     def latent(batch):
@@ -116,8 +116,8 @@ def test_training_through_the_real_configs_checkpoints_and_resumes(tmp_path):
 
     # round trip: the loaded model gives identical outputs
     state = torch.load(last, weights_only=True, map_location="cpu")
-    loaded = MnistCodecModule.load_from_checkpoint(last, map_location="cpu").eval()
-    fresh = MnistCodecModule(**TINY, crop_size=7).eval()
+    loaded = ImageCodecModule.load_from_checkpoint(last, map_location="cpu").eval()
+    fresh = ImageCodecModule(**TINY, crop_size=7).eval()
     fresh.load_state_dict(state["state_dict"])
     source, crop = torch.rand(3, 1, 28, 14) * 2 - 1, torch.rand(3, 1, 7, 7)
     with torch.no_grad():
@@ -157,10 +157,10 @@ def test_bad_training_input_is_a_clear_error(tmp_path):
 
 
 def test_a_non_finite_loss_stops_with_a_clear_error():
-    from dsc.sources.mnist import MnistItem
+    from dsc.sources.images import ImageItem
 
-    module = MnistCodecModule(**TINY)
-    batch = MnistItem(torch.full((4, 1, 28, 14), float("nan")), torch.rand(4, 1, 1, 7, 7), torch.arange(4))
+    module = ImageCodecModule(**TINY)
+    batch = ImageItem(torch.full((4, 1, 28, 14), float("nan")), torch.rand(4, 1, 1, 7, 7), torch.arange(4))
     with pytest.raises(dsc.TrainingDivergedError, match="not finite"):
         module.training_step(batch, 0)
 
@@ -170,9 +170,9 @@ def test_a_non_finite_loss_on_an_accelerator_stops_within_the_check_interval(mon
     from dsc.lit.divergence import CHECK_EVERY_STEPS, FiniteLossGuard
 
     monkeypatch.setattr(FiniteLossGuard, "defers_loss_checks", staticmethod(lambda loss: True))
-    module = MnistCodecModule(**TINY)
+    module = ImageCodecModule(**TINY)
     step = {"now": 1}
-    monkeypatch.setattr(MnistCodecModule, "global_step", property(lambda self: step["now"]))
+    monkeypatch.setattr(ImageCodecModule, "global_step", property(lambda self: step["now"]))
     module.check_loss(torch.tensor(float("nan")), "train")  # step 1: recorded, not read
     for step["now"] in range(2, CHECK_EVERY_STEPS):
         module.check_loss(torch.tensor(1.0), "train")
@@ -203,7 +203,7 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path):
 
 
 def test_epoch_shuffle_is_a_permutation_keyed_by_seed_and_epoch():
-    from dsc.sources.mnist import EpochShuffle
+    from dsc.sources.images import EpochShuffle
 
     sampler = EpochShuffle(50, seed=3)
     first = list(sampler)

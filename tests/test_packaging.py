@@ -29,8 +29,8 @@ from dsc.sources.datamodules import MnistDataModule
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = {"dsc": "dsc.cli:main", "dsc-train": "dsc.apps:train", "dsc-evaluate": "dsc.apps:evaluate"}
 OPTIONAL = {"hydra-joblib-launcher", "hydra-submitit-launcher", "transformers", "accelerate", "gguf", "pytest", "scipy"}
-TINY_SWEEP = ["-m", "num_decoders=1,2", "rate_bits=1", "num_candidates=256", "trials=200", "selection_trials=100",
-              "test_channel_variances=[0.005]", "device=cpu"]
+TINY_SWEEP = ["-m", "num_decoders=1,2", "rate_bits=1", "num_candidates=256", "job.trials=200",
+              "job.selection_trials=100", "job.test_channel_variances=[0.005]", "device=cpu"]
 
 
 def run(command: list, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:

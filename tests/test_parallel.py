@@ -10,7 +10,7 @@ import torch
 
 import dsc
 from dsc.eval.gaussian import GaussianRateDistortion
-from dsc.eval.mnist import MnistRateDistortion
+from dsc.eval.image_point import ImageRateDistortion
 from dsc.eval.parallel import WorkerPool, worker_devices
 
 CPU = torch.device("cpu")
@@ -38,8 +38,8 @@ def test_gaussian_trials_split_over_workers_match_one_process(tmp_path):
 def test_mnist_digits_split_over_workers_match_one_process(tiny_codec, tmp_path):
     settings = dict(ckpt_path=str(tiny_codec()), num_decoders=2, rate_bits=2, num_candidates=64, limit=90,
                     batch_size=25, check_bits=3, progress=False)
-    one = MnistRateDistortion(**settings).run(1, CPU, tmp_path)
-    two = MnistRateDistortion(**settings, workers=3).run(1, CPU, tmp_path)
+    one = ImageRateDistortion(**settings).run(1, CPU, tmp_path)
+    two = ImageRateDistortion(**settings, workers=3).run(1, CPU, tmp_path)
     assert json.dumps(one) == json.dumps(two) and one[0]["digits"] == 90
 
 

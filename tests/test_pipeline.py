@@ -10,13 +10,13 @@ from dsc import pipeline
 from dsc.codec import CodingSetting, compress, decompress
 from dsc.coding import CounterRandomness, ImportanceCoder
 from dsc.eval.gaussian import GaussianRateDistortion
-from dsc.eval.mnist import MnistSplitModel, SplitFeatures, code_digits, make_coder
-from dsc.lit.mnist_module import MnistCodecModule
+from dsc.eval.image_point import ImageSplitModel, SplitFeatures, code_images, make_coder
+from dsc.lit.image_module import ImageCodecModule
 from dsc.models.gaussian import AnalyticGaussianModel, GaussianModel
-from dsc.models.mnist import MnistModel, Posterior, PosteriorLogRatio
+from dsc.models.image_codec import ImageModel, Posterior, PosteriorLogRatio
 from dsc.models.network_model import EstimatorLogRatio
 from dsc.sources.gaussian import GaussianSource
-from dsc.sources.mnist import MnistHalves
+from dsc.sources.images import ImageHalves, SideInfo
 
 TINY = dict(channels=8, hidden=32, features=16, estimator_hidden=32)
 
@@ -58,8 +58,8 @@ def test_gaussian_pipeline_equals_the_per_job_code_bit_for_bit():
 
 def _split(k=3, n=60):
     torch.manual_seed(0)
-    nets = MnistCodecModule(**TINY).nets.eval()
-    halves = MnistHalves(torch.rand(n, 28, 28), k, 7, seed=0)
+    nets = ImageCodecModule(**TINY).nets.eval()
+    halves = ImageHalves(torch.rand(n, 28, 28), k, SideInfo("crop", 7), seed=0)
     return nets, halves, SplitFeatures.compute(nets, halves, torch.device("cpu"))
 
 
@@ -74,7 +74,7 @@ def test_mnist_pipeline_equals_the_per_job_code_bit_for_bit():
         features = split.features[index, :3].flatten(0, 1)
         recon = nets.decoder(got.candidate.flatten(0, 1).to(features.dtype), features).view(40, 3, 1, 28, 14)
         fallback = nets.decoder(torch.zeros(120, 4), features).view(40, 3, 1, 28, 14)
-    coded = code_digits(nets, split, coder, index, check_bits=6, fallback=True)
+    coded = code_images(nets, split, coder, index, check_bits=6, fallback=True)
     assert torch.equal(coded.encoded.index, sent.index) and torch.equal(coded.decoded.index, got.index)
     assert torch.equal(coded.decoded.picked, recon) and torch.equal(coded.decoded.fallback, fallback)
     assert bool(coded.decoded.accepted[coded.match].all())
@@ -88,12 +88,12 @@ def test_split_features_model_and_network_model_give_the_same_picks_and_images()
     index = torch.arange(60)
     source, crops = halves.batch(index)
     with torch.no_grad():
-        from_split = code_digits(nets, split, coder, index, check_bits=2, fallback=True)
-        from_nets = pipeline.code(MnistModel(nets), coder, index, source, crops, check_bits=2)
+        from_split = code_images(nets, split, coder, index, check_bits=2, fallback=True)
+        from_nets = pipeline.code(ImageModel(nets), coder, index, source, crops, check_bits=2)
     assert torch.equal(from_split.encoded.index, from_nets.encoded.index)
     assert torch.equal(from_split.decoded.index, from_nets.decoded.index)
     assert torch.allclose(from_split.decoded.output, from_nets.decoded.output, atol=1e-6)
-    assert MnistSplitModel(nets, split).identity() == MnistModel(nets).identity()
+    assert ImageSplitModel(nets, split).identity() == ImageModel(nets).identity()
 
 
 def test_decoding_a_subset_of_decoders_equals_those_columns_and_outputs_fall_back():

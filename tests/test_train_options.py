@@ -115,6 +115,43 @@ def test_debug_configs_file_runs_apart_and_say_what_they_did(tmp_path, caplog):
     assert "run_training_epoch" in (tmp_path / "profiled" / "fit-profile.txt").read_text()
 
 
+class Batches(L.Callback):
+    """Records the message ids of every training and validation batch, per epoch."""
+
+    def __init__(self) -> None:
+        self.train: dict[int, list] = {}
+        self.val: dict[int, list] = {}
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.train.setdefault(trainer.current_epoch, []).append(batch.index.tolist())
+
+    def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0):
+        if not trainer.sanity_checking:
+            self.val.setdefault(trainer.current_epoch, []).append(batch.index.tolist())
+
+
+def test_overfitting_the_gaussian_codec_trains_on_the_same_batches_every_epoch(tmp_path):
+    """debug=overfit on the Gaussian source, whose training draws are otherwise fresh every epoch:
+    each epoch trains on the first 3 batches of the first epoch's message ids, in order, and
+    validates on the first 3 of the validation ids."""
+    from dsc.sources.datamodules import GaussianDataModule
+    from dsc.sources.gaussian import TRAIN_IDS, VAL_IDS
+
+    seen = Batches()
+    summary = train(tmp_path, "debug=overfit", "trainer.max_epochs=2", "data.batch_size=32", callbacks=[seen])
+    assert summary["epochs"] == 2 and sorted(seen.train) == sorted(seen.val) == [0, 1]
+    ids = lambda batches: [i for batch in batches for i in batch]  # noqa: E731
+    for epoch in (0, 1):
+        assert [len(batch) for batch in seen.train[epoch]] == [32, 32, 32]
+        assert ids(seen.train[epoch]) == list(range(TRAIN_IDS, TRAIN_IDS + 96))
+        assert ids(seen.val[epoch]) == list(range(VAL_IDS, VAL_IDS + 96))
+    sampler = GaussianDataModule(train_size=8, batch_size=4).train_dataloader().sampler  # no trainer: fresh draws
+    first = list(sampler)
+    sampler.set_epoch(1)
+    assert first == list(range(TRAIN_IDS, TRAIN_IDS + 8))
+    assert list(sampler) == list(range(TRAIN_IDS + 8, TRAIN_IDS + 16))
+
+
 def test_a_run_without_validation_names_its_last_checkpoint(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="dsc.lit.train"):
         summary = train(tmp_path, "trainer.limit_val_batches=0")

@@ -13,18 +13,18 @@ import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
 from dsc.lit.gaussian_module import GaussianCodecModule
-from dsc.lit.mnist_module import MnistCodecModule
+from dsc.lit.image_module import ImageCodecModule
 from dsc.sources.gaussian import SourceBatch
-from dsc.sources.mnist import MnistItem
+from dsc.sources.images import ImageItem
 
 TINY = dict(channels=8, hidden=32, features=16, estimator_hidden=32)
 # pixel scale of each normalisation (data are on [-1, 1]) and whether it averages over the pixels
 NORMALISATIONS = {"sum_01": (0.5, False), "sum_pm1": (1.0, False), "mean_01": (0.5, True), "mean_pm1": (1.0, True)}
 
 
-def mnist_batch(batch: int = 5, seed: int = 0) -> MnistItem:
+def mnist_batch(batch: int = 5, seed: int = 0) -> ImageItem:
     g = torch.Generator().manual_seed(seed)
-    return MnistItem(torch.rand(batch, 1, 28, 14, generator=g) * 2 - 1, torch.rand(batch, 2, 1, 7, 7, generator=g),
+    return ImageItem(torch.rand(batch, 1, 28, 14, generator=g) * 2 - 1, torch.rand(batch, 2, 1, 7, 7, generator=g),
                      torch.arange(batch))
 
 
@@ -69,7 +69,7 @@ def mnist_distortion(name):
 @pytest.mark.parametrize("name", sorted(NORMALISATIONS))
 def test_the_mnist_loss_is_distortion_plus_beta_kl_plus_bce(name):
     torch.manual_seed(0)
-    module = MnistCodecModule(**TINY, distortion=name, beta=0.15).eval()  # eval: no dropout
+    module = ImageCodecModule(**TINY, distortion=name, beta=0.15).eval()  # eval: no dropout
     batch = mnist_batch()
     for beta in (0.0, 0.37, 5.0):
         torch.manual_seed(11)

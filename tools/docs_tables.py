@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from dsc.errors import DscError
-from dsc.eval.reference import margin_table, paper_comparison_table
 from dsc.helptext import HelpFormatter, first_paragraph
 from dsc.io import atomic_write_bytes
 from dsc.paper import PAPER_GAUSSIAN_GLS_DB, PAPER_MNIST_GLS_MSE
+from dsc.report.paper_comparison import margin_table, paper_comparison_table
 from studies.gaussian_learned import report as gaussian_study
 from studies.mnist_beta_scan import report as beta_scan
 from studies.mnist_loss_scale import report as loss_scale
@@ -175,10 +175,10 @@ def _paper(view: Callable[[list[dict]], str | None], experiment: str,
 
 
 def bd_rate_view(anchor: str, source: str) -> Callable[[list[dict]], str | None]:
-    """The comparison aggregate's BD-rate table (:func:`dsc.eval.aggregate.bd_rate_table`) against
+    """The comparison aggregate's BD-rate table (:func:`dsc.report.bdrate.bd_rate_table`) against
     ``anchor`` of a results CSV's points of ``source``: rows of no source (the bounds) are left
     out, and a CSV without a source column (the MNIST protocol's) holds ``source``'s points only."""
-    from dsc.eval.aggregate import bd_rate_rows, bd_rate_table
+    from dsc.report.bdrate import bd_rate_rows, bd_rate_table
 
     return lambda rows: bd_rate_table(bd_rate_rows([{"source": source, **r} for r in rows
                                                     if r.get("source", source) == source], anchor))

@@ -16,7 +16,7 @@ from compressai.entropy_models import EntropyBottleneck
 from torch import Tensor, nn
 
 from dsc.errors import ConfigError, ShapeMismatchError
-from dsc.models.mnist import Projection
+from dsc.models.image_codec import Projection
 
 SIDE_INFO_MODES = ("none", "decoder", "both")
 LATENT_GRID = (7, 4)
@@ -32,7 +32,7 @@ class LearnedImageCodec(nn.Module):
             raise ConfigError(f"side_info must be one of {', '.join(SIDE_INFO_MODES)}, got {side_info!r}")
         self.side_info = side_info
         side = features if side_info != "none" else 0
-        self.projection = Projection(crop_size, features) if side else None
+        self.projection = Projection((1, crop_size, crop_size), features) if side else None
         self.analysis = nn.Sequential(
             nn.Conv2d(1, channels, 3, 2, 1), nn.GELU(),
             nn.Conv2d(channels, channels, 3, 2, 1), nn.GELU(),

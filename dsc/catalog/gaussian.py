@@ -5,17 +5,23 @@ T_k = A + N(0, noise_var I_d), coded with the closed-form model
 
 Options: ``s2`` (the closed-form model's test-channel variance), ``noise_var``, ``data_seed``
 (which draws), ``ckpt`` (a checkpoint of ``model=gaussian_mlp``; its d is the source's).
+
+Files (the command line's ``--input`` and ``--side-info``): ``.npy`` arrays of floats, samples
+of A or one decoder's T, one row per message: shape ``(n,)`` for the closed-form model, ``(n, d)``
+for a codec of d components.
 """
 
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from pathlib import Path
 from typing import Any, Mapping
 
 from torch import Tensor
 
+from dsc.catalog.files import read_floats
 from dsc.coding import CounterRandomness
+from dsc.errors import ShapeMismatchError
 from dsc.models.gaussian import GaussianModel
 from dsc.models.gaussian_mlp import GaussianMlpModel
 from dsc.paper import PAPER_GAUSSIAN_GLS_DB
@@ -26,30 +32,51 @@ WYNER_ZIV = "wyner_ziv_bound"  # the schemes of the theory rows
 NO_SIDE_INFO = "no_side_information_bound"
 
 
-@lru_cache(maxsize=8)
 def learned_model(ckpt: str, noise_var: float) -> GaussianMlpModel:
     """The trained codec at ``ckpt``, refused when it was trained for another ``noise_var``."""
-    from dsc.lit.checkpoint import CheckpointMismatchError, load_module  # loads Lightning: only when used
-    from dsc.lit.gaussian_module import GaussianCodecModule
+    from dsc.lit.gaussian_module import trained_codec  # loads Lightning: only when used
 
-    module = load_module(GaussianCodecModule, ckpt, "a learned Gaussian codec (model=gaussian_mlp)",
-                         "python train.py source=gaussian model=gaussian_mlp")
-    if abs(module.hparams.noise_var - noise_var) > 1e-12:
-        raise CheckpointMismatchError(f"{ckpt} was trained for side-information noise {module.hparams.noise_var:g}, "
-                                      f"not {noise_var:g}: evaluate it with noise_var={module.hparams.noise_var:g}")
-    return GaussianMlpModel(module.nets)
+    return trained_codec(ckpt, noise_var)
+
+
+def model(options: Mapping[str, Any]) -> GaussianModel | GaussianMlpModel:
+    """The closed-form model, or the trained codec of option ``ckpt``."""
+    if options["ckpt"]:
+        return learned_model(str(options["ckpt"]), float(options["noise_var"]))
+    return GaussianModel(options["s2"], options["noise_var"])
 
 
 def inputs(options: Mapping[str, Any], messages: Tensor, decoders: Tensor) -> CodecInputs:
     """A ``[B]`` (``[B, d]`` with a codec) and T ``[B, K', ...]`` of decoders ``decoders`` ``[K']``."""
     source, rng = GaussianSource(options["noise_var"]), CounterRandomness(options["data_seed"])
     origin = f"simulated Gaussian source (data seed {options['data_seed']})"
+    coding = model(options).to(messages.device)
     if options["ckpt"]:
-        model = learned_model(str(options["ckpt"]), float(options["noise_var"])).to(messages.device)
-        draw = source.sample_vectors(rng, messages, None, model.nets.dim, decoders=decoders)
-        return CodecInputs(model, draw.source, draw.side_info, f"{origin}, d = {model.nets.dim}")
+        draw = source.sample_vectors(rng, messages, None, coding.nets.dim, decoders=decoders)
+        return CodecInputs(coding, draw.source, draw.side_info, f"{origin}, d = {coding.nets.dim}")
     draw = source.sample(rng, messages, decoders=decoders)
-    return CodecInputs(GaussianModel(options["s2"], options["noise_var"]), draw.source, draw.side_info, origin)
+    return CodecInputs(coding, draw.source, draw.side_info, origin)
+
+
+def read_rows(path: Path, options: Mapping[str, Any]) -> Tensor:
+    """Samples of A (or one decoder's T) from a ``.npy`` of floats -> float64 ``[n]`` for the
+    closed-form model (shape ``(n,)`` or ``(n, 1)``), ``[n, d]`` for a codec of d components
+    (shape ``(n, d)``; ``(n,)`` when d = 1)."""
+    values = read_floats(path)
+    if not options["ckpt"]:
+        if values.dim() == 2 and values.shape[1] == 1:
+            values = values[:, 0]
+        if values.dim() != 1:
+            raise ShapeMismatchError(f"{path} holds an array of shape {tuple(values.shape)}; the closed-form Gaussian "
+                                     "source codes scalars: shape (n,) or (n, 1)")
+        return values
+    dim = model(options).nets.dim
+    if values.dim() == 1 and dim == 1:
+        values = values[:, None]
+    if values.dim() != 2 or values.shape[1] != dim:
+        raise ShapeMismatchError(f"{path} holds an array of shape {tuple(values.shape)}; the codec at "
+                                 f"{options['ckpt']} codes d = {dim} components: shape (n, {dim})")
+    return values
 
 
 def describe(options: Mapping[str, Any]) -> dict:
@@ -99,4 +126,7 @@ GAUSSIAN = register(Source(
     references={"paper Table 10 (GLS, mean per-trial dB, best of K)": PAPER_GAUSSIAN_GLS_DB},
     theory=wyner_ziv_rows,
     describe=describe,
+    model=model,
+    input_reader=read_rows,
+    side_info_reader=read_rows,
 ))

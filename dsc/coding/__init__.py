@@ -31,12 +31,14 @@ from dsc.coding.importance import (
     Scheme,
     UnboundedWeightWarning,
 )
+from dsc.coding.point import CodingPoint
 from dsc.coding.randomness import CounterRandomness
 from dsc.coding.streams import Purpose, stream_id
 from dsc.coding.weights import GaussianLogWeight
 
 __all__ = [
     "CandidatePrior",
+    "CodingPoint",
     "CounterRandomness",
     "CouplingSample",
     "Decoded",

@@ -9,7 +9,6 @@ Daliri's (1 - TV) / (1 + TV) bound).
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from dsc.coding import (
 )
 from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
+from dsc.eval.stats import binomial_se
 from dsc.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class CouplingDemo:
                 "trials": self.trials,
                 "total_variation": total_variation(p, q).item(),
                 "match_prob": rate,
-                "match_prob_se": math.sqrt(rate * (1 - rate) / self.trials),
+                "match_prob_se": binomial_se(rate, self.trials),
                 "lml_bound": list_matching_bound(p, q, num_rows).item(),
             }
             if num_rows == 1:

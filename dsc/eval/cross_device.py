@@ -26,7 +26,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
-from dsc.coding import ImportanceCoder
+from dsc.coding import CodingPoint, Scheme
 from dsc.coding.validation import check_positive_int
 from dsc.environment import strict_float32
 from dsc.errors import ConfigError, DscError
@@ -88,13 +88,13 @@ def agreement(source: str, options: Mapping[str, Any] | None, messages: int, ref
     ``num_candidates`` None: the source's usual N."""
     reference, other = torch.device(reference), torch.device(other)
     spec = get_source(source)
+    point = CodingPoint(Scheme.GLS.value, num_decoders, rate_bits, num_candidates or spec.num_candidates)
     counts = Agreement()
     for seed in seeds:
         for start, stop in _batches(messages, batch):
             ids = torch.arange(start, stop, device=reference)
             got = spec.coding_inputs(options, ids, num_decoders)
-            coder = ImportanceCoder(seed=seed, prior=got.model.prior, num_labels=2**rate_bits,
-                                    num_candidates=num_candidates or spec.num_candidates, num_decoders=num_decoders)
+            coder = point.coder(seed, got.model.prior)
             sent_r = encode(got.model, coder, ids, got.sources)
             got_r = decode(got.model, coder, ids, sent_r.label, sent_r.check, got.side_information, fallback=False)
             model_o, ids_o = got.model.to(other), ids.to(other)

@@ -30,15 +30,17 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from dsc.coding import CounterRandomness, ImportanceCoder, Scheme, prop4_error_bound
+from dsc.coding import CodingPoint, CounterRandomness, ImportanceCoder, Scheme, prop4_error_bound
 from dsc.coding.streams import MAX_MESSAGE
 from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
 from dsc.eval.budget import check_duration, coding_seconds
+from dsc.eval.outcome import any_pass
 from dsc.eval.parallel import WorkerPool, worker_devices
-from dsc.eval.points import check_check_bits, check_point, point_labels
+from dsc.eval.points import point_labels
+from dsc.eval.stats import binomial_se, db_se, mean_se, proportion, standard_error_of_sums, to_db
 from dsc.models.gaussian import AnalyticGaussianModel, GaussianModel
-from dsc.pipeline import code, first_accepted
+from dsc.pipeline import code
 from dsc.progress import progress_bar
 from dsc.sources.gaussian import GaussianSource
 
@@ -55,11 +57,6 @@ def first_message(repetition: int, phase: int, trials: int, selection_trials: in
     """First message id of a (repetition, phase) block of trials: blocks never overlap, and every
     Gaussian job draws the same sources for the same block (paired comparisons)."""
     return (repetition * 2 + phase) * max(trials, selection_trials)
-
-
-def to_db(x: float) -> float:
-    """10 log10(x); -inf for x <= 0."""
-    return 10 * math.log10(x) if x > 0 else float("-inf")
 
 
 class TrialTotals(NamedTuple):
@@ -93,34 +90,31 @@ class TrialTotals(NamedTuple):
     def summary(self) -> dict:
         n = self.count
 
-        def se_of_mean(total: float, total_sq: float) -> float:
-            mean = total / n
-            return math.sqrt(max(total_sq / n - mean**2, 0.0) / max(n - 1, 1))
-
-        def se_of_db(total: float, total_sq: float) -> float:  # delta method for 10 log10(mean)
-            mean = total / n
-            return 10 / math.log(10) * se_of_mean(total, total_sq) / mean if mean > 0 else 0.0
+        def se_of_db(total: float, total_sq: float) -> float:
+            return db_se(total / n, standard_error_of_sums(total, total_sq, n))
 
         match = self.matches / n
+        accept_rate = proportion(self.accepted, self.picks)
+        false_accept_rate = proportion(self.false_accepts, self.wrong)
         practical = {} if not self.picks else {
             "practical_mse_db": to_db(self.practical / n),
             "practical_mse_db_se": se_of_db(self.practical, self.practical_sq),
             "per_decoder_practical_mse_db": to_db(self.per_decoder_practical / n),
             "per_decoder_practical_mse_db_se": se_of_db(self.per_decoder_practical, self.per_decoder_practical_sq),
-            "accept_rate": self.accepted / self.picks,
-            "accept_rate_se": _binomial_se(self.accepted, self.picks),
-            "false_accept_rate": self.false_accepts / self.wrong if self.wrong else 0.0,
-            "false_accept_rate_se": _binomial_se(self.false_accepts, self.wrong),
+            "accept_rate": accept_rate,
+            "accept_rate_se": binomial_se(accept_rate, self.picks),
+            "false_accept_rate": false_accept_rate,
+            "false_accept_rate_se": binomial_se(false_accept_rate, self.wrong),
         }
         return {**practical,
             "distortion_db": self.distortion_db,
             "mse_db": to_db(self.best / n),
             "per_decoder_mse_db": to_db(self.per_decoder / n),
             "match_prob": match,
-            "distortion_db_se": se_of_mean(self.db, self.db_sq),
+            "distortion_db_se": standard_error_of_sums(self.db, self.db_sq, n),
             "mse_db_se": se_of_db(self.best, self.best_sq),
             "per_decoder_mse_db_se": se_of_db(self.per_decoder, self.per_decoder_sq),
-            "match_prob_se": math.sqrt(match * (1 - match) / n),
+            "match_prob_se": binomial_se(match, n),
         }
 
 
@@ -131,20 +125,19 @@ def _simulate_batch(job: "GaussianRateDistortion", s2: float, seed: int, first_m
     return job.simulate_batch(s2, seed, torch.arange(first_message + start, stop, device=device))
 
 
-def _binomial_se(count: int, total: int) -> float:
-    p = count / total if total else 0.0
-    return math.sqrt(p * (1 - p) / total) if total else 0.0
+def squared_errors(source: Tensor, reconstructions: Tensor) -> Tensor:
+    """Squared errors ``[B, K]`` of reconstructions ``[B, K]`` of sources ``[B]``; for vectors
+    ``[B, d]`` and ``[B, K, d]`` the mean over the d components."""
+    errors = (source[:, None] - reconstructions) ** 2  # [B, K] (or [B, K, d])
+    return errors.mean(-1) if errors.dim() == 3 else errors
 
 
 def practical_totals(totals: TrialTotals, source: Tensor, reconstructions: Tensor, fallback: Tensor,
                      accepted: Tensor, wrong: Tensor) -> TrialTotals:
-    """``totals`` with the practical-selection sums of one batch: reconstructions and fallbacks
-    ``[B, K]``, ``accepted`` and ``wrong`` picks ``[B, K]``. Decoder k outputs its reconstruction
-    where its check passed and its fallback elsewhere; the any-pass system outputs the first
-    decoder whose check passed, decoder 0's fallback when none did."""
-    outputs = torch.where(accepted, reconstructions, fallback)
-    errors = (source[:, None] - outputs) ** 2  # [B, K]
-    system = errors.gather(1, first_accepted(accepted)[:, None])[:, 0]
+    """``totals`` with the practical-selection sums of one batch (:func:`dsc.eval.outcome.any_pass`):
+    sources ``[B]``, reconstructions and fallbacks ``[B, K]``, ``accepted`` and ``wrong`` picks
+    ``[B, K]``."""
+    system, errors = any_pass(squared_errors(source, reconstructions), squared_errors(source, fallback), accepted)
     per_decoder = errors.mean(dim=1)
     return totals._replace(
         practical=system.sum().item(), practical_sq=(system**2).sum().item(),
@@ -157,9 +150,7 @@ def practical_totals(totals: TrialTotals, source: Tensor, reconstructions: Tenso
 def trial_totals(source: Tensor, reconstructions: Tensor, match: Tensor) -> TrialTotals:
     """Totals for sources ``[B]``, reconstructions ``[B, K]`` and matches ``[B]``; for vectors
     ``[B, d]`` and ``[B, K, d]`` the error is the mean over the d components."""
-    errors = (source[:, None] - reconstructions) ** 2  # [B, K] (or [B, K, d])
-    if errors.dim() == 3:
-        errors = errors.mean(-1)
+    errors = squared_errors(source, reconstructions)
     best = errors.min(dim=1).values
     per_decoder = errors.mean(dim=1)
     db = 10 * torch.log10(best.clamp_min(torch.finfo(torch.float64).tiny))  # guard log 0
@@ -200,7 +191,7 @@ class GaussianRateDistortion:
     allow_long: bool = False  # run even when the estimated time is over dsc.eval.budget.LONG_HOURS
 
     def __post_init__(self) -> None:
-        check_point(self.scheme, self.num_decoders, self.rate_bits, self.num_candidates)
+        self.point = CodingPoint(self.scheme, self.num_decoders, self.rate_bits, self.num_candidates, self.check_bits)
         for name in ("trials", "selection_trials", "repetitions", "bound_samples"):
             check_positive_int(getattr(self, name), name)
         if self.batch_trials is not None:
@@ -214,17 +205,12 @@ class GaussianRateDistortion:
         if any(not isinstance(s2, (int, float)) or s2 <= 0 for s2 in grid):
             raise ConfigError(f"test_channel_variances must all be > 0, got {grid}")
         self.test_channel_variances = [float(s2) for s2 in grid]
-        check_check_bits(self.check_bits)
         if self.select_by in PRACTICAL and not self.check_bits:
             raise ConfigError(f"select_by={self.select_by} needs check bits (check_bits > 0): without them no pick is "
                               "checked")
         self.source = GaussianSource(self.noise_var)  # validates noise_var
         if self._message_stride() * 2 * self.repetitions > MAX_MESSAGE:
             raise ConfigError("too many trials x repetitions for the message-id space (2**43)")
-
-    @property
-    def num_labels(self) -> int:
-        return 2**self.rate_bits
 
     def _message_stride(self) -> int:
         return max(self.trials, self.selection_trials)
@@ -233,16 +219,7 @@ class GaussianRateDistortion:
         return first_message(repetition, phase, self.trials, self.selection_trials)
 
     def _coder(self, model: AnalyticGaussianModel, seed: int) -> ImportanceCoder:
-        return ImportanceCoder(
-            seed=seed,
-            prior=model.prior,
-            num_candidates=self.num_candidates,
-            num_labels=self.num_labels,
-            num_decoders=self.num_decoders,
-            scheme=self.scheme,
-            balanced_labels=self.balanced_labels,
-            chunk_size=self.chunk_size,
-        )
+        return self.point.coder(seed, model.prior, balanced_labels=self.balanced_labels, chunk_size=self.chunk_size)
 
     def batch_for(self, device: torch.device) -> int:
         """Trials per batch: ``batch_trials``, or by device (a GPU needs large batches: at
@@ -313,7 +290,7 @@ class GaussianRateDistortion:
         # The baseline's encoder and decoder 0 form exactly the K = 1 scheme, so its error is
         # at most the K = 1 bound; the K-decoder bound holds for GLS only.
         rows = self.num_decoders if self.scheme == Scheme.GLS.value else 1
-        return prop4_error_bound(info, rows, self.num_labels).item()
+        return prop4_error_bound(info, rows, self.point.num_labels).item()
 
     @property
     def label(self) -> str:
@@ -358,26 +335,18 @@ class GaussianRateDistortion:
         metrics += PRACTICAL if self.check_bits else ()
         point = {
             **point_labels("gaussian", self.scheme),
+            **self.point.labels(),
             "scheme": self.scheme_label,
-            "num_decoders": self.num_decoders,
-            "rate_bits": self.rate_bits,
-            "num_candidates": self.num_candidates,
             "trials": self.trials,
             "selection_trials": self.selection_trials if len(self.test_channel_variances) > 1 else 0,
             "repetitions": self.repetitions,
             "balanced_labels": self.balanced_labels,
             "noise_var": self.noise_var,
-            "check_bits": self.check_bits,
-            "total_rate_bits": self.rate_bits + self.check_bits,
             "selection_metric": self.selection_metric,
         }
         for name in metrics:
-            values = [run[name] for run in runs]
-            point[name] = statistics.fmean(values)
-            if len(runs) > 1:
-                point[f"{name}_se"] = statistics.stdev(values) / math.sqrt(len(runs))
-            else:
-                point[f"{name}_se"] = runs[0][f"{name}_se"]
+            point[name], se = mean_se(run[name] for run in runs)
+            point[f"{name}_se"] = se if len(runs) > 1 else runs[0][f"{name}_se"]
         point["se_over"] = "repetitions" if len(runs) > 1 else "trials"
         chosen = [run["s2"] for run in runs]
         point["s2"] = statistics.mode(chosen)

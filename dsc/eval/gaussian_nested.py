@@ -26,8 +26,9 @@ from dsc.baselines.nested_quantizer import NestedScalarQuantizer
 from dsc.coding import CounterRandomness
 from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
-from dsc.eval.gaussian import EVALUATION, SELECTION, TrialTotals, first_message, to_db, trial_totals
+from dsc.eval.gaussian import EVALUATION, SELECTION, TrialTotals, first_message, trial_totals
 from dsc.eval.points import point_labels
+from dsc.eval.stats import to_db
 from dsc.progress import progress_bar
 from dsc.sources.gaussian import GaussianSource
 

@@ -10,6 +10,7 @@ from dsc.eval.gaussian_nested import SCHEME as NESTED
 from dsc.eval.gaussian_nested import NestedQuantizerRateDistortion
 from dsc.eval.source_point import SourceRateDistortion
 
+PAPER_NUM_CANDIDATES = 2**15  # the paper's N (Table 10)
 NESTED_PAPER_METRIC = f"{NESTED}_paper_metric"  # the quantiser's step chosen by the paper's metric
 CODER_SCHEMES = tuple(s.value for s in Scheme)
 MSE_SELECTED = tuple(f"{s}_mse" for s in CODER_SCHEMES)  # s2 chosen by mse_db instead of the paper's metric
@@ -24,7 +25,8 @@ def gaussian_point(scheme: str, num_decoders: int, rate_bits: int, noise_var: fl
     ``gls_mse`` or ``shared_randomness_mse``: the same with s2 chosen by ``mse_db``; ``nested_scalar``:
     :class:`NestedQuantizerRateDistortion` with the settings in ``nested`` (step chosen by
     MSE; ``nested_scalar_paper_metric``: by the paper's mean per-trial dB), which is cheap and
-    runs in one process whatever ``workers`` says. With ``ckpt_path`` (gls or shared_randomness):
+    runs in one process whatever ``workers`` says. ``num_candidates`` None: the paper's 2^15
+    (a learned codec: the source's usual N). With ``ckpt_path`` (gls or shared_randomness):
     the learned codec of that checkpoint on ``trials`` messages (:class:`SourceRateDistortion`)."""
     if ckpt_path is not None:
         if scheme not in CODER_SCHEMES:
@@ -44,5 +46,7 @@ def gaussian_point(scheme: str, num_decoders: int, rate_bits: int, noise_var: fl
         raise ConfigError(f"scheme must be one of {', '.join(SCHEMES)}; got {scheme!r}")
     if scheme in MSE_SELECTED:
         scheme, coder_settings = scheme.removesuffix("_mse"), {**coder_settings, "select_by": "mse_db"}
+    if coder_settings.get("num_candidates") is None:  # the paper's N
+        coder_settings = {**coder_settings, "num_candidates": PAPER_NUM_CANDIDATES}
     return GaussianRateDistortion(scheme=scheme, num_decoders=num_decoders, rate_bits=rate_bits,
                                   noise_var=noise_var, progress=progress, workers=workers, **coder_settings)

@@ -26,7 +26,7 @@ from pytorch_msssim import ssim as _ssim
 from torch import Tensor
 
 from dsc.errors import InvalidArgumentError, ShapeMismatchError
-from dsc.eval.outcome import standard_error
+from dsc.eval.stats import standard_error
 
 PEAK = 1.0
 MAX_PSNR_DB = 60.0
@@ -57,6 +57,15 @@ def psnr_db(mse: Tensor, peak: float = PEAK, max_db: float = MAX_PSNR_DB) -> Ten
     if peak <= 0:
         raise InvalidArgumentError(f"peak must be positive, got {peak}")
     return (10 * torch.log10(peak**2 / mse)).clamp(max=max_db)
+
+
+def ssim_window(height: int, width: int) -> int:
+    """The SSIM window for images ``height`` x ``width``: :data:`SSIM_WINDOW`, or for smaller
+    images the largest odd size that fits (at least 3)."""
+    fits = min(SSIM_WINDOW, height, width)
+    if fits < 3:
+        raise ShapeMismatchError(f"SSIM needs images of at least 3x3 pixels, got {height}x{width}")
+    return fits if fits % 2 else fits - 1
 
 
 def ssim_per_image(images: Tensor, references: Tensor, data_range: float = PEAK,

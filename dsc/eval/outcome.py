@@ -4,13 +4,13 @@ encoder's candidate, and with check bits the acceptances and the fallbacks' dist
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from torch import Tensor
 
+from dsc.eval.stats import proportion, standard_error
 from dsc.pipeline import first_accepted
 
 
@@ -57,20 +57,23 @@ class PointOutcome:
         return summary
 
     def practical_summary(self) -> dict:
-        """Any-pass output (the first decoder whose check passed, else decoder 0's fallback), each
-        decoder with its fallback, and the acceptance rates."""
-        accepted = self.accepted
-        outputs = torch.where(accepted, self.mse, self.fallback_mse).double()  # [n, K]
-        system = outputs.gather(1, first_accepted(accepted)[:, None])[:, 0]
-        wrong = ~self.match
+        """Any-pass output (:func:`any_pass`), each decoder with its fallback, and the acceptance
+        rates (of all picks; of the picks other than the encoder's candidate)."""
+        accepted, wrong = self.accepted, ~self.match
+        system, outputs = any_pass(self.mse.double(), self.fallback_mse.double(), accepted)
         return {
             "practical_mse": system.mean().item(), "practical_mse_se": standard_error(system),
             "per_decoder_practical_mse": outputs.mean().item(),
             "accept_rate": accepted.double().mean().item(),
-            "false_accept_rate": (accepted & wrong).sum().item() / max(int(wrong.sum()), 1),
+            "false_accept_rate": proportion(int((accepted & wrong).sum()), int(wrong.sum())),
         }
 
 
-def standard_error(values: Tensor) -> float:
-    """Standard error of the mean of ``values`` ``[n]`` (NaN for fewer than two)."""
-    return (values.std(unbiased=True) / math.sqrt(len(values))).item() if len(values) > 1 else float("nan")
+def any_pass(errors: Tensor, fallback_errors: Tensor, accepted: Tensor) -> tuple[Tensor, Tensor]:
+    """Practical decoder selection with check bits, scored. Decoder k outputs its pick where its
+    check passed and its fallback elsewhere; the any-pass system outputs the first decoder whose
+    check passed (:func:`dsc.pipeline.first_accepted`), decoder 0's fallback when none did.
+    ``errors``, ``fallback_errors`` (the distortions of the picks and of the fallbacks) and
+    ``accepted`` ``[B, K]`` -> the system's errors ``[B]`` and every decoder's ``[B, K]``."""
+    outputs = torch.where(accepted, errors, fallback_errors)
+    return outputs.gather(1, first_accepted(accepted)[:, None])[:, 0], outputs

@@ -5,13 +5,14 @@ is skipped (``skip_complete``, on by default): rerunning a sweep into its direct
 (``hydra.sweep.dir=<dir>``) redoes only the jobs that failed, were interrupted or changed. A
 checkpoint the config names counts by its content (SHA-256), not its path: a retrained or
 replaced checkpoint file is evaluated again. A job holds its directory while it runs
-(:func:`dsc.rundir.hold_run_directory`), so two jobs never write one metrics.json.
+(:func:`dsc.rundir.hold_run_directory`), so two jobs never write one metrics.json. A configured
+tracker (``logger=csv|tensorboard|wandb``) gets the job's config and points
+(:mod:`dsc.eval.tracking`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
 import time
@@ -24,11 +25,14 @@ from omegaconf import DictConfig, OmegaConf
 from dsc.config import build
 from dsc.environment import device_name, environment_record, resolve_device
 from dsc.errors import ConfigError
+from dsc.eval.tracking import log_job
 from dsc.io import atomic_write_json
+from dsc.lit.loggers import build_loggers
 from dsc.rundir import hold_run_directory
 
 log = logging.getLogger(__name__)
-IGNORED_KEYS = ("skip_complete", "paths")  # a moved sweep directory is still complete
+# keys a complete job stays complete without: a moved sweep directory, another tracker
+IGNORED_KEYS = ("skip_complete", "paths", "logger")
 
 
 def run_evaluation(cfg: DictConfig, keep_going: bool = False) -> dict:
@@ -37,10 +41,15 @@ def run_evaluation(cfg: DictConfig, keep_going: bool = False) -> dict:
 
     ``keep_going`` (a job of a sweep): an error is logged and recorded as ``failed`` in
     metrics.json, with no points, instead of raised, so that the sweep's other jobs still run;
-    the aggregator lists the failures and the sweep exits with an error at the end."""
+    the aggregator lists the failures and the sweep exits with an error at the end. The loggers
+    of ``cfg.logger`` are built first (a missing package fails before the job runs) and get the
+    config and points at the end, also those of a complete job that was skipped."""
     output_dir = Path(cfg.paths.output_dir)
+    loggers = build_loggers(cfg.get("logger"))
     with hold_run_directory(output_dir):
-        return _run(cfg, output_dir, keep_going)
+        metrics = _run(cfg, output_dir, keep_going)
+        log_job(loggers, metrics)
+    return metrics
 
 
 def _run(cfg: DictConfig, output_dir: Path, keep_going: bool) -> dict:
@@ -55,8 +64,9 @@ def _run(cfg: DictConfig, output_dir: Path, keep_going: bool) -> dict:
     start = time.perf_counter()
     try:
         device = resolve_device(cfg.device)
-        if cfg.get("job") is None:
-            raise ConfigError("nothing to run: choose a source (source=gaussian) or an experiment")
+        if not cfg.get("job"):
+            raise ConfigError("nothing to run: choose a source (source=gaussian), an experiment, or for "
+                              "experiment=compare_mnist a codec (+codec=gls)")
         import_modules(cfg.get("imports") or [])
         job = build(cfg.job, "job")
         log.info(
@@ -75,12 +85,11 @@ def _run(cfg: DictConfig, output_dir: Path, keep_going: bool) -> dict:
 
 
 def import_modules(names) -> None:
-    """Import ``names`` (e.g. modules that register sources of one's own) before the job is built."""
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError as error:
-            raise ConfigError(f"imports: cannot import {name!r} ({error}); is it on the Python path?") from error
+    """Import ``names``, modules that register sources of one's own, before the job is built
+    (:func:`dsc.registry.import_sources`: the working directory first on the Python path)."""
+    from dsc.registry import import_sources
+
+    import_sources(list(names), "imports")
 
 
 def checkpoint_digests(config: Any, key: str = "") -> dict[str, str]:

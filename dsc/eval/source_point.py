@@ -15,32 +15,23 @@ the best decoder, the paper's Gaussian metric).
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from dsc.coding import ImportanceCoder
+from dsc.coding import CodingPoint
 from dsc.coding.validation import check_positive_int
 from dsc.environment import strict_float32
 from dsc.eval.outcome import PointOutcome
-from dsc.eval.points import check_check_bits, check_point, point_labels
+from dsc.eval.points import point_labels
+from dsc.eval.stats import db_se, standard_error, to_db
 from dsc.pipeline import code
 from dsc.progress import progress_bar
 from dsc.registry import get_source
 
 log = logging.getLogger(__name__)
 DEFAULT_MESSAGES = 10_000
-
-
-def to_db(x: float) -> float:
-    return 10 * math.log10(x) if x > 0 else float("-inf")
-
-
-def db_se(mean: float, se: float) -> float:
-    """Standard error of 10 log10(mean) from the mean's (the delta method)."""
-    return 10 / math.log(10) * se / mean if mean > 0 else float("nan")
 
 
 @dataclass
@@ -65,8 +56,7 @@ class SourceRateDistortion:
         self.spec = get_source(self.source)
         self.options = self.spec.resolve(self.options)
         self.num_candidates = self.num_candidates or self.spec.num_candidates
-        check_point(self.scheme, self.num_decoders, self.rate_bits, self.num_candidates)
-        check_check_bits(self.check_bits)
+        self.point = CodingPoint(self.scheme, self.num_decoders, self.rate_bits, self.num_candidates, self.check_bits)
         check_positive_int(self.batch_size, "batch_size")
 
     @torch.no_grad()
@@ -83,9 +73,7 @@ class SourceRateDistortion:
                 ids = torch.arange(self.first_message + start, self.first_message + min(start + self.batch_size, total),
                                    device=device)
                 got = self.spec.coding_inputs(self.options, ids, self.num_decoders)
-                coder = ImportanceCoder(seed=seed, prior=got.model.prior, num_candidates=self.num_candidates,
-                                        num_labels=2**self.rate_bits, num_decoders=self.num_decoders,
-                                        scheme=self.scheme)
+                coder = self.point.coder(seed, got.model.prior)
                 coded = code(got.model, coder, ids, got.sources, got.side_information, self.check_bits,
                              fallback=self.check_bits > 0)
                 decoded, origin = coded.decoded, got.origin
@@ -104,17 +92,15 @@ class SourceRateDistortion:
             per_message_db = 10 * torch.log10(best.clamp_min(torch.finfo(torch.float64).tiny))
             summary.update({
                 "distortion_db": per_message_db.mean().item(),
-                "distortion_db_se": (per_message_db.std() / math.sqrt(len(best))).item() if len(best) > 1 else 0.0,
+                "distortion_db_se": standard_error(per_message_db),
                 "mse_db": to_db(summary["mse"]), "mse_db_se": db_se(summary["mse"], summary["mse_se"]),
                 "per_decoder_mse_db": to_db(summary["per_decoder_mse"]),
             })
             if "practical_mse" in summary:
                 summary["practical_mse_db"] = to_db(summary["practical_mse"])
         point = {
-            **point_labels(self.source, self.scheme), "scheme": self.scheme, "num_decoders": self.num_decoders,
-            "rate_bits": self.rate_bits, "check_bits": self.check_bits,
-            "total_rate_bits": self.rate_bits + self.check_bits,
-            "num_candidates": self.num_candidates, "messages": outcome.mse.shape[0], **summary,
+            **point_labels(self.source, self.scheme), **self.point.labels(), "messages": outcome.mse.shape[0],
+            **summary,
             "distortion_measure": self.spec.distortion_name, "options": self.options, "data": origin,
             **(self.spec.describe(self.options) if self.spec.describe else {}),
         }

@@ -1,13 +1,17 @@
-"""LightningModule of the learned Gaussian codec: the shared rate-distortion loss on vectors."""
+"""LightningModule of the learned Gaussian codec (the shared rate-distortion loss on vectors),
+and a trained one as a coding model (:func:`trained_codec`), for any source of Gaussian-like
+vectors ``[B, d]`` with side information ``[B, K, d]``."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Sequence
 
 from torch import Tensor
 
+from dsc.lit.checkpoint import CheckpointMismatchError, load_module
 from dsc.lit.latent_module import LatentCodecModule
-from dsc.models.gaussian_mlp import GaussianCodecNetworks
+from dsc.models.gaussian_mlp import GaussianCodecNetworks, GaussianMlpModel
 
 
 class GaussianCodecModule(LatentCodecModule):
@@ -27,3 +31,16 @@ class GaussianCodecModule(LatentCodecModule):
     def distortion_terms(self, reconstruction: Tensor, source: Tensor) -> tuple[Tensor, Tensor]:
         squared = (reconstruction - source.float()) ** 2
         return squared.sum(-1).mean(), squared.mean()
+
+
+@lru_cache(maxsize=8)
+def trained_codec(ckpt: str, noise_var: float,
+                  train_command: str = "python train.py source=gaussian") -> GaussianMlpModel:
+    """The codec of :class:`GaussianCodecModule` trained at ``ckpt``, as a coding model; refused
+    when it was trained for side-information noise other than ``noise_var``. ``train_command``
+    (named in the errors) is how such a checkpoint is made."""
+    module = load_module(GaussianCodecModule, ckpt, "a learned Gaussian codec (GaussianCodecModule)", train_command)
+    if abs(module.hparams.noise_var - noise_var) > 1e-12:
+        raise CheckpointMismatchError(f"{ckpt} was trained for side-information noise {module.hparams.noise_var:g}, "
+                                      f"not {noise_var:g}: evaluate it with noise {module.hparams.noise_var:g}")
+    return GaussianMlpModel(module.nets)

@@ -31,8 +31,9 @@ from dsc.models.posterior import Posterior
 
 class LatentCodecModule(EpochMeanLogging, FiniteLossGuard, L.LightningModule):
     """Shared training of a learned codec; a subclass builds ``self.nets`` and defines
-    :meth:`distortion_terms`. Batches have ``source`` ``[B, ...]`` and ``side_info``
-    ``[B, K, ...]`` (decoder 0's is trained on). Metrics: ``{split}/loss``, ``/distortion``,
+    :meth:`distortion_terms`. A batch is a sequence (tuple, list or NamedTuple) whose first two
+    entries are ``source`` ``[B, ...]`` and ``side_info`` ``[B, K, ...]`` (decoder 0's is trained
+    on); later entries (e.g. message ids) are not read. Metrics: ``{split}/loss``, ``/distortion``,
     ``/mse``, ``/kl``, ``/bce``, ``/estimator_accuracy`` and ``train/beta``."""
 
     def __init__(self, beta: float, kl_warmup_steps: int, lr: float, betas: Sequence[float]) -> None:
@@ -57,7 +58,7 @@ class LatentCodecModule(EpochMeanLogging, FiniteLossGuard, L.LightningModule):
 
     def losses(self, batch, beta: float | None = None) -> dict[str, Tensor]:
         """The loss terms of one batch with KL weight ``beta`` (default: the full beta)."""
-        source, side_info = batch.source, batch.side_info[:, 0]  # decoder 0's side information
+        source, side_info = batch[0], batch[1][:, 0]  # decoder 0's side information
         posterior = self.nets.encoder(source)
         posterior = Posterior(posterior.mean.float(), posterior.log_var.float())
         w = posterior.sample()
@@ -89,7 +90,7 @@ class LatentCodecModule(EpochMeanLogging, FiniteLossGuard, L.LightningModule):
         beta = self.kl_weight(split)
         losses = self.losses(batch, beta)
         self.check_loss(losses["loss"], split)
-        self.log_losses(losses, split, batch.source.shape[0], step_extras={"beta": beta})
+        self.log_losses(losses, split, batch[0].shape[0], step_extras={"beta": beta})
         return losses["loss"]
 
     def training_step(self, batch, batch_idx: int) -> Tensor:

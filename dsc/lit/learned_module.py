@@ -18,7 +18,7 @@ from dsc.baselines.learned import LearnedImageCodec
 from dsc.errors import ConfigError
 from dsc.lit.divergence import FiniteLossGuard
 from dsc.lit.metrics import EpochMeanLogging
-from dsc.sources.mnist import MnistItem
+from dsc.sources.images import ImageItem
 
 PIXELS = 28 * 14
 
@@ -37,8 +37,8 @@ class LearnedCodecModule(EpochMeanLogging, FiniteLossGuard, L.LightningModule):
         self.automatic_optimization = False
         self.codec = LearnedImageCodec(side_info, latent_channels, channels, crop_size, features)
 
-    def losses(self, batch: MnistItem) -> dict[str, Tensor]:
-        source, crop = batch.source, batch.side_info[:, 0]
+    def losses(self, batch: ImageItem) -> dict[str, Tensor]:
+        source, crop = batch[0], batch[1][:, 0]  # the batch contract: (source, side_info, ...)
         reconstruction, likelihoods = self.codec(source, crop)
         bits = rate_in_bits(likelihoods).mean()
         mse = ((reconstruction - source) / 2).pow(2).mean()  # the data are on [-1, 1]
@@ -49,10 +49,10 @@ class LearnedCodecModule(EpochMeanLogging, FiniteLossGuard, L.LightningModule):
         self.check_loss(losses["loss"], split)
         self.log_losses(losses, split, batch_size)
 
-    def training_step(self, batch: MnistItem, batch_idx: int) -> None:
+    def training_step(self, batch: ImageItem, batch_idx: int) -> None:
         main, aux = self.optimizers()
         losses = self.losses(batch)
-        self._log(losses, "train", batch.source.shape[0])
+        self._log(losses, "train", batch[0].shape[0])
         main.zero_grad()
         self.manual_backward(losses["loss"])
         main.step()
@@ -60,8 +60,8 @@ class LearnedCodecModule(EpochMeanLogging, FiniteLossGuard, L.LightningModule):
         self.manual_backward(self.codec.entropy_bottleneck.loss())
         aux.step()
 
-    def validation_step(self, batch: MnistItem, batch_idx: int) -> None:
-        self._log(self.losses(batch), "val", batch.source.shape[0])
+    def validation_step(self, batch: ImageItem, batch_idx: int) -> None:
+        self._log(self.losses(batch), "val", batch[0].shape[0])
 
     def configure_optimizers(self):
         quantiles = [p for n, p in self.codec.named_parameters() if n.endswith(".quantiles")]

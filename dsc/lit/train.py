@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import inspect
 import logging
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -18,7 +16,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, Timer
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from dsc.config import build
 from dsc.environment import environment_record, resolve_device
@@ -26,29 +24,16 @@ from dsc.errors import CheckpointSaveError, ConfigError
 from dsc.io import atomic_write_json, remove_stale_temporaries
 from dsc.lit.checkpoint import check_resume
 from dsc.lit.checkpoint_io import AtomicCheckpointIO
+from dsc.lit.loggers import build_loggers, finish_runs
+from dsc.lit.preflight import FirstBatchCheck, check_config, check_configured, check_data_module
 from dsc.lit.replicas import ReplicaCheck
 from dsc.lit.resume import ResumableRandomState
 from dsc.lit.snapshots import EpochSnapshots
-from dsc.optional import require
 from dsc.progress import lightning_progress_bar
+from dsc.registry import import_sources
 from dsc.rundir import hold_run_directory
 
 log = logging.getLogger(__name__)
-
-
-def build_loggers(cfg: DictConfig | None) -> list:
-    """``logger`` config: a mapping of name -> Lightning logger config (empty for none). A
-    TensorBoard logger without tensorboard or tensorboardX installed is a MissingDependencyError
-    naming the extra."""
-    loggers = []
-    for name, node in (cfg or {}).items():
-        if node is None:
-            continue
-        tensorboard = str(node.get("_target_", "")).endswith("TensorBoardLogger")
-        if tensorboard and importlib.util.find_spec("tensorboard") is None:
-            require("tensorboardX", "tensorboard", needed_by=f"logger.{name}")
-        loggers.append(build(node, f"logger.{name}"))
-    return loggers
 
 
 def build_callbacks(cfg: DictConfig | None) -> list[L.Callback]:
@@ -154,9 +139,7 @@ def run_training(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = Non
     RunDirectoryInUseError), checkpoints are saved atomically beside their target and a save
     that fails stops the run with a CheckpointSaveError (:mod:`dsc.lit.checkpoint_io`), and a
     checkpoint to resume from is checked against this config's model before anything is written."""
-    for key in ("data", "model", "trainer"):
-        if cfg.get(key) is None:
-            raise ConfigError(f"nothing to train: `{key}` is not configured (try source=mnist model=mnist_vae)")
+    check_configured(cfg)
     log_through_root_only()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -164,8 +147,13 @@ def run_training(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = Non
     check_precision(trainer_args.get("precision"))
     device = training_device(cfg.get("device", "auto"), trainer_args.pop("accelerator", None))
     L.seed_everything(int(cfg.seed), workers=True)
+    if cfg.get("imports"):  # a source of one's own: its module holds the data module's and codec's classes
+        import_sources(cfg.imports, "imports")
+    check_config(cfg.data, "data")
     datamodule = build(cfg.data, "data")
-    module = build(cfg.model, "model")
+    check_data_module(datamodule)
+    check_config(cfg.model, "model", shapes_from_data(cfg.model, datamodule))
+    module = build(cfg.model, "model", **shapes_from_data(cfg.model, datamodule))
     if device.index is not None and trainer_args.get("devices", 1) == 1:
         trainer_args["devices"] = [device.index]  # device=cuda:N on one GPU: that GPU
     trainer_args.setdefault("default_root_dir", str(output_dir))
@@ -179,7 +167,8 @@ def run_training(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = Non
     except MisconfigurationException as error:
         raise ConfigError(f"trainer.max_time: {error}") from None
     configured = build_callbacks(cfg.get("callbacks"))
-    callbacks = [checkpoints, latest, timer, ResumableRandomState(), replicas, *(extra_callbacks or []), *configured]
+    callbacks = [FirstBatchCheck(), checkpoints, latest, timer, ResumableRandomState(), replicas,
+                 *(extra_callbacks or []), *configured]
     if cfg.get("checkpoint_every_n_epochs"):
         callbacks.append(EpochSnapshots(output_dir / "checkpoints", cfg.checkpoint_every_n_epochs))
     if trainer_args.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBar) for c in configured):
@@ -207,6 +196,16 @@ def run_training(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = Non
                     _Checkpoints(checkpoints, latest), timer, replicas)
 
 
+def shapes_from_data(model: DictConfig, datamodule: L.LightningDataModule) -> dict:
+    """The model options the data determine (``datamodule.model_options()``, e.g. an image
+    source's ``image_shape``) that the model config leaves null; a data module without that
+    method determines none."""
+    options = getattr(datamodule, "model_options", None)
+    if options is None:
+        return {}
+    return {key: value for key, value in options().items() if key in model and model.get(key) is None}
+
+
 def _as_list(value: object) -> list:
     return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -231,7 +230,8 @@ def _fit(cfg: DictConfig, trainer: L.Trainer, module: L.LightningModule, datamod
          first_epoch: int, checkpoints: _Checkpoints, timer: Timer, replicas: ReplicaCheck) -> dict:
     """Record the config, fit, check that the checkpoints exist, write the summary."""
     output_dir = Path(cfg.paths.output_dir)
-    config = OmegaConf.to_container(_without(cfg, "job"), resolve=True)  # a source's evaluation job: not ours
+    origin = getattr(datamodule, "origin", None) or type(datamodule).__name__  # `origin` is optional
+    config = OmegaConf.to_container(cfg, resolve=True)
     config.pop("hydra", None)
     if trainer.is_global_zero:  # the Trainer knows the process's global rank (env of the launcher)
         atomic_write_json(output_dir / "run_config.json", {"config": config, "environment": environment_record(device)})
@@ -240,8 +240,7 @@ def _fit(cfg: DictConfig, trainer: L.Trainer, module: L.LightningModule, datamod
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     finally:
-        if "wandb" in sys.modules:
-            sys.modules["wandb"].finish()
+        finish_runs()
     best = checkpoints.best.best_model_path
     if trainer.is_global_zero and best and not Path(best).is_file():
         raise CheckpointSaveError(f"training ended but its best checkpoint {best} is not on disk; no summary is "
@@ -255,14 +254,14 @@ def _fit(cfg: DictConfig, trainer: L.Trainer, module: L.LightningModule, datamod
     summary = {
         "epochs": epochs, "train_s": train_s,
         "seconds_per_epoch": train_s / epochs if epochs else None,
-        "batch_size": int(cfg.data.batch_size), "precision": str(trainer.precision), "device": str(device),
-        "data": datamodule.origin,
+        "batch_size": cfg.data.get("batch_size"), "precision": str(trainer.precision), "device": str(device),
+        "data": origin,
         "best_checkpoint": best or None, **record,
     }
     if trainer.is_global_zero:
         atomic_write_json(output_dir / "train_summary.json", summary)
-        log.info("data: %s | device: %s x %d, precision %s | %d epochs, %s at batch %d per process "
-                 "(validation included) | %s", datamodule.origin, device, trainer.world_size, trainer.precision,
+        log.info("data: %s | device: %s x %d, precision %s | %d epochs, %s at batch %s per process "
+                 "(validation included) | %s", origin, device, trainer.world_size, trainer.precision,
                  epochs, "no epoch ended" if not epochs else f"{summary['seconds_per_epoch']:.1f} s per epoch",
                  summary["batch_size"], checkpoints.outcome(trainer))
     replicas.raise_if_different()
@@ -287,14 +286,6 @@ def check_precision(precision: object) -> None:
         return
     raise ConfigError(f"trainer.precision={precision!r} is not a precision; use one of {', '.join(PRECISIONS)} "
                       "(32-true: float32; bf16-mixed: bfloat16 autocast, on a GPU or a CPU with bf16 support)")
-
-
-def _without(cfg: DictConfig, key: str) -> DictConfig:
-    """A copy of ``cfg`` without ``key`` (interpolations elsewhere still resolve)."""
-    copy = cfg.copy()
-    with open_dict(copy):
-        copy.pop(key, None)
-    return copy
 
 
 def _refuse_multirun_launches(trainer: L.Trainer) -> None:

@@ -2,7 +2,7 @@
 
 Shapes: source ``[B, d]``, one decoder's side information ``[B, d]`` (``[B, K, d]`` for K),
 latent ``[B, latent_dim]``, reconstruction ``[B, d]``. The networks mirror the MNIST codec's
-roles (:mod:`dsc.models.mnist`): the encoder outputs a diagonal Gaussian posterior p(w | a); the
+roles (:mod:`dsc.models.image_codec`): the encoder outputs a diagonal Gaussian posterior p(w | a); the
 decoder maps (w, t) to an estimate of a; the estimator classifies joint against product pairs
 (w, t), and its logit is the decoders' log importance weight log p(w | t) / p(w).
 """

@@ -96,8 +96,8 @@ class EpochIds(torch.utils.data.Sampler):
     """Message ids ``offset + epoch * size + i`` for i < size: fresh draws every epoch, a pure
     function of (offset, epoch), so a resumed run sees the same data (Lightning sets the epoch)."""
 
-    def __init__(self, size: int, offset: int, fresh_every_epoch: bool = True) -> None:
-        self.size, self.offset, self.fresh, self.epoch = size, offset, fresh_every_epoch, 0
+    def __init__(self, size: int, offset: int) -> None:
+        self.size, self.offset, self.epoch = size, offset, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -106,12 +106,14 @@ class EpochIds(torch.utils.data.Sampler):
         return self.size
 
     def __iter__(self):
-        start = self.offset + (self.epoch * self.size if self.fresh else 0)
+        start = self.offset + self.epoch * self.size
         return iter(range(start, start + self.size))
 
 
 class GaussianVectors(torch.utils.data.Dataset):
-    """Draws of the d-dimensional source by message id (batched: ``__getitems__``), float32."""
+    """Draws of the d-dimensional source by message id (batched: ``__getitems__``), float32.
+    Any id is a message, so it has no length: sample it by ids (:class:`EpochIds`), or take a
+    :meth:`window` of fixed items."""
 
     def __init__(self, source: GaussianSource, num_decoders: int, dim: int, seed: int) -> None:
         self.source, self.num_decoders, self.dim, self.rng = source, num_decoders, dim, CounterRandomness(seed)
@@ -120,3 +122,24 @@ class GaussianVectors(torch.utils.data.Dataset):
         messages = torch.as_tensor(ids, dtype=torch.long)
         draw = self.source.sample_vectors(self.rng, messages, self.num_decoders, self.dim)
         return SourceBatch(draw.source.float(), draw.side_info.float(), messages)
+
+    def window(self, first: int, size: int) -> "MessageWindow":
+        """Messages ``first`` .. ``first + size - 1`` as a data set of ``size`` fixed items."""
+        return MessageWindow(self, first, size)
+
+
+class MessageWindow(torch.utils.data.Dataset):
+    """Messages ``first + i`` of ``draws`` for positions i < ``size``: a data set with a length,
+    read in order by the default (sequential) sampler, the same items every epoch."""
+
+    def __init__(self, draws: GaussianVectors, first: int, size: int) -> None:
+        self.draws, self.first, self.size = draws, first, size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitems__(self, positions: list[int]) -> SourceBatch:
+        if any(not 0 <= i < self.size for i in positions):
+            raise InvalidArgumentError(f"positions must be in [0, {self.size}), got {min(positions)} .. "
+                                       f"{max(positions)}")
+        return self.draws.__getitems__([self.first + i for i in positions])

@@ -23,8 +23,8 @@ import torch
 from torch import Tensor
 
 from dsc.errors import InvalidArgumentError, ShapeMismatchError
+from dsc.eval.stats import mean_se
 from dsc.speculative.distributions import check_distribution
-from dsc.speculative.report import mean_se
 
 CHUNK_ELEMENTS = 1 << 22  # exponentials drawn at once by the Monte Carlo estimate
 

@@ -9,9 +9,9 @@ Rows are the study's runs: dicts with ``setting``, ``method``, ``drafts``, ``see
 
 from __future__ import annotations
 
-import math
-import statistics
 from collections.abc import Sequence
+
+from dsc.eval.stats import mean_se
 
 # Rowan, Phan & Khisti, "List-Level Distribution Coupling with Applications to Speculative
 # Decoding and Lossy Compression" (NeurIPS 2025, arXiv 2506.05632), Table 2 (diverse drafts):
@@ -36,13 +36,6 @@ def paper_figures(target_temperature: float, draft_temperatures: Sequence[float]
     key = (round(float(target_temperature), 9), tuple(round(float(t), 9) for t in draft_temperatures))
     found = PAPER_TABLE2_GSM8K.get(key)
     return None if found is None else {**found, "single_draft": PAPER_TABLE2_SINGLE_DRAFT_GSM8K}
-
-
-def mean_se(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean (0 for a single value)."""
-    values = list(values)
-    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-    return statistics.fmean(values), se
 
 
 def _reference(rows: list[dict]) -> dict[tuple, dict]:

@@ -21,10 +21,12 @@ from typing import Sequence
 
 from dsc.catalog.gaussian import wyner_ziv_rows
 from dsc.errors import DscError
-from dsc.eval.aggregate import collect_points, save_figure, to_csv
-from dsc.eval.source_point import db_se
+from dsc.eval.stats import db_se
 from dsc.helptext import first_paragraph
 from dsc.io import atomic_write_bytes
+from dsc.report.collect import collect_points
+from dsc.report.plots import save_figure
+from dsc.report.tables import to_csv
 from studies.report_cli import report_main
 
 COLUMNS = ("scheme", "dim", "num_decoders", "rate_bits", "mse_db", "mse_db_se", "per_decoder_mse_db", "match_prob",

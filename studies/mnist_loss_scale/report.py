@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Sequence
 
 from dsc.errors import DscError
-from dsc.eval.aggregate import save_figure, to_csv
-from dsc.eval.reference import gls_margins
 from dsc.helptext import first_paragraph
 from dsc.io import atomic_write_bytes
 from dsc.models.distortion import DEFAULT, NORMALISATIONS, equivalent_beta
 from dsc.paper import PAPER_GLS_MARGINS, PAPER_MNIST_MSE
+from dsc.report.paper_comparison import gls_margins
+from dsc.report.plots import save_figure
+from dsc.report.tables import to_csv
 from studies.report_cli import report_main
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ whether more epochs would still change the rate-distortion figures.
         --out outputs/mnist_paper/convergence --results results/mnist_paper
 
 For every epoch E at which every run has ``checkpoints/epoch_E.ckpt``, beta (and N) are chosen on
-validation digits and GLS is reported on test digits, as in :class:`MnistPaperProtocol`; writes
+validation digits and GLS is reported on test digits, as in :class:`ImageProtocol`; writes
 ``convergence.csv`` (one row per epoch, K and rate) and ``convergence.png`` into ``--results``.
 """
 
@@ -22,12 +22,13 @@ import torch
 
 from dsc.environment import resolve_device
 from dsc.errors import DscError
-from dsc.eval.aggregate import save_figure, to_csv
-from dsc.eval.mnist_protocol import MnistPaperProtocol
+from dsc.eval.image_protocol import ImageProtocol
 from dsc.helptext import HelpFormatter, first_paragraph
 from dsc.io import atomic_write_bytes
 from dsc.paper import PAPER_MNIST_GLS_MSE
 from dsc.progress import progress_bar
+from dsc.report.plots import save_figure
+from dsc.report.tables import to_csv
 
 log = logging.getLogger(__name__)
 SNAPSHOT = re.compile(r"epoch_(\d+)\.ckpt")
@@ -50,7 +51,7 @@ def convergence_rows(run_dirs: Sequence[Path], out_dir: Path, device: torch.devi
     rows ``epoch, num_decoders, rate_bits, mse, mse_se, beta, num_candidates, paper_mse``."""
     rows = []
     for epoch in progress_bar(snapshot_epochs(run_dirs), desc="epochs", unit="epoch"):
-        job = MnistPaperProtocol(ckpt_paths=[str(run / "checkpoints" / f"epoch_{epoch}.ckpt") for run in run_dirs],
+        job = ImageProtocol(ckpt_paths=[str(run / "checkpoints" / f"epoch_{epoch}.ckpt") for run in run_dirs],
                                  **{"schemes": ["gls"], "progress": False, **protocol})
         for point in job.run(seed, device, out_dir / f"epoch_{epoch}"):
             key = (point["num_decoders"], point["rate_bits"])

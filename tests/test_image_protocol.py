@@ -13,11 +13,11 @@ import torch
 from hydra import compose, initialize_config_module
 
 import dsc
-from dsc.eval import mnist_protocol
-from dsc.eval.mnist_protocol import MnistPaperProtocol
-from dsc.eval.reference import margin_table, paper_comparison_table
+from dsc.eval import image_protocol
+from dsc.eval.image_protocol import ImageProtocol
 from dsc.eval.runner import run_evaluation
 from dsc.paper import PAPER_GLS_MARGINS, PAPER_MNIST_BASELINE_MSE, PAPER_MNIST_GLS_MSE
+from dsc.report.paper_comparison import margin_table, paper_comparison_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +30,7 @@ def codecs(tiny_codec):
 def _protocol(codecs, **kwargs):
     settings = dict(ckpt_paths=codecs, num_candidates=[4, 16], num_decoders=[1, 3], rate_bits=[1, 2],
                     selection_limit=40, limit=50, batch_size=20, progress=False)
-    return MnistPaperProtocol(**{**settings, **kwargs})
+    return ImageProtocol(**{**settings, **kwargs})
 
 
 def _rows(path: Path) -> list[dict]:
@@ -63,7 +63,7 @@ def test_choices_are_the_validation_argmin_and_reported_on_test(codecs, tmp_path
 
 
 def test_the_figure_shows_the_largest_k_at_the_chosen_rate(codecs, tmp_path, monkeypatch):
-    import dsc.eval.mnist_protocol as protocol
+    import dsc.eval.image_protocol as protocol
 
     shown = []
     monkeypatch.setattr(protocol, "save_reconstruction_grid",
@@ -78,8 +78,8 @@ def test_the_figure_shows_the_largest_k_at_the_chosen_rate(codecs, tmp_path, mon
 def test_rerun_resumes_from_the_selection_file_and_redoes_stale_rows(codecs, tmp_path, monkeypatch):
     first = _protocol(codecs).run(seed=0, device=torch.device("cpu"), output_dir=tmp_path)
     calls = []
-    original = mnist_protocol.evaluate_point
-    monkeypatch.setattr(mnist_protocol, "evaluate_point", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = image_protocol.evaluate_point
+    monkeypatch.setattr(image_protocol, "evaluate_point", lambda *a, **k: calls.append(1) or original(*a, **k))
     again = _protocol(codecs).run(seed=0, device=torch.device("cpu"), output_dir=tmp_path)
     assert json.dumps(again, sort_keys=True) == json.dumps(first, sort_keys=True)
     assert len(calls) <= 1  # only the point drawn in reconstructions.png; every summary was read back
@@ -99,7 +99,7 @@ def test_rerun_resumes_from_the_selection_file_and_redoes_stale_rows(codecs, tmp
     # a cache written before the image metrics: test rows are computed again, validation rows kept
     rows = _rows(tmp_path / "evaluations.csv")
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[c for c in rows[0] if c not in mnist_protocol.IMAGE_COLUMNS],
+    writer = csv.DictWriter(buffer, fieldnames=[c for c in rows[0] if c not in image_protocol.IMAGE_COLUMNS],
                             extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
@@ -117,13 +117,13 @@ def test_rerun_resumes_from_the_selection_file_and_redoes_stale_rows(codecs, tmp
 
 def test_bad_protocol_settings_are_clear_errors(codecs, tiny_codec, tmp_path):
     with pytest.raises(dsc.ConfigError, match="ckpt_paths is empty"):
-        MnistPaperProtocol(ckpt_paths=[])
+        ImageProtocol(ckpt_paths=[])
     with pytest.raises(dsc.ConfigError, match="repeats"):
-        MnistPaperProtocol(ckpt_paths=codecs, num_decoders=[1, 1])
+        ImageProtocol(ckpt_paths=codecs, num_decoders=[1, 1])
     with pytest.raises(dsc.ConfigError, match=r"figure_rate_bits=5 is not one of the protocol's rates \[2, 6\]"):
-        MnistPaperProtocol(ckpt_paths=codecs, rate_bits=[2, 6], figure_rate_bits=5)
+        ImageProtocol(ckpt_paths=codecs, rate_bits=[2, 6], figure_rate_bits=5)
     with pytest.raises(dsc.ConfigError, match="L_max"):
-        MnistPaperProtocol(ckpt_paths=codecs, num_candidates=[4], rate_bits=[3])
+        ImageProtocol(ckpt_paths=codecs, num_candidates=[4], rate_bits=[3])
     with pytest.raises(dsc.ConfigError, match="does not exist"):
         _protocol([str(tmp_path / "nope.ckpt")]).run(0, torch.device("cpu"), tmp_path)
     other = str(tiny_codec("source.crop_size=14"))

@@ -1,4 +1,5 @@
-"""Classical image codecs on MNIST right halves: a quality sweep, rates from the real bytes.
+"""Classical image codecs on the right halves of grey images (MNIST's by default): a quality
+sweep, rates from the real bytes.
 
 Each point is one (codec, quality): every right half of the split (28x14, 8 bits per pixel,
 exactly the dataset's pixels) is encoded on its own; ``rate_bits`` is the mean of
@@ -11,7 +12,6 @@ throughput in images per second. No side information is used (K = 1).
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,26 +20,31 @@ import torch
 
 from dsc.baselines import image_codecs
 from dsc.baselines.image_codecs import DEFAULT_QUALITIES, QUALITY_RANGES, PillowCodec
+from dsc.config import build
 from dsc.errors import ConfigError
 from dsc.eval.image_metrics import image_summary, mse_per_image, ssim_per_image
 from dsc.eval.points import point_labels
+from dsc.eval.stats import standard_error
 from dsc.progress import progress_bar
-from dsc.sources.datamodules import MnistDataModule
-from dsc.sources.mnist import HALF_WIDTH
+from dsc.sources.datamodules import DEFAULT_IMAGE_DATA, SPLITS
 
 log = logging.getLogger(__name__)
 
 
-def right_halves(split: str, seed: int, limit: int | None, data_source: str = "embedded",
-                 data_root: str | None = None) -> tuple[torch.Tensor, str]:
-    """``uint8`` right halves ``[n, 28, 14]`` of the val or test split, and the data's origin."""
-    if split not in ("val", "test"):
+def right_halves(split: str, seed: int, limit: int | None, data: dict | None = None) -> tuple[torch.Tensor, str]:
+    """``uint8`` right halves ``[n, H, W/2]`` of the val or test split of the grey image data
+    ``data`` (a data module config; None: MNIST, embedded), and the data's origin."""
+    if split not in SPLITS:
         raise ConfigError(f"split must be val or test, got {split!r}")
-    data = MnistDataModule(num_decoders=1, source=data_source, root=data_root, seed=seed, limit=limit)
-    data.setup()
-    dataset = data.test_set if split == "test" else data.val_set
-    images = ((dataset.images[:, :, HALF_WIDTH:] + 1) * 127.5).round().to(torch.uint8)
-    return images, data.origin
+    module = build({**(data or DEFAULT_IMAGE_DATA), "num_decoders": 1, "seed": seed, "limit": limit}, "data")
+    module.setup()
+    dataset = module.test_set if split == "test" else module.val_set
+    if dataset.image_shape[0] != 1:
+        raise ConfigError(f"the classical codecs code grey images; {module.origin} has {dataset.image_shape[0]} "
+                          "channels (source.channels=1 reads them as grey)")
+    half = dataset.image_shape[2] // 2
+    images = ((dataset.images[:, 0, :, half:] + 1) * 127.5).round().to(torch.uint8)
+    return images, module.origin
 
 
 @dataclass
@@ -55,8 +60,8 @@ class ClassicalImageRateDistortion:
     qualities: list | None = None
     split: str = "test"
     limit: int | None = None
-    data_source: str = "embedded"
-    data_root: str | None = None
+    data: dict | None = None  # the image data module's config (``_target_`` ...; None: MNIST, embedded)
+    source: str = "mnist"  # the source the points are labelled with
     progress: bool = True
     skip_if_unavailable: bool = False
 
@@ -77,7 +82,7 @@ class ClassicalImageRateDistortion:
         if self.skipped:
             log.warning("skipped: %s", self.skipped)
             return []
-        images, origin = right_halves(self.split, seed, self.limit, self.data_source, self.data_root)
+        images, origin = right_halves(self.split, seed, self.limit, self.data)
         log.info("data: %s, %s split, %d right halves; codecs run on the CPU (Pillow)", origin, self.split,
                  images.shape[0])
         points = []
@@ -93,12 +98,12 @@ class ClassicalImageRateDistortion:
             mse, ssim = mse_per_image(*pixels), ssim_per_image(*pixels)
             n = images.shape[0]
             points.append({
-                **point_labels("mnist", "classical_codec"), "scheme": codec.format.lower(), "codec": codec.format,
+                **point_labels(self.source, "classical_codec"), "scheme": codec.format.lower(), "codec": codec.format,
                 "quality": codec.quality,
                 "num_decoders": 1, "side_information": "none", "split": self.split, "digits": n,
-                "rate_bits": bits.mean().item(), "rate_bits_se": (bits.std() / math.sqrt(n)).item(),
+                "rate_bits": bits.mean().item(), "rate_bits_se": standard_error(bits),
                 "bits_per_pixel": bits.mean().item() / images[0].numel(),
-                "mse": mse.mean().item(), "mse_se": (mse.std() / math.sqrt(n)).item(), **image_summary(mse, ssim),
+                "mse": mse.mean().item(), "mse_se": standard_error(mse), **image_summary(mse, ssim),
                 "encode_images_per_s": n / (encoded - start), "decode_images_per_s": n / (done - encoded),
                 "data": origin,
             })

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
+from dsc.coding import CodingPoint
 from dsc.errors import ConfigError
-from dsc.eval.aggregate import BD_COLUMNS, bd_rate_rows, bd_rate_table, markdown_tables, plot_rd, to_csv
-from dsc.eval.mnist import (
-    MnistCodecModule,
+from dsc.eval.image_point import (
+    ImageCodecModule,
     PointOutcome,
     SplitFeatures,
     evaluate_point,
@@ -35,10 +35,13 @@ from dsc.eval.mnist import (
     split_dataset,
     summarise,
 )
-from dsc.eval.points import check_point, point_labels
-from dsc.eval.reference import margin_table, paper_comparison_table
+from dsc.eval.points import point_labels
 from dsc.io import atomic_write_bytes
 from dsc.progress import progress_bar
+from dsc.report.bdrate import BD_COLUMNS, bd_rate_rows, bd_rate_table
+from dsc.report.paper_comparison import margin_table, paper_comparison_table
+from dsc.report.plots import plot_rd
+from dsc.report.tables import markdown_tables, to_csv
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ IMAGE_COLUMNS = ("psnr_db", "psnr_db_se", "ssim", "ssim_se", "per_decoder_psnr_d
 
 
 @dataclass
-class MnistPaperProtocol:
+class ImageProtocol:
     """Choose (beta, N) per (scheme, K, rate) on ``val``, report on ``test``.
 
     ``ckpt_paths``: one trained codec per beta (same latent size and crop size).
@@ -62,8 +65,8 @@ class MnistPaperProtocol:
     selection_limit: int | None = None
     limit: int | None = None
     batch_size: int = 500
-    data_source: str = "embedded"
-    data_root: str | None = None
+    data: dict | None = None  # the image data module's config (``_target_`` ...; None: MNIST, embedded)
+    source: str = "mnist"  # the source the points are labelled with
     progress: bool = True
     distortion: str | None = None  # the loss normalisation every codec must have been trained with (None: any)
     figure_rate_bits: int | None = None  # the rate reconstructions.png shows (None: the lowest)
@@ -77,15 +80,15 @@ class MnistPaperProtocol:
             values = list(getattr(self, name))
             if not values or len(set(values)) != len(values):
                 raise ConfigError(f"{name} must be a non-empty list without repeats, got {values}")
+            setattr(self, name, values)
         if self.figure_rate_bits is not None and self.figure_rate_bits not in self.rate_bits:
             raise ConfigError(f"figure_rate_bits={self.figure_rate_bits} is not one of the protocol's rates "
                               f"{list(self.rate_bits)}")
-            setattr(self, name, values)
         self.ckpt_paths = [str(p) for p in self.ckpt_paths]
         for scheme in self.schemes:
             for k in self.num_decoders:
                 for rate in self.rate_bits:
-                    check_point(scheme, k, rate, max(self.num_candidates))
+                    CodingPoint(scheme, k, rate, max(self.num_candidates))  # validates the grid
 
     def run(self, seed: int, device: torch.device, output_dir: Path) -> list[dict]:
         codecs = {path: load_codec(path, self.distortion).to(device) for path in self.ckpt_paths}
@@ -98,7 +101,7 @@ class MnistPaperProtocol:
             if (path, split) not in features:
                 limit = self.selection_limit if split == "val" else self.limit
                 dataset, origin = split_dataset(codecs[path], split, max(self.num_decoders), seed, limit,
-                                                self.data_source, self.data_root)
+                                                self.data)
                 log.info("data: %s, %s split, %d digits | device: %s", origin, split, len(dataset), device)
                 features[(path, split)] = SplitFeatures.compute(codecs[path].nets, dataset, device, self.batch_size)
             return features[(path, split)]
@@ -142,8 +145,7 @@ class MnistPaperProtocol:
                     selection_digits = summary_of("val", scheme, k, rate, n, path)["digits"]
                     summary = summary_of("test", scheme, k, rate, n, path)
                     points.append({
-                        **point_labels("mnist", scheme),
-                        "scheme": scheme, "num_decoders": k, "rate_bits": rate, "num_candidates": n,
+                        **point_labels(self.source, scheme), **CodingPoint(scheme, k, rate, n).labels(),
                         "split": "test", **summary, "beta": float(codecs[path].hparams.beta),
                         "distortion": codecs[path].hparams.distortion,
                         **{f"trained_{key}": value for key, value in codecs[path].trained_with.items()},
@@ -158,7 +160,7 @@ class MnistPaperProtocol:
             point["data"] = origin
         return points
 
-    def _check_compatible(self, codecs: dict[str, MnistCodecModule]) -> None:
+    def _check_compatible(self, codecs: dict[str, ImageCodecModule]) -> None:
         shapes = {(int(c.hparams.latent_dim), int(c.hparams.crop_size)) for c in codecs.values()}
         if len(shapes) > 1:
             raise ConfigError(f"the checkpoints differ in (latent_dim, crop_size): {sorted(shapes)}; "

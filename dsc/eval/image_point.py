@@ -19,75 +19,52 @@ import logging
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 import lightning as L
 import torch
 from torch import Tensor
 
-from dsc.coding import GaussianPrior, ImportanceCoder, Scheme
+from dsc.coding import CodingPoint, GaussianPrior, ImportanceCoder, Scheme
 from dsc.coding.validation import check_positive_int
 from dsc.environment import strict_float32
 from dsc.errors import ConfigError
-from dsc.eval.image_metrics import image_summary, mse_per_image, ssim_per_image, unit_pixels
-from dsc.eval.mnist_figures import draw_reconstruction_grid, pick_examples
+from dsc.eval.image_figures import draw_reconstruction_grid, pick_examples
+from dsc.eval.image_metrics import image_summary, mse_per_image, ssim_per_image, ssim_window, unit_pixels
 from dsc.eval.outcome import PointOutcome
 from dsc.eval.parallel import WorkerPool, worker_devices
-from dsc.eval.points import check_check_bits, check_point, point_labels
-from dsc.lit.checkpoint import CheckpointMismatchError, load_module
-from dsc.lit.mnist_module import MnistCodecModule
-from dsc.models.distortion import check_normalisation
-from dsc.models.mnist import MnistCodecNetworks, MnistModel, Posterior, PosteriorLogRatio
+from dsc.eval.points import point_labels
+from dsc.lit.image_module import ImageCodecModule, load_codec
+from dsc.models.image_codec import MNIST_IMAGE, ImageCodecNetworks, ImageModel, Posterior, PosteriorLogRatio
 from dsc.models.network_model import EstimatorLogRatio
 from dsc.pipeline import Coded, code
 from dsc.progress import progress_bar
-from dsc.sources.datamodules import MnistDataModule
-from dsc.sources.mnist import MnistHalves
+from dsc.sources.datamodules import SPLITS, codec_split
+from dsc.sources.images import ImageHalves, SideInfo
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("val", "test")
-MAX_DECODERS = 128  # K of an MNIST evaluation: every batch holds each decoder's crop features, scores and picks
+MAX_DECODERS = 128  # K of an image evaluation: every batch holds each decoder's crop features, scores and picks
 MAX_SPLIT_FEATURE_BYTES = 2**31  # a split's cached crops and crop features (digits x K x per crop): K is bounded by it
 CROPS_PER_BATCH = 2**15  # crops through the networks at once when computing them
 
 
-def load_codec(ckpt_path: str | Path | None, distortion: str | None = None) -> MnistCodecModule:
-    """Load a trained MNIST codec (its saved hyper-parameters rebuild the networks).
-    ``distortion``, when given, is the loss normalisation the caller means the codec's beta in
-    (:mod:`dsc.models.distortion`): a codec trained with another raises CheckpointMismatchError."""
-    codec = load_module(MnistCodecModule, ckpt_path, "the MNIST codec (model=mnist_vae)",
-                        "python train.py source=mnist model=mnist_vae")
-    trained = codec.hparams.distortion
-    if distortion is not None and check_normalisation(distortion) != trained:
-        raise CheckpointMismatchError(
-            f"{ckpt_path} was trained with distortion normalisation {trained!r}, not {distortion!r}, so its beta "
-            f"means something else: evaluate it with distortion={trained}, or retrain it with "
-            f"model.distortion={distortion}")
-    return codec
-
-
 def check_num_decoders(num_decoders: int) -> int:
-    """K of an MNIST evaluation: a positive integer of at most :data:`MAX_DECODERS`."""
+    """K of an image evaluation: a positive integer of at most :data:`MAX_DECODERS`."""
     check_positive_int(num_decoders, "num_decoders (K)")
     if num_decoders > MAX_DECODERS:
-        raise ConfigError(f"an MNIST evaluation codes at most K = {MAX_DECODERS} decoders (each digit's batch holds "
+        raise ConfigError(f"an image evaluation codes at most K = {MAX_DECODERS} decoders (each digit's batch holds "
                           f"every decoder's crop features, scores and reconstruction), got num_decoders={num_decoders}")
     return num_decoders
 
 
 def split_dataset(codec: L.LightningModule, split: str, num_decoders: int, seed: int, limit: int | None,
-                  data_source: str = "embedded", data_root: str | None = None) -> tuple[MnistHalves, str]:
-    """The ``split`` (val or test) of MNIST with ``num_decoders`` crops per digit at the crop size
-    in the codec's hyper-parameters, evaluation crops fixed by ``seed``; the first ``limit`` digits when given.
-    Returns the dataset and a description of the data's origin."""
-    if split not in SPLITS:
-        raise ConfigError(f"split must be val or test, got {split!r}")
-    check_num_decoders(num_decoders)
-    data = MnistDataModule(num_decoders=num_decoders, crop_size=codec.hparams.crop_size, source=data_source,
-                           root=data_root, seed=seed, limit=limit)
-    data.setup()
-    return (data.test_set if split == "test" else data.val_set), data.origin
+                  data: Mapping[str, Any] | None = None) -> tuple[ImageHalves, str]:
+    """:func:`dsc.sources.datamodules.codec_split` for ``codec`` (an image codec, or a learned
+    baseline: its crops), K checked against :data:`MAX_DECODERS`."""
+    side = getattr(codec, "side", None) or SideInfo("crop", int(codec.hparams.crop_size))
+    shape = tuple(codec.hparams.get("image_shape", MNIST_IMAGE))
+    return codec_split(side, shape, split, check_num_decoders(num_decoders), seed, limit, data)
 
 
 @dataclass(frozen=True)
@@ -117,21 +94,23 @@ class SplitFeatures:
     @classmethod
     @torch.no_grad()
     @strict_float32()
-    def compute(cls, nets: MnistCodecNetworks, dataset: MnistHalves, device: torch.device,
+    def compute(cls, nets: ImageCodecNetworks, dataset: ImageHalves, device: torch.device,
                 batch_size: int = 500) -> "SplitFeatures":
-        """The features of every digit of ``dataset`` and its K crops, refused with a ConfigError
-        before any is computed when they would exceed :data:`MAX_SPLIT_FEATURE_BYTES`; at most
-        ``batch_size`` digits and :data:`CROPS_PER_BATCH` crops go through the networks at once."""
+        """The features of every image of ``dataset`` and its K side informations, refused with a
+        ConfigError before any is computed when they would exceed :data:`MAX_SPLIT_FEATURE_BYTES`;
+        at most ``batch_size`` images and :data:`CROPS_PER_BATCH` side informations go through the
+        networks at once."""
         num_digits, k = len(dataset), dataset.num_decoders
-        probe = torch.zeros(1, 1, 1, dataset.crop_size, dataset.crop_size, device=device)
+        probe = torch.zeros(1, 1, *dataset.side_shape, device=device)
         per_crop = 4 * (probe.numel() + nets.estimator.crop_bias(probe).numel() + nets.projection(probe[0]).numel())
         need = num_digits * k * per_crop
         if need > MAX_SPLIT_FEATURE_BYTES:
             most = MAX_SPLIT_FEATURE_BYTES // (num_digits * per_crop)
             raise ConfigError(
-                f"K = {k} crops for each of {num_digits} digits need {need / 2**30:.1f} GiB of network features "
-                f"(an MNIST evaluation holds at most {MAX_SPLIT_FEATURE_BYTES / 2**30:g} GiB): use num_decoders <= "
-                f"{most} for this many digits, or fewer digits (limit)")
+                f"K = {k} side informations for each of {num_digits} images need {need / 2**30:.1f} GiB of network "
+                f"features "
+                f"(an image evaluation holds at most {MAX_SPLIT_FEATURE_BYTES / 2**30:g} GiB): use num_decoders <= "
+                f"{most} for this many images, or fewer images (limit)")
         batch_size = max(1, min(batch_size, CROPS_PER_BATCH // k))
         parts = []
         for start in range(0, len(dataset), batch_size):
@@ -148,22 +127,23 @@ class SplitFeatures:
 
 def make_coder(seed: int, latent_dim: int, scheme: str, num_decoders: int, rate_bits: int,
                num_candidates: int) -> ImportanceCoder:
-    return ImportanceCoder(seed=seed, prior=GaussianPrior(dim=latent_dim), num_candidates=num_candidates,
-                           num_labels=2**rate_bits, num_decoders=num_decoders, scheme=scheme)
+    """The coder of a (scheme, K, rate, N) point for a codec whose latents are ``latent_dim``-dimensional
+    (candidates from the standard normal prior)."""
+    return CodingPoint(scheme, num_decoders, rate_bits, num_candidates).coder(seed, GaussianPrior(dim=latent_dim))
 
 
-class MnistSplitModel:
+class ImageSplitModel:
     """The MNIST codec as a :class:`dsc.pipeline.CodingModel` over a split whose network outputs
     were computed once (:class:`SplitFeatures`): a source is a digit's index ``[B]``, a decoder's
     side information the pair (digit index, crop column) ``[B, K', 2]`` (:meth:`side`). The
-    values are those :class:`dsc.models.mnist.MnistModel` computes from the images and crops."""
+    values are those :class:`dsc.models.image_codec.ImageModel` computes from the images and crops."""
 
-    def __init__(self, nets: MnistCodecNetworks, split: SplitFeatures) -> None:
+    def __init__(self, nets: ImageCodecNetworks, split: SplitFeatures) -> None:
         self.nets, self.split = nets, split
         self.prior = GaussianPrior(dim=split.mean.shape[1])
 
     def identity(self) -> dict:
-        return MnistModel(self.nets).identity()
+        return ImageModel(self.nets).identity()
 
     @staticmethod
     def side(index: Tensor, decoders: int) -> Tensor:
@@ -189,21 +169,21 @@ class MnistSplitModel:
 
 @torch.no_grad()
 @strict_float32()
-def code_digits(nets: MnistCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, index: Tensor,
+def code_images(nets: ImageCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, index: Tensor,
                 check_bits: int = 0, fallback: bool = False) -> Coded:
     """Encode digits ``index`` ``[B]`` (their index is the message id) and decode them at the
     coder's K decoders (crops 0..K-1) through :func:`dsc.pipeline.code`: reconstructions
     ``[B, K, 1, 28, 14]``, matches and acceptances ``[B, K]`` (and fallbacks when asked)."""
-    model = MnistSplitModel(nets, split)
+    model = ImageSplitModel(nets, split)
     return code(model, coder, index, index, model.side(index, coder.num_decoders), check_bits, fallback)
 
 
-def save_reconstruction_grid(nets: MnistCodecNetworks, split: SplitFeatures, coder: ImportanceCoder,
+def save_reconstruction_grid(nets: ImageCodecNetworks, split: SplitFeatures, coder: ImportanceCoder,
                              outcome: PointOutcome, path: Path, count: int = 8) -> Path:
     """Code up to ``count`` digits of ``split`` (half of them ones some decoder matched, chosen by
-    ``outcome.match``) and draw them as :func:`dsc.eval.mnist_figures.draw_reconstruction_grid`."""
+    ``outcome.match``) and draw them as :func:`dsc.eval.image_figures.draw_reconstruction_grid`."""
     index = pick_examples(outcome.match, count).to(split.source.device)
-    return draw_reconstruction_grid(split, coder, index, code_digits(nets, split, coder, index), path)
+    return draw_reconstruction_grid(split, coder, index, code_images(nets, split, coder, index), path)
 
 
 def digit_batch(start: int, batch_size: int, num_digits: int, device: torch.device) -> Tensor:
@@ -212,7 +192,7 @@ def digit_batch(start: int, batch_size: int, num_digits: int, device: torch.devi
     return torch.arange(start, min(start + batch_size, num_digits), device=device)
 
 
-def batch_outcome(nets: MnistCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, index: Tensor,
+def batch_outcome(nets: ImageCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, index: Tensor,
                   check_bits: int = 0) -> PointOutcome:
     """Per-digit outcomes (on the CPU) of the digits ``index`` ``[B]`` of ``split``: MSE
     (pixels in [0, 1]) and SSIM ``[B, K]`` of every decoder's reconstruction."""
@@ -221,9 +201,9 @@ def batch_outcome(nets: MnistCodecNetworks, split: SplitFeatures, coder: Importa
     def error(recon: Tensor) -> Tensor:  # [B, K, 1, 28, 14] -> [B, K]
         return mse_per_image(unit_pixels(recon), source).float().cpu()
 
-    coded = code_digits(nets, split, coder, index, check_bits, fallback=check_bits > 0)
+    coded = code_images(nets, split, coder, index, check_bits, fallback=check_bits > 0)
     got = coded.decoded
-    ssim = ssim_per_image(unit_pixels(got.picked), source).float().cpu()
+    ssim = ssim_per_image(unit_pixels(got.picked), source, win_size=ssim_window(*source.shape[-2:])).float().cpu()
     if not check_bits:
         return PointOutcome(error(got.picked), coded.match.cpu(), ssim=ssim)
     return PointOutcome(error(got.picked), coded.match.cpu(), got.accepted.cpu(), error(got.fallback), ssim)
@@ -236,7 +216,7 @@ def summarise(outcome: PointOutcome) -> dict:
     return {**outcome.summary(), **images}
 
 
-def evaluate_point(nets: MnistCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, batch_size: int = 500,
+def evaluate_point(nets: ImageCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, batch_size: int = 500,
                    progress: bool = False, check_bits: int = 0,
                    batches: Iterable[PointOutcome] | None = None) -> PointOutcome:
     """Code every digit of ``split`` at ``coder``'s point -> per-digit outcomes (with
@@ -264,7 +244,7 @@ def shares_rows_across_decoders(scheme: str) -> bool:
 
 
 @dataclass
-class MnistRateDistortion:
+class ImageRateDistortion:
     """One (scheme, K, rate, N) point of a trained MNIST codec on ``split`` (val or test);
     also draws ``reconstructions.png`` (a few digits, every decoder, successes marked)."""
 
@@ -272,33 +252,31 @@ class MnistRateDistortion:
     scheme: str = "gls"
     num_decoders: int = 4
     rate_bits: int = 2
-    num_candidates: int = 128
+    num_candidates: int | None = 128  # None: 128
     split: str = "test"
     batch_size: int = 500
     limit: int | None = None
-    data_source: str = "embedded"
-    data_root: str | None = None
+    data: dict | None = None  # the image data module's config (``_target_`` ...; None: MNIST, embedded)
+    source: str = "mnist"  # the source the points are labelled with
     progress: bool = True
     check_bits: int = 0  # c check bits per message: practical decoder selection (rate = rate_bits + c)
     workers: int = 1  # processes (one per GPU with device=cuda) sharing the digits; same results
     distortion: str | None = None  # the loss normalisation the codec must have been trained with (None: any)
 
     def __post_init__(self) -> None:
-        check_point(self.scheme, self.num_decoders, self.rate_bits, self.num_candidates)
+        self.num_candidates = self.num_candidates or 128
+        self.point = CodingPoint(self.scheme, self.num_decoders, self.rate_bits, self.num_candidates, self.check_bits)
         check_num_decoders(self.num_decoders)
-        check_check_bits(self.check_bits)
         check_positive_int(self.workers, "workers")
         if self.split not in SPLITS:
             raise ConfigError(f"split must be val or test, got {self.split!r}")
 
-    def prepare(self, seed: int, device: torch.device) -> tuple[MnistCodecModule, SplitFeatures, ImportanceCoder, str]:
+    def prepare(self, seed: int, device: torch.device) -> tuple[ImageCodecModule, SplitFeatures, ImportanceCoder, str]:
         """The codec on ``device``, its split's features, the coder and the data's origin."""
         codec = load_codec(self.ckpt_path, self.distortion).to(device)
-        dataset, origin = split_dataset(codec, self.split, self.num_decoders, seed, self.limit, self.data_source,
-                                        self.data_root)
+        dataset, origin = split_dataset(codec, self.split, self.num_decoders, seed, self.limit, self.data)
         split = SplitFeatures.compute(codec.nets, dataset, device, self.batch_size)
-        hp = codec.hparams
-        coder = make_coder(seed, hp.latent_dim, self.scheme, self.num_decoders, self.rate_bits, self.num_candidates)
+        coder = self.point.coder(seed, GaussianPrior(dim=codec.hparams.latent_dim))
         return codec, split, coder, origin
 
     def run(self, seed: int, device: torch.device, output_dir: Path) -> list[dict]:
@@ -313,10 +291,7 @@ class MnistRateDistortion:
                                      batches)
         hp = codec.hparams
         point = {
-            **point_labels("mnist", self.scheme),
-            "scheme": self.scheme, "num_decoders": self.num_decoders, "rate_bits": self.rate_bits,
-            "check_bits": self.check_bits, "total_rate_bits": self.rate_bits + self.check_bits,
-            "num_candidates": self.num_candidates, "split": self.split, **summarise(outcome),
+            **point_labels(self.source, self.scheme), **self.point.labels(), "split": self.split, **summarise(outcome),
             "beta": float(hp.beta), "distortion": hp.distortion, "crop_size": int(hp.crop_size), "data": origin,
             "ckpt_path": str(self.ckpt_path),
         }
@@ -331,7 +306,7 @@ class MnistRateDistortion:
 _PREPARED: dict = {}  # a worker's prepared codec, split and coder, for the job it serves
 
 
-def _worker_batch(job: MnistRateDistortion, seed: int, start: int, device: torch.device) -> PointOutcome:
+def _worker_batch(job: ImageRateDistortion, seed: int, start: int, device: torch.device) -> PointOutcome:
     """One batch of ``job`` in a worker process (the job is prepared once per worker)."""
     key = (repr(job), seed, str(device))
     if key not in _PREPARED:

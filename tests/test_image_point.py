@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import dsc
-from dsc.eval.mnist import (
-    MnistRateDistortion,
+from dsc.eval.image_figures import pick_examples
+from dsc.eval.image_point import (
+    ImageRateDistortion,
     PointOutcome,
     PosteriorLogRatio,
     SplitFeatures,
@@ -19,8 +20,9 @@ from dsc.eval.mnist import (
     shares_rows_across_decoders,
     split_dataset,
 )
-from dsc.eval.mnist_figures import pick_examples
-from dsc.models.mnist import Posterior
+from dsc.models.image_codec import Posterior
+
+CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def test_encoder_log_weight_maximum_is_attained_and_never_exceeded():
 
 @pytest.mark.parametrize("scheme", ["gls", "shared_randomness"])
 def test_evaluation_point_schema(checkpoint, tmp_path, scheme):
-    job = MnistRateDistortion(ckpt_path=str(checkpoint), scheme=scheme, num_decoders=3, rate_bits=2,
+    job = ImageRateDistortion(ckpt_path=str(checkpoint), scheme=scheme, num_decoders=3, rate_bits=2,
                               num_candidates=64, limit=120, batch_size=50, progress=False)
     (point,) = job.run(seed=0, device=torch.device("cpu"), output_dir=tmp_path)
     assert point["digits"] == 120 and point["scheme"] == scheme and point["crop_size"] == 7
@@ -94,16 +96,16 @@ def test_outcomes_carry_each_decoders_ssim_of_its_reconstruction():
     mapped to [0, 1]); torchmetrics' map, cropped to the windows inside the image, agrees."""
     from torchmetrics.functional.image import structural_similarity_index_measure
 
-    from dsc.eval.mnist import code_digits, summarise
-    from dsc.lit.mnist_module import MnistCodecModule
-    from dsc.sources.mnist import MnistHalves
+    from dsc.eval.image_point import code_images, summarise
+    from dsc.lit.image_module import ImageCodecModule
+    from dsc.sources.images import ImageHalves, SideInfo
 
     torch.manual_seed(0)
-    nets = MnistCodecModule(channels=8, hidden=32, features=16, estimator_hidden=32).nets.eval()
-    split = SplitFeatures.compute(nets, MnistHalves(torch.rand(40, 28, 28), 2, 7, seed=0), torch.device("cpu"))
+    nets = ImageCodecModule(channels=8, hidden=32, features=16, estimator_hidden=32).nets.eval()
+    split = SplitFeatures.compute(nets, ImageHalves(torch.rand(40, 28, 28), 2, SideInfo("crop", 7), seed=0), CPU)
     coder = make_coder(0, 4, "gls", 2, 2, 16)
     outcome = evaluate_point(nets, split, coder, batch_size=16)
-    recon = code_digits(nets, split, coder, torch.arange(40)).decoded.picked  # [40, 2, 1, 28, 14]
+    recon = code_images(nets, split, coder, torch.arange(40)).decoded.picked  # [40, 2, 1, 28, 14]
     pixels = ((recon.flatten(0, 1) + 1) / 2).double(), ((split.source.repeat_interleave(2, 0) + 1) / 2).double()
     _, full = structural_similarity_index_measure(*pixels, data_range=1.0, reduction="none", return_full_image=True)
     expected = full[..., 5:-5, 5:-5].flatten(1).mean(1).view(40, 2)
@@ -124,21 +126,21 @@ def test_examples_for_the_figure_mix_successes_and_failures():
 
 def test_bad_checkpoints_and_settings_are_clear_errors(tmp_path):
     with pytest.raises(dsc.DscError, match="does not exist"):
-        MnistRateDistortion(ckpt_path=str(tmp_path / "missing.ckpt")).run(0, torch.device("cpu"), tmp_path)
+        ImageRateDistortion(ckpt_path=str(tmp_path / "missing.ckpt")).run(0, torch.device("cpu"), tmp_path)
     with pytest.raises(dsc.ConfigError, match="no checkpoint given"):
-        MnistRateDistortion(ckpt_path=None).run(0, torch.device("cpu"), tmp_path)
+        ImageRateDistortion(ckpt_path=None).run(0, torch.device("cpu"), tmp_path)
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"state_dict": {"weight": torch.zeros(2)}}, foreign)
-    with pytest.raises(dsc.DscError, match="not a checkpoint of the MNIST codec"):
-        MnistRateDistortion(ckpt_path=str(foreign)).run(0, torch.device("cpu"), tmp_path)
+    with pytest.raises(dsc.DscError, match="not a checkpoint of the image codec"):
+        ImageRateDistortion(ckpt_path=str(foreign)).run(0, torch.device("cpu"), tmp_path)
     with pytest.raises(dsc.DscError, match="L_max"):
-        MnistRateDistortion(ckpt_path="x", num_candidates=8, rate_bits=4)
+        ImageRateDistortion(ckpt_path="x", num_candidates=8, rate_bits=4)
     with pytest.raises(dsc.DscError, match="split"):
-        MnistRateDistortion(ckpt_path="x", split="train")
+        ImageRateDistortion(ckpt_path="x", split="train")
 
 
 def test_mnist_points_are_tabulated_by_mse():
-    from dsc.eval.aggregate import markdown_tables
+    from dsc.report.tables import markdown_tables
 
     points = [{"scheme": s, "num_decoders": k, "rate_bits": r, "num_candidates": 128, "mse": 0.1 / k + r / 100}
               for s in ("gls", "shared_randomness") for k in (1, 2) for r in (2, 3)]
@@ -149,13 +151,13 @@ def test_mnist_points_are_tabulated_by_mse():
 def test_check_bits_give_practical_mnist_figures():
     """With c = 8 every decoder that recovered the encoder's candidate passes its check and few
     wrong picks do; rejected picks are scored by the crop-only reconstruction (w = 0)."""
-    from dsc.eval.mnist import MnistSplitModel, SplitFeatures, evaluate_point, make_coder
-    from dsc.lit.mnist_module import MnistCodecModule
-    from dsc.sources.mnist import MnistHalves
+    from dsc.eval.image_point import ImageSplitModel, SplitFeatures, evaluate_point, make_coder
+    from dsc.lit.image_module import ImageCodecModule
+    from dsc.sources.images import ImageHalves, SideInfo
 
     torch.manual_seed(0)
-    nets = MnistCodecModule(channels=8, hidden=32, features=16, estimator_hidden=32).nets.eval()
-    split = SplitFeatures.compute(nets, MnistHalves(torch.rand(200, 28, 28), 3, 7, seed=0), torch.device("cpu"))
+    nets = ImageCodecModule(channels=8, hidden=32, features=16, estimator_hidden=32).nets.eval()
+    split = SplitFeatures.compute(nets, ImageHalves(torch.rand(200, 28, 28), 3, SideInfo("crop", 7), seed=0), CPU)
     coder = make_coder(0, 4, "gls", 3, 1, 32)
     plain = evaluate_point(nets, split, coder, batch_size=64)
     checked = evaluate_point(nets, split, coder, batch_size=64, check_bits=8)
@@ -166,7 +168,7 @@ def test_check_bits_give_practical_mnist_figures():
     assert (checked.accepted & wrong).sum() <= 0.02 * wrong.sum() + 3  # about 2^-8 of the wrong picks
     with torch.no_grad():
         fallback = nets.decoder(torch.zeros(600, 4), split.features[:, :3].flatten(0, 1)).view(200, 3, 1, 28, 14)
-        assert torch.equal(fallback, MnistSplitModel(nets, split).fallback(MnistSplitModel.side(torch.arange(200), 3)))
+        assert torch.equal(fallback, ImageSplitModel(nets, split).fallback(ImageSplitModel.side(torch.arange(200), 3)))
     expected = ((fallback - split.source[:, None]) / 2).pow(2).flatten(2).mean(-1)
     assert torch.allclose(checked.fallback_mse, expected)
     summary = checked.summary()

@@ -13,7 +13,6 @@ and decode throughput in images per second.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,9 @@ import torch
 
 from dsc.errors import ConfigError
 from dsc.eval.image_metrics import image_summary, mse_per_image, ssim_per_image, unit_pixels
-from dsc.eval.mnist import split_dataset
+from dsc.eval.image_point import split_dataset
 from dsc.eval.points import point_labels
+from dsc.eval.stats import standard_error
 from dsc.lit.checkpoint import load_module
 from dsc.lit.learned_module import LearnedCodecModule, rate_in_bits
 
@@ -45,8 +45,8 @@ class LearnedCodecRateDistortion:
     split: str = "test"
     limit: int | None = None
     batch_size: int = 500
-    data_source: str = "embedded"
-    data_root: str | None = None
+    data: dict | None = None  # the image data module's config (``_target_`` ...; None: MNIST, embedded)
+    source: str = "mnist"  # the source the points are labelled with
     ckpt_paths: list | None = None
 
     def __post_init__(self) -> None:
@@ -67,7 +67,7 @@ class LearnedCodecRateDistortion:
         module = load_learned_codec(ckpt_path).to(device)
         codec, hp = module.codec, module.hparams
         codec.update()
-        dataset, origin = split_dataset(module, self.split, 1, seed, self.limit, self.data_source, self.data_root)
+        dataset, origin = split_dataset(module, self.split, 1, seed, self.limit, self.data)
         log.info("data: %s, %s split, %d right halves | device: %s", origin, self.split, len(dataset), device)
         bits, estimated, errors, similarities, encode_s, decode_s, stream_bits = [], [], [], [], 0.0, 0.0, 0
         for start in range(0, len(dataset), self.batch_size):
@@ -88,13 +88,13 @@ class LearnedCodecRateDistortion:
         n = len(bits)
         bits_t, mse, ssim = torch.tensor(bits, dtype=torch.float64), torch.cat(errors), torch.cat(similarities)
         point = {
-            **point_labels("mnist", "learned_codec"), "scheme": f"learned_{hp.side_info}", "lmbda": float(hp.lmbda),
+            **point_labels(self.source, "learned_codec"), "scheme": f"learned_{hp.side_info}", "lmbda": float(hp.lmbda),
             "side_information": hp.side_info,
             "num_decoders": 1, "split": self.split, "digits": n,
-            "rate_bits": bits_t.mean().item(), "rate_bits_se": (bits_t.std() / math.sqrt(n)).item(),
+            "rate_bits": bits_t.mean().item(), "rate_bits_se": standard_error(bits_t),
             "estimated_rate_bits": torch.cat(estimated).double().mean().item(),
             "batch_stream_rate_bits": stream_bits / n,
-            "mse": mse.mean().item(), "mse_se": (mse.std() / math.sqrt(n)).item(), **image_summary(mse, ssim),
+            "mse": mse.mean().item(), "mse_se": standard_error(mse), **image_summary(mse, ssim),
             "encode_images_per_s": n / encode_s, "decode_images_per_s": n / decode_s,
             "data": origin, "ckpt_path": str(ckpt_path),
         }

@@ -1,5 +1,5 @@
 """Figures of the MNIST codec: reconstructions per decoder with successes and failures marked
-(drawing only; :func:`dsc.eval.mnist.save_reconstruction_grid` codes the digits shown)."""
+(drawing only; :func:`dsc.eval.image_point.save_reconstruction_grid` codes the digits shown)."""
 
 from __future__ import annotations
 
