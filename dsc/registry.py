@@ -7,8 +7,9 @@ What a :class:`Source` gives (B messages, K decoders):
 
 - ``name``, ``description``;
 - ``stream_rows``: the SOURCE-stream rows it draws its randomness from (row -> what it holds),
-  claimed in the one table :data:`dsc.coding.streams.SOURCE_ROWS`, so no two sources share
-  random values;
+  claimed in the one table :data:`dsc.coding.streams.SOURCE_ROWS` under ``stream_owner``
+  (default: its name), so no two sources share random values unless they are drawn by one
+  shared machinery (the image sources of :mod:`dsc.sources.images` share the owner ``images``);
 - ``inputs(options, messages, decoders)`` -> :class:`CodecInputs`: the coding model
   (:class:`dsc.pipeline.CodingModel`), the sources ``[B, ...]`` of the message ids ``[B]``, the
   side information ``[B, K', ...]`` of the decoder ids ``decoders`` ``[K']`` (int64, in that
@@ -109,6 +110,7 @@ class Source:
     data: Mapping[str, Any] | None = None
     codec: Mapping[str, Any] | None = None
     job: Mapping[str, Any] | None = None
+    stream_owner: str | None = None  # whose rows these are (None: this source's; the image sources share theirs)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.name, str) and re.fullmatch(r"[a-z][a-z0-9_]*", self.name)):
@@ -244,7 +246,7 @@ def register(source: Source) -> Source:
         by = getattr(held.inputs, "__module__", None)
         raise InvalidArgumentError(f"a source named {source.name!r} is already registered"
                                    f"{f' (by module {by})' if by else ''}; choose another name")
-    claim_source_rows(source.name, dict(source.stream_rows))
+    claim_source_rows(source.stream_owner or source.name, dict(source.stream_rows))
     _SOURCES[source.name] = source
     return source
 

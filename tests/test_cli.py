@@ -111,7 +111,7 @@ def test_help_shows_every_default_and_no_markup(capsys):
     for text in (root, *texts.values()):
         assert not MARKUP.search(text) and "(default: None)" not in text
     compress, decompress = (" ".join(texts[verb].split()) for verb in ("compress", "decompress"))
-    usual_n = ", ".join(f"{name} {get_source(name).num_candidates}" for name in ("gaussian", "mnist"))
+    usual_n = ", ".join(f"{name} {get_source(name).num_candidates}" for name in ("gaussian", "image_folder", "mnist"))
     for expected in ("sources to encode by message id (default: 1000;", "shared-randomness seed (default: 0)",
                      f"N, the shared candidates (default: the source's usual N: {usual_n})",
                      "log2(L_max) (default: 2)", "K, the decoders (default: 4)",

@@ -253,7 +253,7 @@ def test_import_registers_a_source_from_a_module_in_the_working_directory(tmp_pa
     tiny_module(tmp_path, "my_sources", "tiny", 45)
     stream = tmp_path / "tiny.dsc"
     err = refused(capsys, "unknown source 'tiny'", "compress", "tiny", stream, "--count", 40, absent=(stream,))
-    assert "gaussian, mnist" in err and "--import" in err and "dsc.sources" in err
+    assert "gaussian, image_folder, mnist" in err and "--import" in err and "dsc.sources" in err
     code, wrote = run(capsys, "compress", "tiny", stream, "--import", "my_sources", "--count", 300, "--rate-bits", 3,
                       "--check-bits", 8)
     assert code == 0 and wrote["data"] == "tiny: simulated" and wrote["num_candidates"] == 512  # its usual N
@@ -441,14 +441,14 @@ def test_digits_on_disk_code_as_the_data_set_and_decode_to_png_halves(tmp_path, 
     np.save(tmp_path / "int16.npy", digits.astype(np.int16))
     (tmp_path / "empty").mkdir()
     out = tmp_path / "x.dsc"
-    for says, given in (("is 32x32 pixels; MNIST inputs (whole digits", "big.png"),
+    for says, given in (("is 32x32 pixels; mnist inputs (whole digits", "big.png"),
                         ("shape (6, 28, 14)", "halves.npy"), ("outside [0, 1]", "over.npy"),
                         ("int16 pixels", "int16.npy"), ("holds no PNG or JPEG images", "empty")):
         err = refused(capsys, says, "compress", "mnist", out, "--ckpt", ckpt, "--input", tmp_path / given,
                       absent=(out,))
         assert given in err
     save_png(tmp_path / "whole.png", digits[0])
-    refused(capsys, f"is 28x28 pixels; MNIST side information (crop, {size}x{size}", "decompress", "mnist",
+    refused(capsys, f"is 28x28 pixels; mnist side information (crop, {size}x{size}", "decompress", "mnist",
             streams["folder"], "--ckpt", ckpt, "--side-info", tmp_path / "whole.png", "--out", tmp_path / "r.npy",
             absent=(tmp_path / "r.npy",))
     refused(capsys, "for 1 messages; the stream holds 6", "decompress", "mnist", streams["folder"], "--ckpt", ckpt,

@@ -214,3 +214,23 @@ def test_a_codec_trained_on_a_folder_is_evaluated_through_the_image_job(tmp_path
     assert point["digits"] == 4 and 0 < point["mse"] < 1 and "psnr_db" in point and "ssim" in point
     assert str(tmp_path / "images") in point["data"]
     assert (tmp_path / "eval" / "reconstructions.png").is_file()
+    protocol = subprocess.run([sys.executable, "evaluate.py", "experiment=mnist_rd", *common, f"ckpt_paths=[{ckpt}]",
+                               "job.num_candidates=[8,16]", "job.num_decoders=[1,2]", "job.rate_bits=[2,3]",
+                               "job.schemes=[gls]", "job.progress=false", f"hydra.run.dir={tmp_path / 'protocol'}"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert protocol.returncode == 0, protocol.stderr[-3000:]
+    points = json.loads((tmp_path / "protocol" / "metrics.json").read_text())["points"]
+    assert len(points) == 4 and {p["source"] for p in points} == {"image_folder"}
+    assert all(p["num_candidates"] in (8, 16) for p in points)
+    assert "paper" not in (tmp_path / "protocol" / "results.md").read_text().lower()  # MNIST's references only
+
+
+@pytest.mark.parametrize("kind", ["crop", "noisy", "lowres"])
+def test_side_information_has_the_plain_memory_layout(kind):
+    """Convolutions pick their kernel by the input's strides, also those of size-1 channel
+    dimensions: side information in another layout trains to other rounding (MNIST codecs would
+    not be bit-identical to the paper's crop pipeline)."""
+    images = torch.rand(6, 1, 28, 28)
+    _, side = ImageHalves(images, 3, SideInfo(kind), seed=0).batch(torch.arange(6))
+    assert side.stride() == torch.empty(side.shape).stride()
+    assert side[:, 0].stride() == (side.stride(0), *torch.empty(side.shape[2:]).stride())

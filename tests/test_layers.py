@@ -36,7 +36,7 @@ for name in {LOWER!r}:
 print(" ".join(sorted(sys.modules)))
 """
     loaded = _python(code).split()
-    assert {"dsc.catalog.gaussian", "dsc.catalog.mnist", "dsc.coding.importance"} <= set(loaded)
+    assert {"dsc.catalog.gaussian", "dsc.catalog.images", "dsc.coding.importance"} <= set(loaded)
     assert [m for m in loaded if m.startswith(ABOVE_LOWER)] == []
 
 
@@ -53,7 +53,7 @@ def test_no_module_of_the_lower_layers_reaches_the_evaluation_layer_when_importe
                 reached.add(child)
                 todo.append(child)
         assert not [m for m in reached if m.startswith(ABOVE_LOWER)], name
-    assert "dsc.sources.images" in graph["dsc.catalog.mnist"]  # the graph follows real imports
+    assert "dsc.sources.images" in graph["dsc.catalog.images"]  # the graph follows real imports
 
 
 # Evaluation modules that import reporting, each with why; the test below fails when one stops,

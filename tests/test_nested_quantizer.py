@@ -137,7 +137,7 @@ def test_compare_gaussian_experiment_sweeps_every_scheme_in_one_multirun():
     schemes = cfg.hydra.sweeper.params.scheme.split(",")
     assert schemes == ["gls", "gls_mse", "shared_randomness", "shared_randomness_mse", "nested_scalar",
                        "nested_scalar_paper_metric"]
-    assert max(cfg.test_channel_variances) >= 0.3  # the grid reaches the coarse s2 the MSE prefers
+    assert max(cfg.job.test_channel_variances) >= 0.3  # the grid reaches the coarse s2 the MSE prefers
     for scheme in schemes:  # every swept scheme builds a job, chosen by the metric its name says
         job = gaussian_point(scheme, num_decoders=2, rate_bits=2, num_candidates=64, nested={"trials": 10})
         label = getattr(job, "scheme_label", job.scheme)

@@ -88,7 +88,7 @@ def test_the_walkthrough_adds_a_source_that_codes_end_to_end(walkthrough, tmp_pa
 
 def test_registration_errors_say_what_to_do(walkthrough):
     pair = walkthrough["PAIR"]
-    with pytest.raises(dsc.ConfigError, match="registered sources: .*gaussian, mnist, pair"):
+    with pytest.raises(dsc.ConfigError, match="registered sources: .*gaussian, image_folder, mnist, pair"):
         get_source("pairs")
     clash = Source(name="other", description="", stream_rows={40: "x"}, inputs=pair.inputs, distortion=pair.distortion)
     free = next(row for row in range(64) if row not in SOURCE_ROWS)  # the lowest row no source claims

@@ -28,6 +28,7 @@ from dsc.report.paper_comparison import margin_table, paper_comparison_table
 from studies.gaussian_learned import report as gaussian_study
 from studies.mnist_beta_scan import report as beta_scan
 from studies.mnist_loss_scale import report as loss_scale
+from studies.mnist_side_info import report as side_info
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"(<!-- results (?P<view>[\w/.-]+) -->\n)(?P<body>.*?)(<!-- end results -->)", re.DOTALL)
@@ -198,6 +199,7 @@ VIEWS: dict[str, Callable[[Path], str]] = {
     **{f"{run}/{kind}": _paper(view, run) for run in PROTOCOL_RUNS for kind, view in PROTOCOL_VIEWS.items()},
     "mnist_paper/convergence": _paper(convergence_table, "mnist_paper", "convergence.csv"),
     "mnist_beta_scan/betas": _paper(beta_scan.scan_table, "mnist_beta_scan", "betas.csv"),
+    "mnist_side_info/gls": _paper(side_info.side_info_table, "mnist_side_info"),
     "mnist_loss_scale/training": _loss_scale(lambda training, protocol: loss_scale.training_table(training)),
     "mnist_loss_scale/verdict": _loss_scale(loss_scale.verdict_table),
     "compare_gaussian/paper": _compare_gaussian(lambda rows: gaussian_scheme_table(

@@ -6,4 +6,4 @@ or declare it as an entry point of the group ``dsc.sources`` (docs/sources.md). 
 file hooks can read files with :mod:`dsc.catalog.files`, as the built-in ones do.
 """
 
-from dsc.catalog import gaussian, mnist  # noqa: F401
+from dsc.catalog import gaussian, images  # noqa: F401

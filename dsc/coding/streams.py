@@ -89,7 +89,8 @@ class Purpose(IntEnum):
 SOURCE_ROWS: dict[int, tuple[str, str]] = {
     0: ("gaussian", "source A (counter 0)"),
     1: ("gaussian", "side-information noise Z_k (counter k)"),
-    2: ("mnist", "evaluation crop positions (counter 2k: top, 2k + 1: column)"),
+    2: ("images", "evaluation crop positions (counter 2k: top, 2k + 1: column)"),
+    3: ("images", "evaluation noise of noisy side information (decoder k: counters k x size ..)"),
 }
 
 

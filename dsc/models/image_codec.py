@@ -103,7 +103,9 @@ class Decoder(nn.Module):
             # CPU inference: transposed convolutions run about 1.7x faster channels-last (the
             # same values up to rounding); training's backward pass is slower that way
             x = x.contiguous(memory_format=torch.channels_last)
-        canvas = self.up(x)[..., : self.height, : self.width]
+        canvas = self.up(x)
+        if canvas.shape[-2:] != (self.height, self.width):  # sizes not multiples of 4: the canvas is larger
+            canvas = canvas[..., : self.height, : self.width]
         return canvas[..., self.width // 2 :]
 
 

@@ -81,7 +81,7 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
             rates = [p["rate_bits"] for p in curve]
             ax.errorbar(rates, [p["mse"] for p in curve], yerr=[2 * p.get("mse_se", 0) for p in curve],
                         color=color, markersize=3, capsize=2, label=f"{scheme}, K={k}", **style)
-            table = PAPER_MNIST_MSE.get(scheme, {})
+            table = PAPER_MNIST_MSE.get(scheme, {}) if curve[0].get("source") == "mnist" else {}
             paper = [(r, table[(k, r)]) for r in rates if (k, r) in table]
             if paper and not (scheme != "gls" and k == 1):  # at K = 1 the baseline is GLS
                 ax.plot(*zip(*paper), linestyle="none", marker="x" if scheme == "gls" else "+", color=color,
@@ -98,7 +98,8 @@ def plot_rd(points: list[dict], theory: list[dict], path: Path) -> Path | None:
                 ax.plot([p["batch_stream_rate_bits"] for p in streamed], [p["mse"] for p in streamed],
                         marker="s", markersize=3, linestyle="--", color=plt.cm.tab10(i % 10),
                         label=f"{scheme}, batch streams")
-        ax.set_title("MNIST right halves: best-of-K MSE (error bars: 2 SE)")
+        names = sorted({str(p.get("source", "mnist")) for p in mnist})
+        ax.set_title(f"{', '.join(names)} right halves: best-of-K MSE (error bars: 2 SE)")
         ylabel, xlabel = distortion_label(mnist, "MSE per pixel (pixels in [0, 1])"), "rate (bits per image half)"
         rates = [p["rate_bits"] for p in mnist]
         if max(rates) > 10 * min(rates):  # GLS's few bits beside codecs' thousands

@@ -99,7 +99,7 @@ def crop(left: Tensor, top: Tensor, column: Tensor, crop_size: int) -> Tensor:
     rows = (top[..., None] + offsets)[..., :, None]  # [B, K, c, 1]
     cols = (column[..., None] + offsets)[..., None, :]  # [B, K, 1, c]
     batch = torch.arange(left.shape[0], device=left.device)[:, None, None, None]
-    return left[batch, :, rows, cols].movedim(-1, 2)  # [B, K, c, c, C] -> [B, K, C, c, c]
+    return torch.stack([channel[batch, rows, cols] for channel in left.unbind(1)], dim=2)  # [B, K, C, c, c]
 
 
 class ImageHalves(Dataset):
@@ -167,7 +167,7 @@ class ImageHalves(Dataset):
         elif self.side.kind == "noisy":
             side = left[:, None] + 2 * self.side.noise_std * self.noise(index, decoders).to(left)
         else:
-            side = F.avg_pool2d(images, self.side.factor)[:, None].expand(-1, k, -1, -1, -1)
+            side = F.avg_pool2d(images, self.side.factor)[:, None].expand(-1, k, -1, -1, -1).contiguous()
         return source, side
 
     def __getitem__(self, i: int) -> ImageItem:
