@@ -311,15 +311,7 @@ def run_inspect(args) -> dict:
 
 DESCRIPTION = "dsc bitstreams from the command line: compress sources into a stream, decode it at one decoder, " \
     "or check a stream and print its header."
-EXAMPLES = """examples:
-  dsc compress gaussian msgs.dsc --count 1000 --rate-bits 2 --check-bits 4
-  dsc decompress gaussian msgs.dsc --decoder 2 --out decoded.npy
-  dsc compress gaussian samples.dsc --input samples.npy --rate-bits 4 --check-bits 8
-  dsc decompress gaussian samples.dsc --decoder 1 --side-info t1.npy --out decoded.npy
-  dsc compress mnist digits.dsc --ckpt <run>/checkpoints/best.ckpt --input digits/
-  dsc decompress mnist digits.dsc --ckpt <run>/checkpoints/best.ckpt --side-info crops/ --out halves/
-  dsc compress pair msgs.dsc --import my_sources --count 100
-  dsc inspect digits.dsc"""
+EXAMPLES = "examples:\n" + "\n".join(line[2:] for line in (__doc__ or "").splitlines() if line.startswith("    dsc "))
 FORCE_HELP = ("replace an existing output (outputs are written atomically: a reader sees the old file or the "
               "whole new one); without it an existing file is refused")
 SOURCE_HELP = ("the source: a built-in one ({names}), one that a module named by --import registers, or one of an "

@@ -104,8 +104,8 @@ def test_image_sizes_are_made_one_by_resize_or_centre_crop(tmp_path):
     assert read_images(tmp_path / "a", size=[8, 8]).shape == (2, 1, 8, 8)
     from dsc.sources.image_files import fit_images
     columns = torch.arange(12.0).expand(1, 1, 8, 12) / 12
-    assert torch.equal(fit_images(columns, (8, 8), "center_crop", "x"), columns[..., 2:10])  # no resize needed
-    shrunk = fit_images(torch.rand(1, 1, 20, 24), (10, 10), "center_crop", "x")  # shorter side to 10, then crop
+    assert torch.equal(fit_images(columns, (8, 8), "center_crop"), columns[..., 2:10])  # no resize needed
+    shrunk = fit_images(torch.rand(1, 1, 20, 24), (10, 10), "center_crop")  # shorter side to 10, then crop
     assert shrunk.shape == (1, 1, 10, 10)
 
 

@@ -53,7 +53,7 @@ def _check_size(size: Sequence[int] | None) -> tuple[int, int] | None:
     return size
 
 
-def fit_images(images: Tensor, size: tuple[int, int] | None, fit: str, what: str) -> Tensor:
+def fit_images(images: Tensor, size: tuple[int, int] | None, fit: str) -> Tensor:
     """``images`` ``[n, C, h, w]`` brought to ``size`` (H, W) by ``fit``."""
     if fit not in FITS:
         raise ConfigError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
@@ -88,7 +88,7 @@ def read_image_files(paths: Sequence[Path], channels: int, size, fit: str, what:
     channels, size = _check_channels(channels), _check_size(size)
     if not paths:
         raise ImageFileError(f"{what}: no images ({', '.join(IMAGE_SUFFIXES)})")
-    images = [fit_images(_one_image(p, channels)[None], size, fit, what)[0] for p in paths]
+    images = [fit_images(_one_image(p, channels)[None], size, fit)[0] for p in paths]
     sizes = {tuple(i.shape[-2:]) for i in images}
     if len(sizes) > 1:
         first = {tuple(i.shape[-2:]): p for i, p in zip(images, paths)}
@@ -119,7 +119,7 @@ def array_images(array: np.ndarray, channels: int, size, fit: str, what: str) ->
     if tensor.shape[1] != channels:
         tensor = tensor.expand(-1, 3, -1, -1) if channels == 3 else \
             (tensor * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(1, keepdim=True)
-    return fit_images(tensor.contiguous(), size, fit, what)
+    return fit_images(tensor.contiguous(), size, fit)
 
 
 def load_array(path: Path) -> np.ndarray:
