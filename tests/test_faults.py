@@ -206,9 +206,12 @@ def test_ctrl_c_during_an_evaluation_is_one_line(tmp_path):
     import os
     import signal
 
+    # A suite started in the background by a shell without job control inherits SIGINT ignored,
+    # and so would the job: it gets Ctrl-C's default back, as in a terminal.
     run = subprocess.Popen([sys.executable, "evaluate.py", "job.trials=20000000", "num_candidates=4096", "device=cpu",
                             f"hydra.run.dir={tmp_path}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                           text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     for line in run.stdout:  # wait until the job runs (the log goes to stdout)
         seen.append(line)
