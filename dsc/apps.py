@@ -183,9 +183,11 @@ def _train(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def _evaluate(cfg: DictConfig) -> None:
     from dsc.eval.runner import run_evaluation
+    from dsc.report.job import write_job_report
 
-    # in a sweep a failing job is recorded and the others still run (the sweep fails at the end)
-    run_evaluation(cfg, keep_going=HydraConfig.get().mode == RunMode.MULTIRUN)
+    # in a sweep a failing job is recorded and the others still run (the sweep fails at the end);
+    # reporting sits above evaluation: the job computes, write_job_report writes its tables and plots
+    run_evaluation(cfg, keep_going=HydraConfig.get().mode == RunMode.MULTIRUN, report=write_job_report)
 
 
 def train() -> None:
@@ -196,6 +198,7 @@ def train() -> None:
 
 def evaluate() -> None:
     """``dsc-evaluate``: RD points and figures (:func:`dsc.eval.runner.run_evaluation`) with a
-    metrics.json per run; in a sweep a failing job is recorded, the others still run and the
-    sweep exits with an error at the end."""
+    metrics.json per run, and the job's report (:func:`dsc.report.job.write_job_report`); in a
+    sweep a failing job is recorded, the others still run and the sweep exits with an error at
+    the end."""
     _launch(_evaluate, "evaluate")

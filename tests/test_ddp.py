@@ -30,7 +30,7 @@ from dsc.lit.replicas import (
     digest_tensor,
     parameter_digest,
 )
-from dsc.sources.images import EpochShuffle
+from dsc.sources.epochs import EpochShuffle
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["model.channels=8", "model.hidden=32", "model.features=16", "model.estimator_hidden=32",

@@ -162,6 +162,18 @@ def test_a_complete_job_is_skipped_and_anything_else_is_redone(tmp_path):
     assert run_evaluation(compose_evaluate(overrides))["elapsed_s"] >= 0
 
 
+def test_the_report_is_handed_in_and_called_only_after_a_run(tmp_path):
+    """``report`` (dsc-evaluate: dsc.report.job.write_job_report) gets the job, its points, the
+    device and the output directory once the job has run, not for a job skipped as complete."""
+    calls = []
+    overrides = SMALL + ["job.pairs=1", f"paths.output_dir={tmp_path}"]
+    report = lambda job, points, device, out: calls.append((type(job).__name__, points, str(device), out))  # noqa: E731
+    metrics = run_evaluation(compose_evaluate(overrides), report=report)
+    assert calls == [("CouplingDemo", metrics["points"], "cpu", tmp_path)]
+    run_evaluation(compose_evaluate(overrides), report=report)  # complete: skipped, not reported again
+    assert len(calls) == 1
+
+
 def test_rerunning_a_sweep_redoes_only_unfinished_points(tmp_path):
     """Job 0's metrics.json is cut short, job 1's is complete: the rerun keeps job 1 as it was,
     redoes job 0 whole, and the aggregate holds each point once."""

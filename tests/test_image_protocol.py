@@ -17,9 +17,11 @@ from dsc.eval import image_protocol
 from dsc.eval.image_protocol import ImageProtocol
 from dsc.eval.runner import run_evaluation
 from dsc.paper import PAPER_GLS_MARGINS, PAPER_MNIST_BASELINE_MSE, PAPER_MNIST_GLS_MSE
+from dsc.report.job import write_job_report
 from dsc.report.paper_comparison import margin_table, paper_comparison_table
 
 ROOT = Path(__file__).resolve().parent.parent
+CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +35,19 @@ def _protocol(codecs, **kwargs):
     return ImageProtocol(**{**settings, **kwargs})
 
 
+def _run_and_report(job: ImageProtocol, output_dir: Path) -> list[dict]:
+    """The job's points, then its report (:mod:`dsc.report.job`), as dsc-evaluate runs them."""
+    points = job.run(seed=0, device=CPU, output_dir=output_dir)
+    write_job_report(job, points, CPU, output_dir)
+    return points
+
+
 def _rows(path: Path) -> list[dict]:
     return list(csv.DictReader(io.StringIO(path.read_text())))
 
 
 def test_choices_are_the_validation_argmin_and_reported_on_test(codecs, tmp_path):
-    points = _protocol(codecs).run(seed=0, device=torch.device("cpu"), output_dir=tmp_path)
+    points = _run_and_report(_protocol(codecs), tmp_path)
     assert len(points) == 2 * 2 * 2  # schemes x K x rates
     rows = _rows(tmp_path / "evaluations.csv")
     selection = [r for r in rows if r["split"] == "val"]
@@ -115,6 +124,24 @@ def test_rerun_resumes_from_the_selection_file_and_redoes_stale_rows(codecs, tmp
     assert 4 + 2 <= len(calls) <= 4 + 4
 
 
+def test_the_report_is_written_above_the_job_by_what_runs_it(codecs, tmp_path):
+    """The job writes its records and figure; its tables and RD plot come from the layer above:
+    run_evaluation with dsc-evaluate's ``report`` (dsc.apps), from the points the job returned."""
+    with initialize_config_module("dsc.conf", version_base="1.3"):
+        cfg = compose(config_name="evaluate", overrides=[
+            "experiment=mnist_rd", f"ckpt_paths=[{','.join(codecs)}]", "job.num_candidates=[4]", "job.num_decoders=[1]",
+            "job.rate_bits=[1,2]", "job.selection_limit=20", "job.limit=20", "job.batch_size=20", "job.progress=false",
+            "device=cpu", "skip_complete=false", f"paths.output_dir={tmp_path}"])
+    run_evaluation(cfg)
+    assert (tmp_path / "evaluations.csv").is_file() and (tmp_path / "reconstructions.png").is_file()
+    assert not [name for name in ("results.md", "results.csv", "rd_plot.png") if (tmp_path / name).exists()]
+    points = run_evaluation(cfg, report=write_job_report)["points"]
+    assert [float(r["mse"]) for r in _rows(tmp_path / "results.csv")] == pytest.approx([p["mse"] for p in points])
+    assert "gls vs paper Table 13" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "rd_plot.png").read_bytes().startswith(b"\x89PNG")
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 def test_bad_protocol_settings_are_clear_errors(codecs, tiny_codec, tmp_path):
     with pytest.raises(dsc.ConfigError, match="ckpt_paths is empty"):
         ImageProtocol(ckpt_paths=[])
@@ -137,7 +164,7 @@ def test_bad_protocol_settings_are_clear_errors(codecs, tiny_codec, tmp_path):
 
 
 def test_results_csv_has_one_row_per_point_with_the_training_settings(codecs, tmp_path):
-    points = _protocol(codecs).run(seed=0, device=torch.device("cpu"), output_dir=tmp_path)
+    points = _run_and_report(_protocol(codecs), tmp_path)
     rows = _rows(tmp_path / "results.csv")
     assert list(rows[0])[:11] == ["scheme", "num_decoders", "rate_bits", "mse", "mse_se", "num_candidates", "beta",
                                   "epochs", "precision", "device", "distortion_normalisation"]

@@ -203,7 +203,7 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path):
 
 
 def test_epoch_shuffle_is_a_permutation_keyed_by_seed_and_epoch():
-    from dsc.sources.images import EpochShuffle
+    from dsc.sources.epochs import EpochShuffle
 
     sampler = EpochShuffle(50, seed=3)
     first = list(sampler)

@@ -3,7 +3,10 @@ images (PNG or JPEG: one file, or a folder of them), for the sources' file hooks
 (:class:`dsc.registry.Source`) and the command line's ``--input``, ``--side-info`` and ``--out``.
 
 A reader names the file it refuses and says why, and refuses more rows than one stream holds
-(:data:`dsc.bitstream.MAX_MESSAGES`) before it reads them. Writers are atomic
+(:data:`dsc.bitstream.MAX_MESSAGES`) before it reads them. The decoding (image files, pixels,
+arrays, a folder's images) is :mod:`dsc.sources.image_files`'s, the training data's; what this
+module adds is the exact size a model needs (another size is refused, never resized), PNG and
+JPEG only, the row limit, and InvalidArgumentError for every refusal. Writers are atomic
 (:mod:`dsc.io`): a folder of PNGs is written beside its target and renamed into place whole.
 """
 
@@ -13,19 +16,32 @@ import io
 import os
 import secrets
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from dsc.bitstream import MAX_MESSAGES
-from dsc.errors import DscError, InvalidArgumentError, ShapeMismatchError
+from dsc.errors import InvalidArgumentError, ShapeMismatchError
 from dsc.io import atomic_write_bytes
+from dsc.sources.image_files import ImageFileError, decode_image, image_paths, load_array, unit_floats
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_FORMATS = ("PNG", "JPEG")  # what Pillow may read them as
 IMAGE_MODES = ("1", "L", "LA", "P", "RGB", "RGBA")  # 8-bit images; colour is read as grayscale
+
+
+@contextmanager
+def _invalid_argument() -> Iterator[None]:
+    """The shared decoders' :class:`ImageFileError` as the InvalidArgumentError of these readers,
+    with the same message."""
+    try:
+        yield
+    except ImageFileError as error:
+        raise InvalidArgumentError(str(error)) from None
 
 
 def _too_many(path: Path, rows: int) -> None:
@@ -41,10 +57,8 @@ def read_array(path: Path) -> np.ndarray:
         raise InvalidArgumentError(f"{path}: an array file is a .npy file (numpy.save)")
     if not path.is_file():
         raise InvalidArgumentError(f"{path}: no such file")
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise InvalidArgumentError(f"{path} is not a readable .npy array ({error})") from None
+    with _invalid_argument():
+        array = load_array(path, mmap_mode="r")
     if not isinstance(array, np.ndarray) or array.ndim == 0 or array.shape[0] == 0:
         got = f"shape {array.shape}" if isinstance(array, np.ndarray) else type(array).__name__
         raise ShapeMismatchError(f"{path} holds no rows ({got}): one row per message is needed")
@@ -66,11 +80,11 @@ def read_floats(path: Path) -> Tensor:
 def read_images(path: Path, height: int, width: int, what: str) -> Tensor:
     """Grayscale ``what`` of ``height`` x ``width`` pixels -> float32 ``[n, height, width]`` in
     [0, 1] (a byte k is k / 255): from a PNG or JPEG file (n = 1; colour is converted to
-    grayscale), a folder of them (message i is the i-th image file by name; other files are
-    ignored) or a ``.npy`` array ``[n, H, W]`` (or ``[H, W]``: n = 1) of uint8 0..255 or floats
-    in [0, 1]."""
+    grayscale), a folder of them (message i is the i-th image file by name; other files, hidden
+    ones and sub-folders are ignored) or a ``.npy`` array ``[n, H, W]`` (or ``[H, W]``: n = 1) of
+    uint8 0..255 or floats in [0, 1]. Any other size is a ShapeMismatchError."""
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        files = image_paths(path, IMAGE_SUFFIXES, recursive=False)
         if not files:
             raise InvalidArgumentError(f"{path}: the folder holds no PNG or JPEG images ({', '.join(IMAGE_SUFFIXES)})")
         _too_many(path, len(files))
@@ -86,39 +100,22 @@ def read_images(path: Path, height: int, width: int, what: str) -> Tensor:
     if shape != (height, width):
         raise ShapeMismatchError(f"{path} holds an array of shape {array.shape}; {what} are [n, {height}, {width}] "
                                  f"(or [{height}, {width}] for one)")
-    return _pixels(np.array(array).reshape(-1, height, width), path)
-
-
-def _pixels(array: np.ndarray, path: Path) -> Tensor:
-    """uint8 0..255 or floats in [0, 1] -> float32 in [0, 1]."""
-    if array.dtype == np.uint8:
-        return torch.from_numpy(array).float() / 255.0
-    if not np.issubdtype(array.dtype, np.floating):
-        raise InvalidArgumentError(f"{path} holds {array.dtype} pixels; images are uint8 (0..255) or floats in [0, 1]")
-    pixels = torch.from_numpy(array.astype(np.float32))
-    if not bool(torch.isfinite(pixels).all()) or float(pixels.min()) < 0 or float(pixels.max()) > 1:
-        raise InvalidArgumentError(f"{path} holds float pixels outside [0, 1]; images are uint8 (0..255) or "
-                                   "floats in [0, 1]")
-    return pixels
+    with _invalid_argument():
+        return unit_floats(np.array(array).reshape(-1, height, width), str(path))
 
 
 def _read_image(path: Path, height: int, width: int, what: str) -> Tensor:
-    from PIL import Image, UnidentifiedImageError  # only where images are read
+    """One PNG or JPEG of exactly ``width`` x ``height`` pixels -> ``[height, width]``."""
 
-    try:
-        with Image.open(path, formats=("PNG", "JPEG")) as image:
-            if image.size != (width, height):  # from the header, before the pixels are decoded
-                raise ShapeMismatchError(f"{path} is {image.size[0]}x{image.size[1]} pixels; {what} are "
-                                         f"{width}x{height} (width x height)")
-            if image.mode not in IMAGE_MODES:
-                raise InvalidArgumentError(f"{path} is a {image.mode} image; 8-bit grayscale or colour images "
-                                           "are read")
-            pixels = np.asarray(image.convert("L"), dtype=np.uint8)
-    except DscError:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise InvalidArgumentError(f"{path} is not a readable PNG or JPEG image ({error})") from None
-    return torch.from_numpy(pixels.copy()).float() / 255.0
+    def check(image) -> None:  # from the header, before the pixels are decoded
+        if image.size != (width, height):
+            raise ShapeMismatchError(f"{path} is {image.size[0]}x{image.size[1]} pixels; {what} are "
+                                     f"{width}x{height} (width x height)")
+        if image.mode not in IMAGE_MODES:
+            raise InvalidArgumentError(f"{path} is a {image.mode} image; 8-bit grayscale or colour images are read")
+
+    with _invalid_argument():
+        return decode_image(path, 1, IMAGE_FORMATS, check)[0]
 
 
 def save_array(path: Path, values: Tensor) -> None:

@@ -3,12 +3,13 @@
 For every (scheme, K, rate) the checkpoint (one per beta) and N in ``num_candidates`` with the
 lowest best-of-K MSE on the validation split are chosen, then that configuration is coded on the
 test split. Writes into the output directory: ``evaluations.csv`` (every validation and test
-result; also the resume cache: a rerun into the same directory skips what it holds), ``results.md``
-(test tables, with paper Table 13 beside GLS, and the baseline's BD-rate against GLS per K, also
-in ``bd_rate.csv`` where both have 4 or more rates), ``rd_plot.png`` and ``reconstructions.png`` (GLS
-at the largest K and at ``figure_rate_bits``, by default the lowest rate).
+result; also the resume cache: a rerun into the same directory skips what it holds) and
+``reconstructions.png`` (GLS at the largest K and at ``figure_rate_bits``, by default the lowest
+rate). Its report, written from the points it returns by :mod:`dsc.report.job` (``dsc-evaluate``
+does after the job): ``results.md`` (test tables, with paper Table 13 beside GLS, and the
+baseline's BD-rate against GLS per K, also in ``bd_rate.csv`` where both have 4 or more rates),
+``results.csv`` and ``rd_plot.png``.
 """
-
 from __future__ import annotations
 
 import csv
@@ -35,13 +36,9 @@ from dsc.eval.image_point import (
     split_dataset,
     summarise,
 )
-from dsc.eval.points import point_labels
+from dsc.eval.points import point_labels, to_csv
 from dsc.io import atomic_write_bytes
 from dsc.progress import progress_bar
-from dsc.report.bdrate import BD_COLUMNS, bd_rate_rows, bd_rate_table
-from dsc.report.paper_comparison import margin_table, paper_comparison_table
-from dsc.report.plots import plot_rd
-from dsc.report.tables import markdown_tables, to_csv
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +152,7 @@ class ImageProtocol:
                     log.info("%s K=%d R=%d: beta %g, N=%d chosen on val (mse %.4f); test mse %.4f +- %.4f",
                              scheme, k, rate, points[-1]["beta"], n, selection_mse, summary["mse"],
                              summary["mse_se"])
-        self._write_reports(points, codecs, split_of, outcome, seed, device, output_dir)  # loads the test split
+        self._save_reconstructions(points, codecs, split_of, outcome, seed, output_dir)  # loads the test split
         for point in points:
             point["data"] = origin
         return points
@@ -171,16 +168,9 @@ class ImageProtocol:
                               f"{normalisations}, so their betas are not one grid; run the protocol once per "
                               "normalisation")
 
-    def _write_reports(self, points, codecs, split_of, outcome, seed, device, output_dir: Path) -> None:
-        bd_rows = bd_rate_rows(points)
-        paper = [paper_comparison_table(points, "gls"), paper_comparison_table(points, "shared_randomness"),
-                 margin_table(points)] if self.source == "mnist" else []  # the paper's tables are of MNIST
-        parts = [markdown_tables(points), *paper, bd_rate_table(bd_rows)]
-        atomic_write_bytes(output_dir / "results.md", "\n".join(p for p in parts if p).encode())
-        if bd_rows:
-            atomic_write_bytes(output_dir / "bd_rate.csv", to_csv(bd_rows, BD_COLUMNS))
-        atomic_write_bytes(output_dir / "results.csv", to_csv(results_rows(points, device), RESULTS_COLUMNS))
-        plot_rd(points, [], output_dir / "rd_plot.png")
+    def _save_reconstructions(self, points, codecs, split_of, outcome, seed, output_dir: Path) -> None:
+        """``reconstructions.png``: GLS (without GLS points, any scheme) at the largest K and at
+        ``figure_rate_bits`` (None: the lowest rate), on test digits with the chosen beta and N."""
         gls = [p for p in points if p["scheme"] == "gls"] or points
         at_rate = [p for p in gls if p["rate_bits"] == self.figure_rate_bits] or gls
         shown = min(at_rate, key=lambda p: (-p["num_decoders"], p["rate_bits"]))
@@ -191,25 +181,6 @@ class ImageProtocol:
                          shown["num_candidates"])
         save_reconstruction_grid(codecs[path].nets, split_of(path, "test"), coder, result,
                                  output_dir / "reconstructions.png")
-
-
-RESULTS_COLUMNS = ("scheme", "num_decoders", "rate_bits", "mse", "mse_se", "num_candidates", "beta", "epochs",
-                   "precision", "device", "distortion_normalisation", "per_decoder_mse", "match_prob", "digits",
-                   "selection_mse", "selection_digits", "eval_device", *IMAGE_COLUMNS)
-
-
-def results_rows(points: list[dict], eval_device: torch.device) -> list[dict]:
-    """The protocol's test points as ``results.csv`` rows (:data:`RESULTS_COLUMNS`): ``mse`` is
-    the per-pixel best-of-K MSE on the [0, 1] scale, ``psnr_db`` / ``ssim`` the mean per-digit
-    PSNR and SSIM of the same oracle decoder (:mod:`dsc.eval.image_metrics`); ``epochs``,
-    ``precision`` and ``device`` say how the chosen checkpoint was trained."""
-    rows = []
-    for point in points:
-        row = {**point, "epochs": point.get("trained_epochs"), "precision": point.get("trained_precision"),
-               "device": point.get("trained_device"), "distortion_normalisation": point.get("distortion"),
-               "eval_device": str(eval_device)}
-        rows.append({column: row.get(column) for column in RESULTS_COLUMNS})
-    return rows
 
 
 def _file_digest(path: str) -> str:

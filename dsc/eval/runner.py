@@ -7,7 +7,8 @@ checkpoint the config names counts by its content (SHA-256), not its path: a ret
 replaced checkpoint file is evaluated again. A job holds its directory while it runs
 (:func:`dsc.rundir.hold_run_directory`), so two jobs never write one metrics.json. A configured
 tracker (``logger=csv|tensorboard|wandb``) gets the job's config and points
-(:mod:`dsc.eval.tracking`).
+(:mod:`dsc.eval.tracking`). A job's report (tables, plots) is written by the layer above, which
+passes it in as ``report`` (``dsc-evaluate``: :func:`dsc.report.job.write_job_report`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -33,11 +34,14 @@ from dsc.rundir import hold_run_directory
 log = logging.getLogger(__name__)
 # keys a complete job stays complete without: a moved sweep directory, another tracker
 IGNORED_KEYS = ("skip_complete", "paths", "logger")
+# report(job, points, device, output_dir): writes a job's report once it has run
+JobReport = Callable[[Any, list, torch.device, Path], None]
 
 
-def run_evaluation(cfg: DictConfig, keep_going: bool = False) -> dict:
-    """Instantiate ``cfg.job``, call its ``run(seed, device, output_dir)`` and save
-    ``{config, environment, elapsed_s, points}`` to ``<output_dir>/metrics.json``.
+def run_evaluation(cfg: DictConfig, keep_going: bool = False, report: JobReport | None = None) -> dict:
+    """Instantiate ``cfg.job``, call its ``run(seed, device, output_dir)``, then ``report`` (if
+    given) with the job and its points, and save ``{config, environment, elapsed_s, points}`` to
+    ``<output_dir>/metrics.json``; a job skipped as complete is not reported again.
 
     ``keep_going`` (a job of a sweep): an error is logged and recorded as ``failed`` in
     metrics.json, with no points, instead of raised, so that the sweep's other jobs still run;
@@ -47,12 +51,12 @@ def run_evaluation(cfg: DictConfig, keep_going: bool = False) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     loggers = build_loggers(cfg.get("logger"))
     with hold_run_directory(output_dir):
-        metrics = _run(cfg, output_dir, keep_going)
+        metrics = _run(cfg, output_dir, keep_going, report)
         log_job(loggers, metrics)
     return metrics
 
 
-def _run(cfg: DictConfig, output_dir: Path, keep_going: bool) -> dict:
+def _run(cfg: DictConfig, output_dir: Path, keep_going: bool, report: JobReport | None) -> dict:
     config = _config_record(cfg)
     digests = checkpoint_digests(config)  # the checkpoints as this job reads them
     if cfg.get("skip_complete", True):
@@ -74,6 +78,8 @@ def _run(cfg: DictConfig, output_dir: Path, keep_going: bool) -> dict:
             type(job).__name__, device, device_name(device), cfg.seed, torch.__version__, output_dir,
         )
         points = job.run(seed=int(cfg.seed), device=device, output_dir=output_dir)
+        if report is not None:
+            report(job, points, device, output_dir)
     except Exception as error:
         if not keep_going:
             raise

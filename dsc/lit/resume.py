@@ -40,7 +40,7 @@ class ResumableRandomState(L.Callback):
     when the checkpoint is loaded and again after a sanity check (which draws random numbers
     too), before the first training batch is fetched, so crops, dropout and the latent noise
     continue exactly as in an uninterrupted run (the data order is keyed by epoch anyway, see
-    :class:`dsc.sources.images.EpochShuffle`).
+    :class:`dsc.sources.epochs.EpochShuffle`).
 
     In a distributed run every rank starts from the same seeded state; at setup, and after a
     restore (the checkpoint holds rank zero's state), each rank splits off its own stream

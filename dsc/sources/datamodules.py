@@ -22,9 +22,10 @@ from torch.utils.data import DataLoader
 from dsc.coding.validation import check_positive_int
 from dsc.config import build
 from dsc.errors import ConfigError
-from dsc.sources.gaussian import TRAIN_IDS, VAL_IDS, EpochIds, GaussianSource, GaussianVectors, SourceBatch
+from dsc.sources.epochs import EpochIds, EpochShuffle
+from dsc.sources.gaussian import TRAIN_IDS, VAL_IDS, GaussianSource, GaussianVectors, SourceBatch
 from dsc.sources.image_files import ImageFileError, read_images
-from dsc.sources.images import EpochShuffle, ImageHalves, SideInfo, collate_batch
+from dsc.sources.images import ImageHalves, SideInfo, collate_batch
 from dsc.sources.mnist_data import load_mnist
 
 

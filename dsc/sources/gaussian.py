@@ -92,27 +92,9 @@ class SourceBatch(NamedTuple):
 TRAIN_IDS, VAL_IDS = 2**41, 2**40
 
 
-class EpochIds(torch.utils.data.Sampler):
-    """Message ids ``offset + epoch * size + i`` for i < size: fresh draws every epoch, a pure
-    function of (offset, epoch), so a resumed run sees the same data (Lightning sets the epoch)."""
-
-    def __init__(self, size: int, offset: int) -> None:
-        self.size, self.offset, self.epoch = size, offset, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __iter__(self):
-        start = self.offset + self.epoch * self.size
-        return iter(range(start, start + self.size))
-
-
 class GaussianVectors(torch.utils.data.Dataset):
     """Draws of the d-dimensional source by message id (batched: ``__getitems__``), float32.
-    Any id is a message, so it has no length: sample it by ids (:class:`EpochIds`), or take a
+    Any id is a message, so it has no length: sample it by ids (:class:`dsc.sources.epochs.EpochIds`), or take a
     :meth:`window` of fixed items."""
 
     def __init__(self, source: GaussianSource, num_decoders: int, dim: int, seed: int) -> None:

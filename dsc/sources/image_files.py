@@ -5,13 +5,17 @@ Every reader returns images ``[n, C, H, W]`` float32 in [0, 1] with C = ``channe
 3: RGB), brought to ``size`` (H, W) by ``fit`` (``resize`` or ``center_crop``, the crop after a
 resize of the shorter side); with ``size`` None every image must already have one size. Arrays
 may be ``[n, H, W]`` (grey), ``[n, H, W, C]`` or ``[n, C, H, W]``, uint8 0..255 or float in [0, 1].
+
+The decoding itself (listing a folder's images, opening an image file, pixels to [0, 1], loading
+an array file) is also what the command line's exact-size reader :func:`dsc.catalog.files.read_images`
+uses: :func:`image_paths`, :func:`decode_image`, :func:`unit_floats` and :func:`load_array`.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -30,9 +34,11 @@ class ImageFileError(DscError):
     """Image files that cannot be read as the configured images; the message names the file."""
 
 
-def image_paths(root: Path) -> list[Path]:
-    """The image files under ``root`` (recursively, sorted; hidden files skipped)."""
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+def image_paths(root: Path, suffixes: Sequence[str] = IMAGE_SUFFIXES, recursive: bool = True) -> list[Path]:
+    """The image files (by ``suffixes``, any case) in the folder ``root``, with ``recursive`` also
+    in its sub-folders: sorted, hidden files and folders skipped."""
+    found = root.rglob("*") if recursive else root.iterdir()
+    return sorted(p for p in found if p.suffix.lower() in suffixes and p.is_file()
                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
@@ -71,15 +77,40 @@ def fit_images(images: Tensor, size: tuple[int, int] | None, fit: str) -> Tensor
     return F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
 
 
-def _one_image(path: Path, channels: int) -> Tensor:
+def unit_floats(pixels: np.ndarray, what: str) -> Tensor:
+    """Pixels of uint8 0..255 (a byte k is k / 255) or floats in [0, 1] -> float32 in [0, 1], the
+    same shape; ``what`` (the file) names them in the error."""
+    if pixels.dtype == np.uint8:
+        return torch.from_numpy(pixels.astype(np.float32) / 255)
+    if not np.issubdtype(pixels.dtype, np.floating):
+        raise ImageFileError(f"{what} holds {pixels.dtype} pixels; images are uint8 (0..255) or floats in [0, 1], "
+                             f"not dtype {pixels.dtype}")
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
+    if tensor.numel() and (not torch.isfinite(tensor).all() or tensor.min() < 0 or tensor.max() > 1):
+        raise ImageFileError(f"{what} holds float pixels outside [0, 1]; images are uint8 (0..255) or floats in "
+                             "[0, 1]")
+    return tensor
+
+
+def decode_image(path: Path, channels: int = 1, formats: Sequence[str] | None = None,
+                 inspect: Callable[[Any], None] | None = None) -> Tensor:
+    """The image file ``path`` -> ``[C, H, W]`` float32 in [0, 1], converted to grey (``channels``
+    1) or RGB (3). ``formats``: the Pillow formats read (None: any). ``inspect(image)`` sees the
+    opened image before its pixels are decoded (size and mode come from the header) and may
+    refuse it with a DscError, which is raised as it is."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=formats) as image:
+            if inspect is not None:
+                inspect(image)
             pixels = np.asarray(image.convert("L" if channels == 1 else "RGB"))
-    except (UnidentifiedImageError, OSError) as error:
-        raise ImageFileError(f"{path}: not a readable image ({error})") from None
-    tensor = torch.from_numpy(pixels.copy()).float() / 255
+    except DscError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        kind = f"{' or '.join(formats)} image" if formats else "image"
+        raise ImageFileError(f"{path}: not a readable {kind} ({error})") from None
+    tensor = unit_floats(pixels, str(path))
     return tensor[None] if channels == 1 else tensor.permute(2, 0, 1)
 
 
@@ -88,7 +119,7 @@ def read_image_files(paths: Sequence[Path], channels: int, size, fit: str, what:
     channels, size = _check_channels(channels), _check_size(size)
     if not paths:
         raise ImageFileError(f"{what}: no images ({', '.join(IMAGE_SUFFIXES)})")
-    images = [fit_images(_one_image(p, channels)[None], size, fit)[0] for p in paths]
+    images = [fit_images(decode_image(p, channels)[None], size, fit)[0] for p in paths]
     sizes = {tuple(i.shape[-2:]) for i in images}
     if len(sizes) > 1:
         first = {tuple(i.shape[-2:]): p for i, p in zip(images, paths)}
@@ -101,14 +132,7 @@ def read_image_files(paths: Sequence[Path], channels: int, size, fit: str, what:
 def array_images(array: np.ndarray, channels: int, size, fit: str, what: str) -> Tensor:
     """An array of images (see the module docstring) -> ``[n, C, H, W]`` in [0, 1]."""
     channels, size = _check_channels(channels), _check_size(size)
-    if array.dtype == np.uint8:
-        tensor = torch.from_numpy(array.astype(np.float32) / 255)
-    elif np.issubdtype(array.dtype, np.floating):
-        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-        if tensor.numel() and (not torch.isfinite(tensor).all() or tensor.min() < 0 or tensor.max() > 1):
-            raise ImageFileError(f"{what}: float images must lie in [0, 1] (uint8 arrays are read as 0..255)")
-    else:
-        raise ImageFileError(f"{what}: images must be uint8 (0..255) or float in [0, 1], got dtype {array.dtype}")
+    tensor = unit_floats(array, what)
     if tensor.dim() == 3:
         tensor = tensor[:, None]
     elif tensor.dim() == 4 and tensor.shape[-1] in (1, 3) and tensor.shape[1] not in (1, 3):
@@ -122,8 +146,10 @@ def array_images(array: np.ndarray, channels: int, size, fit: str, what: str) ->
     return fit_images(tensor.contiguous(), size, fit)
 
 
-def load_array(path: Path) -> np.ndarray:
-    """The array of a ``.npy`` file, or of the single (or ``images``) array of a ``.npz``."""
+def load_array(path: Path, mmap_mode: str | None = None) -> np.ndarray:
+    """The array of a ``.npy`` file (``mmap_mode="r"``: memory-mapped, so that its shape can be
+    checked before its data is read), or of the single (or ``images``) array of a ``.npz``;
+    pickled objects are refused."""
     try:
         if path.suffix.lower() == ".npz":
             with np.load(path, allow_pickle=False) as archive:
@@ -132,11 +158,11 @@ def load_array(path: Path) -> np.ndarray:
                 if name is None:
                     raise ImageFileError(f"{path}: an .npz with several arrays must name one 'images' ({names})")
                 return archive[name]
-        return np.load(path, allow_pickle=False)
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except ImageFileError:
         raise
-    except (OSError, ValueError) as error:
-        raise ImageFileError(f"{path}: not a readable numpy array ({error})") from None
+    except (OSError, ValueError, EOFError) as error:
+        raise ImageFileError(f"{path}: not a readable {path.suffix.lower() or 'numpy'} array ({error})") from None
 
 
 def read_images(path: str | Path, channels: int = 1, size=None, fit: str = "resize") -> Tensor:

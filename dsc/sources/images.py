@@ -24,7 +24,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from dsc.coding.randomness import CounterRandomness
 from dsc.coding.streams import Purpose, stream_id
@@ -179,25 +179,6 @@ class ImageHalves(Dataset):
         ``source`` ``[B, C, H, W/2]``, ``side_info`` ``[B, K, ...]``, ``index`` ``[B]``."""
         index = torch.as_tensor(indices, dtype=torch.long)
         return ImageItem(*self.batch(index), index)
-
-
-class EpochShuffle(Sampler[int]):
-    """A fresh permutation of ``range(size)`` each epoch, a pure function of (seed, epoch): it
-    never draws from the global generator, so a resumed run and every process of a distributed
-    run see the same order. Lightning calls :meth:`set_epoch` before each epoch."""
-
-    def __init__(self, size: int, seed: int) -> None:
-        self.size, self.seed, self.epoch = size, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __iter__(self):
-        key = (self.seed * 0x9E3779B97F4A7C15 + self.epoch) % 2**63
-        return iter(torch.randperm(self.size, generator=torch.Generator().manual_seed(key)).tolist())
 
 
 def collate_batch(batch: ImageItem | list[ImageItem]) -> ImageItem:
