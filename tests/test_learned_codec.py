@@ -101,3 +101,20 @@ def test_several_checkpoints_in_one_job_and_the_wrong_kind_for_gls(learned_check
     assert len(points) == 2 and points[0]["rate_bits"] == points[1]["rate_bits"]
     with pytest.raises(dsc.ConfigError, match="not a checkpoint of the image codec"):
         load_codec(learned_checkpoint)
+
+
+def test_k_decoders_each_with_its_crop_and_the_best_of_k_oracle(learned_checkpoint, tmp_path):
+    """One point per K from the same bytes: the rate does not depend on K; best of K can only
+    fall as decoders are added, and it is at most the mean over decoders; K = 1 is the
+    single-decoder point."""
+    points = LearnedCodecRateDistortion(str(learned_checkpoint), limit=60, num_decoders=[4, 1, 2]).run(0, CPU,
+                                                                                                     tmp_path)
+    assert [p["num_decoders"] for p in points] == [1, 2, 4]
+    assert len({p["rate_bits"] for p in points}) == 1
+    assert points[2]["mse"] <= points[1]["mse"] <= points[0]["mse"]
+    assert all(p["mse"] <= p["per_decoder_mse"] + 1e-12 for p in points)
+    assert points[2]["mse"] < points[2]["per_decoder_mse"]  # the decoder mode's crops differ per decoder
+    (alone,) = LearnedCodecRateDistortion(str(learned_checkpoint), limit=60).run(0, CPU, tmp_path)
+    assert alone["mse"] == points[0]["mse"] and alone["num_decoders"] == 1
+    with pytest.raises(dsc.DscError, match=r"num_decoders \(K\) must be an integer >= 1"):
+        LearnedCodecRateDistortion(str(learned_checkpoint), num_decoders=0)
