@@ -175,7 +175,7 @@ def _explain_mismatch(source: Source, options: dict, header: StreamHeader) -> st
         return ("the stream was coded from a file (compress --input), so it has no derived side information: give "
                 "this decoder its own with --side-info FILE")
     for name, value in options.items():
-        if name in source.location_options:
+        if name in source.location_options or name in source.decoder_options:
             continue
         others = [source.options[name]] + (list(SPLITS) if name == "split" else [])
         for other in dict.fromkeys(o for o in others if o != value):
@@ -183,7 +183,7 @@ def _explain_mismatch(source: Source, options: dict, header: StreamHeader) -> st
                 flag = f"--{name.replace('_', '-')} {other}" if name in FLAG_OPTIONS else f"--option {name}={other}"
                 return (f"the stream was written with {name} = {other!r}, this decoder was given {name} = {value!r}: "
                         f"decode it with the encoder's options ({flag})")
-    covered = ", ".join(k for k in options if k not in source.location_options) or "none"
+    covered = ", ".join(k for k in options if k not in (*source.location_options, *source.decoder_options)) or "none"
     return (f"the stream was written for other source options or by another model: its fingerprint covers the "
             f"source ({source.name}), its options ({covered}) and the model's weights; decode it with the "
             "encoder's options and checkpoint")

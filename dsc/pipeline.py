@@ -15,7 +15,7 @@ decoders being decoded (any subset of the coder's K rows, in the order given):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import NamedTuple, Protocol, Sequence
 
 import torch
 from torch import Tensor
@@ -82,14 +82,19 @@ class Encoded:
 class Decoded:
     """K' decoders' side: ``index`` ``[B, K']`` (their picks, -1 where the bin was empty),
     ``accepted`` ``[B, K']`` (a pick was found and its check value equals the received one;
-    every found pick with no check bits), ``picked`` ``[B, K', ...]`` (the reconstruction from
-    the pick, what the paper's oracle scores) and ``fallback`` ``[B, K', ...]`` (from the side
-    information alone; None when not asked for)."""
+    every found pick with no check bits), ``picked`` ``[B, K', ...]`` (the decoder's estimate
+    from its pick, what the paper's oracle scores; :mod:`dsc.estimates`), ``fallback``
+    ``[B, K', ...]`` (what it outputs when its pick is not accepted: from the side information
+    alone unless the estimate says otherwise; None when not asked for), ``score`` ``[B, K']``
+    (the pick's race score, see :class:`dsc.coding.Decoded`) and ``estimate_se`` ``[B, K']``
+    (the Monte Carlo standard error of a sampled estimate; None for exact ones)."""
 
     index: Tensor
     accepted: Tensor
     picked: Tensor
     fallback: Tensor | None
+    score: Tensor | None = None
+    estimate_se: Tensor | None = None
 
     @property
     def output(self) -> Tensor:
@@ -99,6 +104,28 @@ class Decoded:
             raise ValueError("decoded without fallbacks: call decode(..., fallback=True)")
         shape = self.accepted.shape + (1,) * (self.picked.dim() - self.accepted.dim())
         return torch.where(self.accepted.view(shape), self.picked, self.fallback.to(self.picked.dtype))
+
+
+class Picks(NamedTuple):
+    """What the coder gave K' decoders of B messages, for an estimate to refine:
+    ``messages``, ``labels``, ``checks`` ``[B]`` (received), ``side_information`` ``[B, K', ...]``,
+    ``decoders`` (their ids), the coder's ``candidate`` ``[B, K', d]`` and ``score`` ``[B, K']``,
+    ``accepted`` ``[B, K']``, ``picked`` and ``fallback`` (the pick's estimate and the
+    side-information estimate, ``[B, K', ...]``), ``check_bits`` and the picks' ``index``
+    ``[B, K']`` (-1 where the bin was empty)."""
+
+    messages: Tensor
+    labels: Tensor
+    checks: Tensor
+    side_information: Tensor
+    decoders: Sequence[int]
+    candidate: Tensor
+    score: Tensor
+    accepted: Tensor
+    picked: Tensor
+    fallback: Tensor
+    check_bits: int
+    index: Tensor
 
 
 @dataclass(frozen=True)
@@ -122,18 +149,47 @@ def encode(model: CodingModel, coder: ImportanceCoder, messages: Tensor, sources
     return Encoded(sent.index, sent.label, check_values(coder.seed, messages, sent.index, check_bits))
 
 
-def decode(model: CodingModel, coder: ImportanceCoder, messages: Tensor, labels: Tensor, checks: Tensor,
-           side_information: Tensor, decoders: Sequence[int] | None = None, check_bits: int = 0,
-           fallback: bool = True) -> Decoded:
-    """Decoders ``decoders`` (default all K rows, in order) of messages ``[B]``, each with its
-    side information ``[B, K', ...]``, given the received ``labels`` ``[B]`` and ``checks``
-    ``[B]`` -> :class:`Decoded` (with fallbacks when ``fallback``)."""
+def decode_picks(model: CodingModel, coder: ImportanceCoder, messages: Tensor, labels: Tensor, checks: Tensor,
+                 side_information: Tensor, decoders: Sequence[int] | None = None, check_bits: int = 0) -> Decoded:
+    """:func:`decode` with the ``pick`` estimate (the pick's reconstruction, trusted), fallbacks included."""
+    return _decoded(picks(model, coder, messages, labels, checks, side_information, decoders, check_bits))
+
+
+def picks(model: CodingModel, coder: ImportanceCoder, messages: Tensor, labels: Tensor, checks: Tensor,
+          side_information: Tensor, decoders: Sequence[int] | None = None, check_bits: int = 0) -> Picks:
+    """What the coder gives decoders ``decoders`` (default all K) of messages ``[B]``: their
+    picks with scores and acceptances, the picks' reconstructions and the fallbacks
+    (:class:`Picks`, what an estimate refines and a decoder is trained on)."""
+    rows = list(range(coder.num_decoders)) if decoders is None else list(decoders)
     weight = model.decoder_log_weight(side_information)
     got = coder.decode(messages, labels, weight, decoders=decoders)
     expected = check_values(coder.seed, messages, got.index, check_bits)
     accepted = got.found & (expected == checks[:, None])
     picked = model.reconstruct(got.candidate, side_information)
-    return Decoded(got.index, accepted, picked, model.fallback(side_information) if fallback else None)
+    return Picks(messages, labels, checks, side_information, rows, got.candidate, got.score, accepted, picked,
+                 model.fallback(side_information), check_bits, got.index)
+
+
+def _decoded(got: Picks) -> Decoded:
+    return Decoded(got.index, got.accepted, got.picked, got.fallback, got.score)
+
+
+def decode(model: CodingModel, coder: ImportanceCoder, messages: Tensor, labels: Tensor, checks: Tensor,
+           side_information: Tensor, decoders: Sequence[int] | None = None, check_bits: int = 0,
+           fallback: bool = True, estimate=None) -> Decoded:
+    """Decoders ``decoders`` (default all K rows, in order) of messages ``[B]``, each with its
+    side information ``[B, K', ...]``, given the received ``labels`` ``[B]`` and ``checks``
+    ``[B]`` -> :class:`Decoded` (with fallbacks when ``fallback``). ``estimate`` (default: the
+    model's ``estimate`` attribute where it has one, else the pick's reconstruction) turns picks
+    into outputs (:mod:`dsc.estimates`)."""
+    got = picks(model, coder, messages, labels, checks, side_information, decoders, check_bits)
+    estimate = estimate if estimate is not None else getattr(model, "estimate", None)
+    decoded = _decoded(got)
+    if estimate is not None:
+        out = estimate(model, coder, got)
+        decoded = Decoded(got.index, got.accepted, out.picked, out.fallback, got.score, out.se)
+    return decoded if fallback else Decoded(decoded.index, decoded.accepted, decoded.picked, None, decoded.score,
+                                            decoded.estimate_se)
 
 
 def code(model: CodingModel, coder: ImportanceCoder, messages: Tensor, sources: Tensor, side_information: Tensor,

@@ -24,6 +24,8 @@ What a :class:`Source` gives (B messages, K decoders):
 - ``location_options``: those of them that say where something is stored (a checkpoint's or a
   data directory's path), not what it is; every other option enters a command-line stream's
   fingerprint (:meth:`Source.stream_context`), a checkpoint's weights through the model's;
+- ``decoder_options``: those that only say how a decoder estimates (e.g. the Gaussian source's
+  ``estimate``): the encoder ignores them, so they are not in the fingerprint either;
 - ``references``: published values, name -> {(K, rate bits): value};
 - ``describe(options)``: optional fields every result point of these options carries (e.g.
   the Gaussian source's ``noise_var`` and ``dim``, which its bounds need);
@@ -102,6 +104,7 @@ class Source:
     theory: Callable[[list[dict]], list[dict]] | None = None
     describe: Callable[[Mapping[str, Any]], dict] | None = None
     location_options: tuple[str, ...] = ()
+    decoder_options: tuple[str, ...] = ()
     model: Callable[[Mapping[str, Any]], Any] | None = None
     input_reader: Callable[[Path, Mapping[str, Any]], Tensor] | None = None
     side_info_reader: Callable[[Path, Mapping[str, Any]], Tensor] | None = None
@@ -119,10 +122,11 @@ class Source:
             raise InvalidArgumentError(f"source {self.name!r}: scale must be one of {SCALES}, got {self.scale!r}")
         if not self.stream_rows:
             raise InvalidArgumentError(f"source {self.name!r} must declare the SOURCE-stream rows it draws from")
-        stray = sorted(set(self.location_options) - set(self.options))
-        if stray:
-            raise InvalidArgumentError(f"source {self.name!r}: location_options {', '.join(stray)} are not among its "
-                                       "options")
+        for kind in ("location_options", "decoder_options"):
+            stray = sorted(set(getattr(self, kind)) - set(self.options))
+            if stray:
+                raise InvalidArgumentError(f"source {self.name!r}: {kind} {', '.join(stray)} are not among its "
+                                           "options")
         for name in CONFIG_FIELDS:
             config = getattr(self, name)
             if config is not None and not (isinstance(config, Mapping) and isinstance(config.get("_target_"), str)):
@@ -210,12 +214,13 @@ class Source:
 
     def stream_context(self, options: Mapping[str, Any] | None) -> dict:
         """What a command-line stream's fingerprint records about the data besides the model: the
-        source's name and its resolved options except :attr:`location_options` (numbers as the
-        defaults' types, so ``--option s2=1`` and ``--s2 1.0`` agree)."""
+        source's name and its resolved options except :attr:`location_options` and
+        :attr:`decoder_options` (numbers as the defaults' types, so ``--option s2=1`` and
+        ``--s2 1.0`` agree)."""
         resolved = self.resolve(options)
         kept = {}
         for key, value in resolved.items():
-            if key in self.location_options:
+            if key in self.location_options or key in self.decoder_options:
                 continue
             default = self.options.get(key)
             if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):

@@ -196,3 +196,25 @@ def test_a_split_mismatch_is_refused(tmp_path, capsys, tiny_codec):
         run_decompress(args)
     code, err = run(capsys, "decompress", "mnist", stream, "--ckpt", ckpt, "--split", "val")
     assert code == 2 and err.startswith("error: the stream was written with split = 'test'") and "(--split test)" in err
+
+
+def test_a_stream_decodes_with_any_decoder_estimate(tmp_path, capsys):
+    """The estimate is the decoder's own choice: one stream (K = 1, 2 bits, s2 = 0.1) decodes with
+    pick, shrink and bayes, and the Bayes decoder's MSE is the lowest of the three (the pick's
+    misses cost it about a third of the messages; 400 messages put the gap at many standard errors)."""
+    stream = tmp_path / "msgs.dsc"
+    common = ["--s2", 0.1, "--num-candidates", 1024]
+    code, _ = run(capsys, "compress", "gaussian", stream, "--count", 400, "--rate-bits", 2, "--num-decoders", 1,
+                  *common)
+    assert code == 0
+    mse = {}
+    for estimate in ("pick", "shrink", "bayes"):
+        code, summary = run(capsys, "decompress", "gaussian", stream, "--s2", 0.1, "--option", f"estimate={estimate}",
+                            "--option", "calibration_trials=4000", "--option", "posterior_draws=64",
+                            "--out", tmp_path / f"{estimate}.npy")
+        assert code == 0, summary
+        mse[estimate] = summary["mse"]
+    assert mse["bayes"] < mse["shrink"] < mse["pick"], mse
+    code, err = run(capsys, "decompress", "gaussian", stream, "--s2", 0.1, "--option", "estimate=mean",
+                    "--out", tmp_path / "x.npy")
+    assert code == 2 and "unknown estimate 'mean'" in err

@@ -25,8 +25,10 @@ from dsc.helptext import HelpFormatter, first_paragraph
 from dsc.io import atomic_write_bytes
 from dsc.paper import PAPER_GAUSSIAN_GLS_DB, PAPER_MNIST_GLS_MSE
 from dsc.report.paper_comparison import margin_table, paper_comparison_table
+from studies.gaussian_decoders import report as gaussian_decoders
 from studies.gaussian_learned import report as gaussian_study
 from studies.mnist_beta_scan import report as beta_scan
+from studies.mnist_decoders import report as mnist_decoders
 from studies.mnist_loss_scale import report as loss_scale
 from studies.mnist_side_info import report as side_info
 
@@ -200,6 +202,9 @@ VIEWS: dict[str, Callable[[Path], str]] = {
     "mnist_paper/convergence": _paper(convergence_table, "mnist_paper", "convergence.csv"),
     "mnist_beta_scan/betas": _paper(beta_scan.scan_table, "mnist_beta_scan", "betas.csv"),
     "mnist_side_info/gls": _paper(side_info.side_info_table, "mnist_side_info"),
+    **{f"mnist_decoders/k{k}{suffix}": _paper(lambda rows, k=k, metric=metric: mnist_decoders.decoders_table(
+        rows, k, metric), "mnist_decoders") for k in (1, 2, 4)
+       for suffix, metric in (("", "mse"), ("_per_decoder", "per_decoder_mse"), ("_matched_missed", "matched_missed"))},
     "mnist_loss_scale/training": _loss_scale(lambda training, protocol: loss_scale.training_table(training)),
     "mnist_loss_scale/verdict": _loss_scale(loss_scale.verdict_table),
     "compare_gaussian/paper": _compare_gaussian(lambda rows: gaussian_scheme_table(
@@ -213,6 +218,10 @@ VIEWS: dict[str, Callable[[Path], str]] = {
     "compare_gaussian/match": _compare_gaussian(lambda rows: gaussian_scheme_table(
         rows, "match_prob", ("gls", "gls_mse", "shared_randomness", "shared_randomness_mse"), digits=3,
         setting=False)),
+    **{f"gaussian_decoders/k{k}": _paper(lambda rows, k=k: gaussian_decoders.decoder_table(rows, k),
+                                         "gaussian_decoders") for k in (1, 2, 4)},
+    **{f"gaussian_decoders/k{k}_per_decoder": _paper(lambda rows, k=k: gaussian_decoders.decoder_table(
+        rows, k, "per_decoder_mse_db"), "gaussian_decoders") for k in (2, 4)},
     "gaussian_learned/report": lambda results: gaussian_study.report(
         read_rows(results / "gaussian_learned" / "results.csv")),
     **{f"mnist_loss_scale/{name}": _loss_scale(lambda training, protocol, name=name:

@@ -4,7 +4,9 @@ T_k = A + N(0, noise_var I_d), coded with the closed-form model
 (:class:`dsc.models.gaussian_mlp.GaussianMlpModel`, option ``ckpt``).
 
 Options: ``s2`` (the closed-form model's test-channel variance), ``noise_var``, ``data_seed``
-(which draws), ``ckpt`` (a checkpoint of ``model=gaussian_mlp``; its d is the source's).
+(which draws), ``ckpt`` (a checkpoint of ``model=gaussian_mlp``; its d is the source's), and the
+decoder's own ``estimate`` (``pick``, ``shrink`` or ``bayes``, :mod:`dsc.estimates`; the
+closed-form model only) with ``posterior_draws`` and ``calibration_trials``.
 
 Files (the command line's ``--input`` and ``--side-info``): ``.npy`` arrays of floats, samples
 of A or one decoder's T, one row per message: shape ``(n,)`` for the closed-form model, ``(n, d)``
@@ -21,7 +23,8 @@ from torch import Tensor
 
 from dsc.catalog.files import read_floats
 from dsc.coding import CounterRandomness
-from dsc.errors import ShapeMismatchError
+from dsc.errors import ConfigError, ShapeMismatchError
+from dsc.estimates import estimate_named
 from dsc.models.gaussian import GaussianModel
 from dsc.models.gaussian_mlp import GaussianMlpModel
 from dsc.paper import PAPER_GAUSSIAN_GLS_DB
@@ -40,10 +43,15 @@ def learned_model(ckpt: str, noise_var: float) -> GaussianMlpModel:
 
 
 def model(options: Mapping[str, Any]) -> GaussianModel | GaussianMlpModel:
-    """The closed-form model, or the trained codec of option ``ckpt``."""
+    """The closed-form model with the decoder's ``estimate``, or the trained codec of option ``ckpt``."""
     if options["ckpt"]:
+        if options["estimate"] != "pick":
+            raise ConfigError(f"estimate={options['estimate']} needs the closed-form model; a trained codec (ckpt) "
+                              "decodes with estimate=pick")
         return learned_model(str(options["ckpt"]), float(options["noise_var"]))
-    return GaussianModel(options["s2"], options["noise_var"])
+    estimate = estimate_named(options["estimate"], options["posterior_draws"], options["calibration_trials"],
+                              GaussianSource(options["noise_var"]).sample)
+    return GaussianModel(options["s2"], options["noise_var"], estimate=estimate)
 
 
 def inputs(options: Mapping[str, Any], messages: Tensor, decoders: Tensor) -> CodecInputs:
@@ -121,8 +129,10 @@ GAUSSIAN = register(Source(
     distortion_name="squared error (per component)",
     scale="db",
     num_candidates=2**12,
-    options={"s2": 0.005, "noise_var": 0.5, "data_seed": 0, "ckpt": None},
+    options={"s2": 0.005, "noise_var": 0.5, "data_seed": 0, "ckpt": None, "estimate": "pick", "posterior_draws": 256,
+             "calibration_trials": 20_000},
     location_options=("ckpt",),
+    decoder_options=("estimate", "posterior_draws", "calibration_trials"),
     references={"paper Table 10 (GLS, mean per-trial dB, best of K)": PAPER_GAUSSIAN_GLS_DB},
     theory=wyner_ziv_rows,
     describe=describe,

@@ -150,13 +150,16 @@ class Encoded(NamedTuple):
 
 
 class Decoded(NamedTuple):
-    """Decoder outputs for R decoders: ``index`` ``[B, R]``, ``candidate`` ``[B, R, dim]`` and
+    """Decoder outputs for R decoders: ``index`` ``[B, R]``, ``candidate`` ``[B, R, dim]``,
     ``found`` ``[B, R]`` (False when the received bin held no candidate of positive weight; the
-    index is then -1 and the candidate is the prior's value at z = 0)."""
+    index is then -1 and the candidate is the prior's value at z = 0) and ``score`` ``[B, R]``
+    float64 (the pick's race score log E - log v, lower for an earlier, heavier pick; +inf when
+    nothing was found)."""
 
     index: Tensor
     candidate: Tensor
     found: Tensor
+    score: Tensor
 
 
 class _Best:
@@ -350,6 +353,30 @@ class ImportanceCoder:
         candidate = self._candidates(messages, index[:, None])[:, 0]
         return Encoded(index, label, candidate)
 
+    def encode_each(self, messages: Tensor, log_weight: LogWeightFn, num_sources: int,
+                    log_weight_max: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The encoder's choice for ``num_sources`` (S) sources per message at once, on each
+        message's shared randomness: ``log_weight`` maps candidates ``[B, n, dim]`` to
+        ``[B, S, n]`` (optionally bounded by ``log_weight_max`` or its ``maximum()`` ``[B, S]``)
+        -> (candidate ``index`` ``[B, S]``, ``label`` ``[B, S]``), each exactly what
+        :meth:`encode` returns for that source alone. The candidates are drawn once per message
+        for all S sources (decoder-side re-encoding, :mod:`dsc.estimates`)."""
+        messages = check_messages(messages)
+        check_positive_int(num_sources, "num_sources")
+        bound = _declared_bound(log_weight, log_weight_max, "encoder", self.num_candidates)
+        bound = _check_bound(bound, (messages.shape[0], num_sources), "encoder log_weight_max")
+
+        def scores(msgs, active, index, times, log_m, weight_fn):
+            log_w = weight_fn(self._candidates(msgs, index))
+            _check_weight_shape(log_w, (msgs.shape[0], num_sources, index.shape[0]), "encoder log_weight")
+            return log_m[:, None, :] - log_w, index, log_w
+
+        best = self._race(messages, log_weight, bound, scores, (num_sources,), "encoder")
+        if (best.score == float("inf")).any():
+            raise InvalidProbabilityError("for some sources no candidate has positive weight under the encoder's "
+                                          "log_weight (all -inf)")
+        return best.index, self._labels(messages, best.index)
+
     def decode(
         self,
         messages: Tensor,
@@ -391,7 +418,7 @@ class ImportanceCoder:
         candidate = self._candidates(messages, index.clamp(min=0))
         fallback = self.prior.from_standard_normal(torch.zeros_like(candidate))
         candidate = torch.where(found[..., None], candidate, fallback)
-        return Decoded(index, candidate, found)
+        return Decoded(index, candidate, found, best.score)
 
     def _race(self, messages, log_weight, bound, scores_of, extra_shape, party) -> "_Best":
         """Scan arrivals in chunks and keep each message's first-occurrence argmin of the

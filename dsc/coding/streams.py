@@ -27,6 +27,7 @@ WINNING_ROW   0     ``j``                           r_j in [0, R), the row attai
 PERMUTATION   0     round                           keys of the balanced-label permutation
 CHECK         0     ``j``                           check value of candidate j (bitstreams)
 SPECULATIVE   r     token id / 0                    speculative sampling noise (dsc.speculative)
+POSTERIOR     k     draw                            decoder k's posterior draws (dsc.estimates)
 ============  ====  ==============================  =====================================
 
 The importance-sampled coder indexes its N candidates by *arrival order*. With R rows of
@@ -81,6 +82,7 @@ class Purpose(IntEnum):
     PERMUTATION = 7
     CHECK = 8
     SPECULATIVE = 9
+    POSTERIOR = 10
 
 
 # Rows of the SOURCE streams: the one table of who draws what. A source claims its rows when

@@ -34,6 +34,7 @@ from dsc.coding import CodingPoint, CounterRandomness, ImportanceCoder, Scheme, 
 from dsc.coding.streams import MAX_MESSAGE
 from dsc.coding.validation import check_positive_int
 from dsc.errors import ConfigError
+from dsc.estimates import estimate_named
 from dsc.eval.budget import check_duration, coding_seconds
 from dsc.eval.outcome import any_pass
 from dsc.eval.parallel import WorkerPool, worker_devices
@@ -79,6 +80,10 @@ class TrialTotals(NamedTuple):
     accepted: int = 0  # picks whose check passed
     wrong: int = 0  # picks other than the encoder's candidate
     false_accepts: int = 0  # wrong picks whose check passed
+    # a sampled estimate (estimate=bayes): its Monte Carlo error over decoder outputs
+    estimate_var: float = 0.0  # sum of the squared standard errors of the outputs that kept a draw
+    estimated: int = 0  # outputs that kept a draw
+    estimate_empty: int = 0  # outputs that kept none (the pick's estimate was output)
 
     def add(self, other: "TrialTotals") -> "TrialTotals":
         return TrialTotals(*(a + b for a, b in zip(self, other)))
@@ -106,7 +111,11 @@ class TrialTotals(NamedTuple):
             "false_accept_rate": false_accept_rate,
             "false_accept_rate_se": binomial_se(false_accept_rate, self.wrong),
         }
-        return {**practical,
+        sampled = {} if not (self.estimated or self.estimate_empty) else {
+            "estimate_mc_se": math.sqrt(self.estimate_var / self.estimated) if self.estimated else math.nan,
+            "estimate_empty_rate": proportion(self.estimate_empty, self.estimated + self.estimate_empty),
+        }
+        return {**practical, **sampled,
             "distortion_db": self.distortion_db,
             "mse_db": to_db(self.best / n),
             "per_decoder_mse_db": to_db(self.per_decoder / n),
@@ -189,6 +198,9 @@ class GaussianRateDistortion:
     bound_samples: int = 200_000
     progress: bool = True
     allow_long: bool = False  # run even when the estimated time is over dsc.eval.budget.LONG_HOURS
+    estimate: str = "pick"  # how decoders turn picks into outputs: pick, shrink or bayes (dsc.estimates)
+    posterior_draws: int = 256  # estimate=bayes: draws per decoder and trial
+    calibration_trials: int = 20_000  # estimate=shrink: simulated trials per s2 that fit its coefficients
 
     def __post_init__(self) -> None:
         self.point = CodingPoint(self.scheme, self.num_decoders, self.rate_bits, self.num_candidates, self.check_bits)
@@ -209,6 +221,8 @@ class GaussianRateDistortion:
             raise ConfigError(f"select_by={self.select_by} needs check bits (check_bits > 0): without them no pick is "
                               "checked")
         self.source = GaussianSource(self.noise_var)  # validates noise_var
+        self.decoder_estimate = estimate_named(self.estimate, self.posterior_draws, self.calibration_trials,
+                                               self.source.sample)
         if self._message_stride() * 2 * self.repetitions > MAX_MESSAGE:
             raise ConfigError("too many trials x repetitions for the message-id space (2**43)")
 
@@ -244,11 +258,15 @@ class GaussianRateDistortion:
 
     def simulate_batch(self, s2: float, seed: int, messages: Tensor) -> TrialTotals:
         """The sums over one batch of message ids ``messages`` ``[B]`` (on their device)."""
-        model = GaussianModel(s2, self.noise_var)
+        model = GaussianModel(s2, self.noise_var, estimate=self.decoder_estimate)
         draw = self.source.sample(CounterRandomness(seed), messages, self.num_decoders)
         coded = code(model, self._coder(model.analytic, seed), messages, draw.source, draw.side_info, self.check_bits)
         got = coded.decoded
         batch_totals = trial_totals(draw.source, got.picked, coded.match.any(dim=1))
+        if got.estimate_se is not None:
+            kept = ~torch.isnan(got.estimate_se)
+            batch_totals = batch_totals._replace(estimate_var=float((got.estimate_se[kept] ** 2).sum()),
+                                                 estimated=int(kept.sum()), estimate_empty=int((~kept).sum()))
         if not self.check_bits:  # no check sent: every pick is accepted, nothing practical to measure
             return batch_totals
         return practical_totals(batch_totals, draw.source, got.picked, got.fallback, got.accepted, ~coded.match)
@@ -264,8 +282,10 @@ class GaussianRateDistortion:
 
     @property
     def scheme_label(self) -> str:
-        """The scheme as tables name it: ``<scheme>_mse`` when s2 is chosen by the MSE in dB."""
-        return f"{self.scheme}_mse" if self.select_by == "mse_db" else self.scheme
+        """The scheme as tables name it: ``<scheme>_mse`` when s2 is chosen by the MSE in dB, then
+        ``_<estimate>`` for a decoder estimate other than the pick."""
+        label = f"{self.scheme}_mse" if self.select_by == "mse_db" else self.scheme
+        return label if self.estimate == "pick" else f"{label}_{self.estimate}"
 
     def select(self, seed: int, repetition: int, device, pool: WorkerPool | None = None) -> tuple[float, dict]:
         """Choose s2 by the lowest :attr:`selection_metric` on the selection trials."""
@@ -301,6 +321,8 @@ class GaussianRateDistortion:
         grid = len(self.test_channel_variances)
         selection = self.selection_trials * grid if grid > 1 else 0
         messages = self.repetitions * (self.trials + selection)
+        if self.estimate == "bayes":  # every decoder re-encodes its draws (at least as costly as a trial each)
+            messages *= 1 + self.posterior_draws
         return coding_seconds(messages, self.num_candidates, self.num_decoders, device, workers)
 
     def run(self, seed: int, device: torch.device, output_dir: Path) -> list[dict]:
@@ -333,6 +355,7 @@ class GaussianRateDistortion:
     def _point(self, runs: list[dict], seed: int) -> dict:
         metrics = ("distortion_db", "mse_db", "per_decoder_mse_db", "match_prob")
         metrics += PRACTICAL if self.check_bits else ()
+        metrics += ("estimate_mc_se", "estimate_empty_rate") if self.estimate == "bayes" else ()
         point = {
             **point_labels("gaussian", self.scheme),
             **self.point.labels(),
@@ -343,10 +366,15 @@ class GaussianRateDistortion:
             "balanced_labels": self.balanced_labels,
             "noise_var": self.noise_var,
             "selection_metric": self.selection_metric,
+            "estimate": self.estimate,
         }
+        if self.estimate == "bayes":
+            point["posterior_draws"] = self.posterior_draws
+        if self.estimate == "shrink":
+            point["calibration_trials"] = self.calibration_trials
         for name in metrics:
             point[name], se = mean_se(run[name] for run in runs)
-            point[f"{name}_se"] = se if len(runs) > 1 else runs[0][f"{name}_se"]
+            point[f"{name}_se"] = se if len(runs) > 1 else runs[0].get(f"{name}_se", math.nan)
         point["se_over"] = "repetitions" if len(runs) > 1 else "trials"
         chosen = [run["s2"] for run in runs]
         point["s2"] = statistics.mode(chosen)

@@ -28,6 +28,11 @@ def gaussian_point(scheme: str, num_decoders: int, rate_bits: int, noise_var: fl
     runs in one process whatever ``workers`` says. ``num_candidates`` None: the paper's 2^15
     (a learned codec: the source's usual N). With ``ckpt_path`` (gls or shared_randomness):
     the learned codec of that checkpoint on ``trials`` messages (:class:`SourceRateDistortion`)."""
+    estimate = coder_settings.get("estimate", "pick")
+    if estimate != "pick" and (ckpt_path is not None or scheme in (NESTED, NESTED_PAPER_METRIC)):
+        what = f"{scheme!r}" + (" with ckpt_path" if ckpt_path is not None else "")
+        raise ConfigError(f"estimate={estimate} refines the picks of the closed-form model (scheme gls or "
+                          f"shared_randomness without ckpt_path); {what} decodes its own way: use estimate=pick")
     if ckpt_path is not None:
         if scheme not in CODER_SCHEMES:
             raise ConfigError(f"ckpt_path evaluates a learned codec with scheme {' or '.join(CODER_SCHEMES)}; "

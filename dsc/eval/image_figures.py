@@ -51,18 +51,31 @@ def draw_reconstruction_grid(split, coder: ImportanceCoder, index: Tensor, coded
             recon_ax.imshow(to_image(recon[row, j]), cmap="gray", vmin=0, vmax=1)
             mse = ((recon[row, j] - split.source[digit]) / 2).pow(2).mean().item()
             recon_ax.set_title(f"{mse:.3f}", fontsize=6, pad=2)
-            color = SUCCESS if bool(matched[row, j]) else FAILURE
-            for spine in recon_ax.spines.values():
-                spine.set_edgecolor(color)
-                spine.set_linewidth(2.5)
+            frame(recon_ax, bool(matched[row, j]))
+    title = (f"{coder.scheme.value}, K={k}, {coder.rate_bits:g} bits, N={coder.num_candidates}: "
+             "green = decoder picked the encoder's candidate, red = it did not (titles: MSE)")
+    return save_grid(fig, axes, [1 + 2 * j for j in range(k)], title, path)
+
+
+def frame(ax, matched: bool) -> None:
+    """Frame a reconstruction green where its decoder picked the encoder's candidate, red where not."""
+    for spine in ax.spines.values():
+        spine.set_edgecolor(SUCCESS if matched else FAILURE)
+        spine.set_linewidth(2.5)
+
+
+def save_grid(fig, axes, crop_columns: list[int], title: str, path: Path) -> Path:
+    """Finish a grid of digits (no ticks; column 0 titled ``source``, ``crop_columns`` ``crop j``;
+    ``title`` above) and write it as a PNG, atomically."""
+    import matplotlib.pyplot as plt
+
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0, 0].set_title("source", fontsize=7)
-    for j in range(k):
-        axes[0, 1 + 2 * j].set_title(f"crop {j}", fontsize=6, pad=2)
-    fig.suptitle(f"{coder.scheme.value}, K={k}, {coder.rate_bits:g} bits, N={coder.num_candidates}: "
-                 "green = decoder picked the encoder's candidate, red = it did not (titles: MSE)", fontsize=7)
+    for j, column in enumerate(crop_columns):
+        axes[0, column].set_title(f"crop {j}", fontsize=6, pad=2)
+    fig.suptitle(title, fontsize=7)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)

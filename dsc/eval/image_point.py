@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 import lightning as L
 import torch
@@ -29,13 +29,22 @@ from dsc.coding import CodingPoint, GaussianPrior, ImportanceCoder, Scheme
 from dsc.coding.validation import check_positive_int
 from dsc.environment import strict_float32
 from dsc.errors import ConfigError
+from dsc.estimates import PickDecoderEstimate
 from dsc.eval.image_figures import draw_reconstruction_grid, pick_examples
 from dsc.eval.image_metrics import image_summary, mse_per_image, ssim_per_image, ssim_window, unit_pixels
 from dsc.eval.outcome import PointOutcome
 from dsc.eval.parallel import WorkerPool, worker_devices
 from dsc.eval.points import point_labels
 from dsc.lit.image_module import ImageCodecModule, load_codec
-from dsc.models.image_codec import MNIST_IMAGE, ImageCodecNetworks, ImageModel, Posterior, PosteriorLogRatio
+from dsc.lit.pick_decoder_module import load_pick_decoder
+from dsc.models.image_codec import (
+    MNIST_IMAGE,
+    FeatureDecoding,
+    ImageCodecNetworks,
+    ImageModel,
+    Posterior,
+    PosteriorLogRatio,
+)
 from dsc.models.network_model import EstimatorLogRatio
 from dsc.pipeline import Coded, code
 from dsc.progress import progress_bar
@@ -132,14 +141,15 @@ def make_coder(seed: int, latent_dim: int, scheme: str, num_decoders: int, rate_
     return CodingPoint(scheme, num_decoders, rate_bits, num_candidates).coder(seed, GaussianPrior(dim=latent_dim))
 
 
-class ImageSplitModel:
+class ImageSplitModel(FeatureDecoding):
     """The MNIST codec as a :class:`dsc.pipeline.CodingModel` over a split whose network outputs
     were computed once (:class:`SplitFeatures`): a source is a digit's index ``[B]``, a decoder's
     side information the pair (digit index, crop column) ``[B, K', 2]`` (:meth:`side`). The
-    values are those :class:`dsc.models.image_codec.ImageModel` computes from the images and crops."""
+    values are those :class:`dsc.models.image_codec.ImageModel` computes from the images and crops.
+    ``estimate`` (None: trust the pick) turns the decoders' picks into outputs (:mod:`dsc.estimates`)."""
 
-    def __init__(self, nets: ImageCodecNetworks, split: SplitFeatures) -> None:
-        self.nets, self.split = nets, split
+    def __init__(self, nets: ImageCodecNetworks, split: SplitFeatures, estimate=None) -> None:
+        self.nets, self.split, self.estimate = nets, split, estimate
         self.prior = GaussianPrior(dim=split.mean.shape[1])
 
     def identity(self) -> dict:
@@ -157,33 +167,31 @@ class ImageSplitModel:
     def decoder_log_weight(self, side: Tensor) -> EstimatorLogRatio:
         return EstimatorLogRatio(self.nets.estimator, self.split.crop_bias[side[..., 0], side[..., 1]])
 
-    def reconstruct(self, candidates: Tensor, side: Tensor) -> Tensor:
-        features = self.split.features[side[..., 0], side[..., 1]].flatten(0, 1)
-        recon = self.nets.decoder(candidates.flatten(0, 1).to(features.dtype), features)
-        return recon.view(*side.shape[:2], *recon.shape[1:])
-
-    def fallback(self, side: Tensor) -> Tensor:
-        zeros = torch.zeros(*side.shape[:2], self.prior.dim, device=side.device, dtype=self.split.features.dtype)
-        return self.reconstruct(zeros, side)
+    def side_features(self, side: Tensor) -> Tensor:
+        """The decoder's projection of each side information ``[B, K', 2]`` -> ``[B, K', features]``."""
+        return self.split.features[side[..., 0], side[..., 1]]
 
 
 @torch.no_grad()
 @strict_float32()
 def code_images(nets: ImageCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, index: Tensor,
-                check_bits: int = 0, fallback: bool = False) -> Coded:
+                check_bits: int = 0, fallback: bool = False, estimate=None) -> Coded:
     """Encode digits ``index`` ``[B]`` (their index is the message id) and decode them at the
     coder's K decoders (crops 0..K-1) through :func:`dsc.pipeline.code`: reconstructions
-    ``[B, K, 1, 28, 14]``, matches and acceptances ``[B, K]`` (and fallbacks when asked)."""
-    model = ImageSplitModel(nets, split)
+    ``[B, K, 1, 28, 14]`` (by ``estimate``; None: the codec's decoder on the pick), matches and
+    acceptances ``[B, K]`` (and fallbacks when asked)."""
+    model = ImageSplitModel(nets, split, estimate)
     return code(model, coder, index, index, model.side(index, coder.num_decoders), check_bits, fallback)
 
 
 def save_reconstruction_grid(nets: ImageCodecNetworks, split: SplitFeatures, coder: ImportanceCoder,
-                             outcome: PointOutcome, path: Path, count: int = 8) -> Path:
+                             outcome: PointOutcome, path: Path, count: int = 8, estimate=None) -> Path:
     """Code up to ``count`` digits of ``split`` (half of them ones some decoder matched, chosen by
-    ``outcome.match``) and draw them as :func:`dsc.eval.image_figures.draw_reconstruction_grid`."""
+    ``outcome.match``), decode them with ``estimate`` (as the evaluation did) and draw them as
+    :func:`dsc.eval.image_figures.draw_reconstruction_grid`."""
     index = pick_examples(outcome.match, count).to(split.source.device)
-    return draw_reconstruction_grid(split, coder, index, code_images(nets, split, coder, index), path)
+    coded = code_images(nets, split, coder, index, estimate=estimate)
+    return draw_reconstruction_grid(split, coder, index, coded, path)
 
 
 def digit_batch(start: int, batch_size: int, num_digits: int, device: torch.device) -> Tensor:
@@ -193,15 +201,16 @@ def digit_batch(start: int, batch_size: int, num_digits: int, device: torch.devi
 
 
 def batch_outcome(nets: ImageCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, index: Tensor,
-                  check_bits: int = 0) -> PointOutcome:
+                  check_bits: int = 0, estimate=None) -> PointOutcome:
     """Per-digit outcomes (on the CPU) of the digits ``index`` ``[B]`` of ``split``: MSE
-    (pixels in [0, 1]) and SSIM ``[B, K]`` of every decoder's reconstruction."""
+    (pixels in [0, 1]) and SSIM ``[B, K]`` of every decoder's reconstruction (by ``estimate``;
+    None: the codec's decoder on the pick)."""
     source = unit_pixels(split.source[index, None])  # [B, 1, 1, 28, 14]
 
     def error(recon: Tensor) -> Tensor:  # [B, K, 1, 28, 14] -> [B, K]
         return mse_per_image(unit_pixels(recon), source).float().cpu()
 
-    coded = code_images(nets, split, coder, index, check_bits, fallback=check_bits > 0)
+    coded = code_images(nets, split, coder, index, check_bits, fallback=check_bits > 0, estimate=estimate)
     got = coded.decoded
     ssim = ssim_per_image(unit_pixels(got.picked), source, win_size=ssim_window(*source.shape[-2:])).float().cpu()
     if not check_bits:
@@ -216,18 +225,30 @@ def summarise(outcome: PointOutcome) -> dict:
     return {**outcome.summary(), **images}
 
 
+def match_split(outcome: PointOutcome) -> dict:
+    """The decoders' mean MSE over the picks that were the encoder's candidate (``matched_mse``)
+    and over the others (``missed_mse``); None where there are none."""
+    mse, match = outcome.mse.double(), outcome.match
+
+    def mean(keep: Tensor) -> float | None:
+        return mse[keep].mean().item() if bool(keep.any()) else None
+
+    return {"matched_mse": mean(match), "missed_mse": mean(~match)}
+
+
 def evaluate_point(nets: ImageCodecNetworks, split: SplitFeatures, coder: ImportanceCoder, batch_size: int = 500,
                    progress: bool = False, check_bits: int = 0,
-                   batches: Iterable[PointOutcome] | None = None) -> PointOutcome:
+                   batches: Iterable[PointOutcome] | None = None, estimate=None) -> PointOutcome:
     """Code every digit of ``split`` at ``coder``'s point -> per-digit outcomes (with
-    ``check_bits`` > 0 also the practical-selection ones). ``batches``, optional: the outcomes
-    of consecutive batches of ``batch_size`` digits computed elsewhere (by workers), in order."""
+    ``check_bits`` > 0 also the practical-selection ones), the decoders' outputs by ``estimate``
+    (None: the codec's decoder on the pick). ``batches``, optional: the outcomes of consecutive
+    batches of ``batch_size`` digits computed elsewhere (by workers), in order."""
     if coder.num_decoders > split.num_decoders:
         raise ConfigError(f"the split has {split.num_decoders} crops per digit, the coder needs {coder.num_decoders}")
     if batches is None:
         device = split.source.device
         batches = (batch_outcome(nets, split, coder, digit_batch(start, batch_size, split.num_digits, device),
-                                 check_bits) for start in range(0, split.num_digits, batch_size))
+                                 check_bits, estimate) for start in range(0, split.num_digits, batch_size))
     parts = []
     desc = f"{coder.scheme.value} K={coder.num_decoders} R={coder.rate_bits:g} N={coder.num_candidates}"
     with progress_bar(total=split.num_digits, desc=desc, unit="digit", disable=not progress, leave=False) as bar:
@@ -243,10 +264,33 @@ def shares_rows_across_decoders(scheme: str) -> bool:
     return Scheme(scheme) is Scheme.SHARED_RANDOMNESS
 
 
+class Prepared(NamedTuple):
+    """What a point's evaluation needs, made once per process: the codec, its split's features,
+    the coder, the data's origin and the decoders' estimate (None: the codec's decoder on the pick)."""
+
+    codec: ImageCodecModule
+    split: SplitFeatures
+    coder: ImportanceCoder
+    origin: str
+    estimate: PickDecoderEstimate | None
+
+
+def pick_decoder_estimate(decoder_ckpt: str, codec: ImageCodecModule, codec_ckpt: str,
+                          device: torch.device) -> PickDecoderEstimate:
+    """The estimate of the pick-aware decoder at ``decoder_ckpt``, on ``device``; a decoder trained
+    for another codec than ``codec`` (at ``codec_ckpt``) is a CheckpointMismatchError naming both."""
+    module = load_pick_decoder(decoder_ckpt, ImageModel(codec.nets).weights_sha256, codec_ckpt)
+    return PickDecoderEstimate(module.decoder.to(device).eval())
+
+
 @dataclass
 class ImageRateDistortion:
     """One (scheme, K, rate, N) point of a trained MNIST codec on ``split`` (val or test);
-    also draws ``reconstructions.png`` (a few digits, every decoder, successes marked)."""
+    also draws ``reconstructions.png`` (a few digits, every decoder, successes marked). With
+    ``decoder_ckpt`` the decoders' outputs come from that pick-aware decoder
+    (:mod:`dsc.lit.pick_decoder_module`, trained for this codec) instead of the codec's decoder;
+    the point's ``decoder`` says which: ``pick`` (the codec's decoder, trusting the pick),
+    ``trained`` or ``crop_only``."""
 
     ckpt_path: str
     scheme: str = "gls"
@@ -262,6 +306,7 @@ class ImageRateDistortion:
     check_bits: int = 0  # c check bits per message: practical decoder selection (rate = rate_bits + c)
     workers: int = 1  # processes (one per GPU with device=cuda) sharing the digits; same results
     distortion: str | None = None  # the loss normalisation the codec must have been trained with (None: any)
+    decoder_ckpt: str | None = None  # a pick-aware decoder trained for this codec (None: the codec's decoder)
 
     def __post_init__(self) -> None:
         self.num_candidates = self.num_candidates or 128
@@ -271,36 +316,49 @@ class ImageRateDistortion:
         if self.split not in SPLITS:
             raise ConfigError(f"split must be val or test, got {self.split!r}")
 
-    def prepare(self, seed: int, device: torch.device) -> tuple[ImageCodecModule, SplitFeatures, ImportanceCoder, str]:
-        """The codec on ``device``, its split's features, the coder and the data's origin."""
+    def prepare(self, seed: int, device: torch.device) -> Prepared:
+        """The codec on ``device``, its split's features, the coder, the data's origin and the estimate."""
         codec = load_codec(self.ckpt_path, self.distortion).to(device)
+        estimate = None
+        if self.decoder_ckpt is not None:  # checked against the codec before any feature is computed
+            estimate = pick_decoder_estimate(self.decoder_ckpt, codec, self.ckpt_path, device)
         dataset, origin = split_dataset(codec, self.split, self.num_decoders, seed, self.limit, self.data)
         split = SplitFeatures.compute(codec.nets, dataset, device, self.batch_size)
         coder = self.point.coder(seed, GaussianPrior(dim=codec.hparams.latent_dim))
-        return codec, split, coder, origin
+        return Prepared(codec, split, coder, origin, estimate)
 
     def run(self, seed: int, device: torch.device, output_dir: Path) -> list[dict]:
         devices = worker_devices(device, self.workers)
-        codec, split, coder, origin = self.prepare(seed, device)
+        codec, split, coder, origin, estimate = self.prepare(seed, device)
         log.info("data: %s, %s split, %d digits | device: %s%s", origin, self.split, split.num_digits, device,
                  f" | digits split over {len(devices)} workers" if len(devices) > 1 else "")
         with WorkerPool(devices) as pool:
             batches = None if len(devices) == 1 else pool.map(
                 partial(_worker_batch, self, seed), range(0, split.num_digits, self.batch_size))
             outcome = evaluate_point(codec.nets, split, coder, self.batch_size, self.progress, self.check_bits,
-                                     batches)
+                                     batches, estimate)
         hp = codec.hparams
         point = {
             **point_labels(self.source, self.scheme), **self.point.labels(), "split": self.split, **summarise(outcome),
+            **match_split(outcome),
             "beta": float(hp.beta), "distortion": hp.distortion, "crop_size": int(hp.crop_size), "data": origin,
-            "ckpt_path": str(self.ckpt_path),
+            "ckpt_path": str(self.ckpt_path), "epochs": codec.trained_with["epochs"],
+            "decoder": self.decoder_kind(estimate), "decoder_ckpt": self.decoder_ckpt,
         }
-        save_reconstruction_grid(codec.nets, split, coder, outcome, output_dir / "reconstructions.png")
-        log.info("%s K=%d R=%d N=%d on %s (%d digits): mse %.4f +- %.4f (best of K), per-decoder %.4f, "
-                 "psnr %.2f dB, ssim %.3f, match %.3f", self.scheme, self.num_decoders, self.rate_bits,
-                 self.num_candidates, self.split, point["digits"], point["mse"], point["mse_se"],
+        save_reconstruction_grid(codec.nets, split, coder, outcome, output_dir / "reconstructions.png",
+                                 estimate=estimate)
+        log.info("%s K=%d R=%d N=%d, %s decoder, on %s (%d digits): mse %.4f +- %.4f (best of K), per-decoder "
+                 "%.4f, psnr %.2f dB, ssim %.3f, match %.3f", self.scheme, self.num_decoders, self.rate_bits,
+                 self.num_candidates, point["decoder"], self.split, point["digits"], point["mse"], point["mse_se"],
                  point["per_decoder_mse"], point["psnr_db"], point["ssim"], point["match_prob"])
         return [point]
+
+    @staticmethod
+    def decoder_kind(estimate: PickDecoderEstimate | None) -> str:
+        """``pick`` (the codec's decoder), ``trained`` or ``crop_only`` (a pick-aware decoder)."""
+        if estimate is None:
+            return "pick"
+        return "crop_only" if estimate.decoder.crop_only else "trained"
 
 
 _PREPARED: dict = {}  # a worker's prepared codec, split and coder, for the job it serves
@@ -312,6 +370,6 @@ def _worker_batch(job: ImageRateDistortion, seed: int, start: int, device: torch
     if key not in _PREPARED:
         _PREPARED.clear()
         _PREPARED[key] = job.prepare(seed, device)
-    codec, split, coder, _ = _PREPARED[key]
+    codec, split, coder, _, estimate = _PREPARED[key]
     index = digit_batch(start, job.batch_size, split.num_digits, device)
-    return batch_outcome(codec.nets, split, coder, index, job.check_bits)
+    return batch_outcome(codec.nets, split, coder, index, job.check_bits, estimate)

@@ -12,7 +12,8 @@ With A ~ N(0, 1), T = A + N(0, noise_var) and the test channel W | A ~ N(A, s2):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from torch import Tensor
 
@@ -112,10 +113,12 @@ class GaussianModel:
     """The quadratic-Gaussian source A ~ N(0, 1), T_k = A + N(0, noise_var) as a
     :class:`dsc.pipeline.CodingModel`: sources ``[B]``, side information ``[B, K']``, scalar
     candidates ``[B, n, 1]``, reconstructions E[A | W, T_k] and fallbacks E[A | T_k] ``[B, K']``
-    (float64)."""
+    (float64). ``estimate``: how decoders turn picks into outputs (:mod:`dsc.estimates`; None:
+    the pick's reconstruction); decoder-side only, so not part of :meth:`identity`."""
 
     test_channel_var: float = 0.005
     noise_var: float = 0.5
+    estimate: Any = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         self.analytic  # validates both variances  # noqa: B018
@@ -145,6 +148,21 @@ class GaussianModel:
 
     def fallback(self, side_information: Tensor) -> Tensor:
         return self.analytic.decoder_mean(side_information.double())  # E[A | T_k]: w at its mean
+
+    def source_log_weights(self, sources: Tensor) -> GaussianLogRatio:
+        """The encoder's log-weights of S sources per message ``[B, S]``: candidates
+        ``[B, n, 1]`` -> ``[B, S, n]`` (decoder-side re-encoding, :mod:`dsc.estimates`)."""
+        return self.analytic.encoder_log_weight(_shaped(sources, 2, "sources [B, S]"))
+
+    def source_posterior(self, side_information: Tensor) -> tuple[Tensor, float]:
+        """A | T_k: mean ``[B, K']`` T_k / (1 + noise_var) and variance noise_var / (1 + noise_var)."""
+        return self.fallback(side_information), self.noise_var / (1 + self.noise_var)
+
+    def pick_posterior(self, candidates: Tensor, side_information: Tensor) -> tuple[Tensor, float]:
+        """A | W = pick, T_k: mean ``[B, K']`` (the pick's reconstruction) and variance
+        1 / (1 + 1 / s2 + 1 / noise_var)."""
+        precision = 1 + 1 / self.test_channel_var + 1 / self.noise_var
+        return self.reconstruct(candidates, side_information), 1 / precision
 
 
 def _shaped(x: Tensor, dims: int, what: str) -> Tensor:

@@ -175,7 +175,22 @@ class ImageCodecNetworks(nn.Module):
         self.estimator = Estimator(latent_dim, self.side_shape, features, estimator_hidden)
 
 
-class ImageModel(NetworkCodingModel):
+class FeatureDecoding:
+    """Reconstructions of an image coding model from its ``side_features`` (side information
+    ``[B, K', ...]`` -> ``[B, K', features]``), ``nets.decoder`` and ``prior``: a pick
+    ``[B, K', d]`` -> ``[B, K', C, H, W/2]``; the fallback decodes the prior mean (w = 0)."""
+
+    def reconstruct(self, candidates: Tensor, side_information: Tensor) -> Tensor:
+        features = self.side_features(side_information)
+        recon = self.nets.decoder(candidates.flatten(0, 1).to(features.dtype), features.flatten(0, 1))
+        return recon.view(*candidates.shape[:2], *recon.shape[1:])
+
+    def fallback(self, side_information: Tensor) -> Tensor:
+        zeros = torch.zeros(*side_information.shape[:2], self.prior.dim, device=side_information.device)
+        return self.reconstruct(zeros, side_information)
+
+
+class ImageModel(FeatureDecoding, NetworkCodingModel):
     """A trained image codec's networks as a :class:`dsc.pipeline.CodingModel`: sources are
     right halves ``[B, C, H, W/2]`` in [-1, 1], side information ``[B, K', C_s, h, w]``,
     reconstructions ``[B, K', C, H, W/2]``; the fallback decodes the prior mean (w = 0) with
@@ -190,11 +205,7 @@ class ImageModel(NetworkCodingModel):
     def decoder_log_weight(self, side_information: Tensor) -> EstimatorLogRatio:
         return EstimatorLogRatio(self.nets.estimator, self.nets.estimator.crop_bias(side_information))
 
-    def reconstruct(self, candidates: Tensor, side_information: Tensor) -> Tensor:
+    def side_features(self, side_information: Tensor) -> Tensor:
+        """The decoder's projection of each side information ``[B, K', C_s, h, w]`` -> ``[B, K', features]``."""
         features = self.nets.projection(side_information.flatten(0, 1))
-        recon = self.nets.decoder(candidates.flatten(0, 1).float(), features)
-        return recon.view(*candidates.shape[:2], *recon.shape[1:])
-
-    def fallback(self, side_information: Tensor) -> Tensor:
-        zeros = torch.zeros(*side_information.shape[:2], self.prior.dim, device=side_information.device)
-        return self.reconstruct(zeros, side_information)
+        return features.view(*side_information.shape[:2], -1)
