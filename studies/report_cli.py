@@ -1,8 +1,10 @@
-"""The command line shared by the studies' report writers: ``python -m <module> RUNS RESULTS``."""
+"""What the studies' report writers share: their command line (``python -m <module> RUNS RESULTS``)
+and reading a run's JSON records."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 from typing import Callable, Sequence
@@ -24,3 +26,12 @@ def report_main(prog: str, description: str, write: Callable[[str, str], Path], 
         print(write(args.runs, args.results))
     except DscError as error:
         parser.exit(2, f"error: {error}\n")
+
+
+def read_json(path: Path, what: str, script: str) -> dict:
+    """The JSON record at ``path`` (``what`` it is, for the message); a missing or unreadable one
+    is a DscError saying to run ``script`` first."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise DscError(f"cannot read {path} ({what}): {error}; run {script} first") from error

@@ -12,7 +12,6 @@ decoder x rate)::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -20,7 +19,7 @@ from dsc.errors import DscError
 from dsc.helptext import first_paragraph
 from dsc.io import atomic_write_bytes
 from dsc.report.tables import to_csv
-from studies.report_cli import report_main
+from studies.report_cli import read_json, report_main
 
 COLUMNS = ("scheme", "decoder", "num_decoders", "rate_bits", "mse", "mse_se", "psnr_db", "ssim", "match_prob",
            "num_candidates", "beta", "epochs", "per_decoder_mse", "matched_mse", "missed_mse")
@@ -32,10 +31,7 @@ DESCRIPTIONS = {"pick": "the codec's decoder on the pick (trusts it)",
 
 
 def _read_json(path: Path, what: str) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise DscError(f"cannot read {path} ({what}): {error}; run studies/mnist_decoders/run.sh first") from error
+    return read_json(path, what, "studies/mnist_decoders/run.sh")
 
 
 def decoder_rows(runs: Path) -> list[dict]:

@@ -10,7 +10,6 @@ into RESULTS ``results.csv`` (one row per run, scheme, K and rate) and ``results
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -18,17 +17,14 @@ from dsc.errors import DscError
 from dsc.helptext import first_paragraph
 from dsc.io import atomic_write_bytes
 from dsc.report.tables import to_csv
-from studies.report_cli import report_main
+from studies.report_cli import read_json, report_main
 
 COLUMNS = ("run", "side_info", "noise_std", "scheme", "num_decoders", "rate_bits", "mse", "mse_se", "per_decoder_mse",
            "psnr_db", "ssim", "match_prob", "num_candidates", "beta", "epochs", "train_digits", "test_digits")
 
 
 def _read_json(path: Path, what: str) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise DscError(f"cannot read {path} ({what}): {error}; run studies/mnist_side_info/run.sh first") from error
+    return read_json(path, what, "studies/mnist_side_info/run.sh")
 
 
 def side_info_rows(runs: Path) -> list[dict]:
